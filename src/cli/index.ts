@@ -1,0 +1,50 @@
+import { Command, Option } from 'commander';
+import { ConfigError, loadConfig, type Config } from '../config/config.ts';
+import { listCommand } from './ls.ts';
+
+const program = new Command()
+  .name('modeld')
+  .description('OpenAI-compatible local inference server for GGUF and ONNX models')
+  .showHelpAfterError();
+
+const serverOptions = (cmd: Command) =>
+  cmd
+    .option('--host <host>', 'interface to bind (MODELD_HOST)')
+    .option('-p, --port <port>', 'port (MODELD_PORT)', (v) => Number(v))
+    .option('-m, --models-dir <dir>', 'models folder (MODELD_MODELS_DIR)');
+
+function configFrom(opts: Record<string, unknown>): Config {
+  try {
+    return loadConfig({
+      host: opts.host as string | undefined,
+      port: opts.port as number | undefined,
+      modelsDir: opts.modelsDir as string | undefined,
+      logLevel: opts.logLevel as Config['logLevel'] | undefined,
+      jit: opts.jit as boolean | undefined,
+      keepAlive: opts.keepAlive as string | undefined,
+    });
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(`modeld: ${err.message}`);
+      process.exit(2);
+    }
+    throw err;
+  }
+}
+
+serverOptions(program.command('serve').description('start the server'))
+  .addOption(new Option('-l, --log-level <level>', 'log level (MODELD_LOG_LEVEL)').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
+  .option('--no-jit', 'do not load a stopped model on its first request (MODELD_JIT=false)')
+  .option('--keep-alive <duration>', 'idle time before a model unloads, e.g. 5m, 0, -1 (MODELD_KEEP_ALIVE)')
+  .action(async (opts) => {
+    const { startServer } = await import('../server.ts');
+    await startServer(configFrom(opts));
+  });
+
+serverOptions(program.command('ls').alias('list').description('print the model table (from a running server, else from the folder)'))
+  .option('--json', 'print JSON instead of a table')
+  .action(async (opts) => {
+    process.exitCode = await listCommand(configFrom(opts), { json: Boolean(opts.json) });
+  });
+
+await program.parseAsync(process.argv);

@@ -1,0 +1,93 @@
+/**
+ * Every error the server can answer, defined once: a stable `code`, its HTTP status and
+ * the OpenAI error `type`. Routes and domain modules throw `ApiError`; one handler turns
+ * it into the OpenAI envelope `{error: {message, type, param, code}}`.
+ */
+export type ErrorType =
+  | 'invalid_request_error'
+  | 'authentication_error'
+  | 'not_found_error'
+  | 'server_error'
+  | 'service_unavailable';
+
+interface ErrorDef {
+  status: number;
+  type: ErrorType;
+  /** 503s a client should retry after this many seconds (the SDKs honour `retry-after`). */
+  retryAfter?: number;
+  /** Failures a retry cannot mend: sends `x-should-retry: false`. */
+  noRetry?: boolean;
+}
+
+export const ERROR_CODES = {
+  // request shape
+  invalid_request: { status: 400, type: 'invalid_request_error' },
+  invalid_json: { status: 400, type: 'invalid_request_error' },
+  missing_required_parameter: { status: 400, type: 'invalid_request_error' },
+  invalid_type: { status: 400, type: 'invalid_request_error' },
+  invalid_value: { status: 400, type: 'invalid_request_error' },
+  unknown_parameter: { status: 400, type: 'invalid_request_error' },
+  parameter_out_of_range: { status: 400, type: 'invalid_request_error' },
+  unsupported_media_type: { status: 415, type: 'invalid_request_error' },
+  body_too_large: { status: 413, type: 'invalid_request_error' },
+  route_not_found: { status: 404, type: 'not_found_error' },
+  invalid_api_key: { status: 401, type: 'authentication_error' },
+  // models
+  invalid_model_id: { status: 400, type: 'invalid_request_error' },
+  model_not_found: { status: 404, type: 'not_found_error' },
+  model_exists: { status: 409, type: 'invalid_request_error' },
+  model_not_downloaded: { status: 409, type: 'invalid_request_error' },
+  model_not_running: { status: 409, type: 'invalid_request_error' },
+  model_invalid: { status: 422, type: 'invalid_request_error', noRetry: true },
+  model_not_capable: { status: 400, type: 'invalid_request_error' },
+  model_load_failed: { status: 500, type: 'server_error', noRetry: true },
+  model_loading: { status: 503, type: 'service_unavailable', retryAfter: 1 },
+  model_stopped: { status: 503, type: 'service_unavailable', retryAfter: 1 },
+  engine_unavailable: { status: 501, type: 'server_error', noRetry: true },
+  // load and scheduling
+  queue_full: { status: 503, type: 'service_unavailable', retryAfter: 1 },
+  maintenance: { status: 503, type: 'service_unavailable', retryAfter: 30 },
+  request_timeout: { status: 504, type: 'server_error' },
+  request_aborted: { status: 499, type: 'invalid_request_error' },
+  out_of_memory: { status: 507, type: 'server_error', noRetry: true },
+  internal_error: { status: 500, type: 'server_error' },
+} as const satisfies Record<string, ErrorDef>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export interface ApiErrorOptions {
+  /** The request field, file or model the error is about (OpenAI's `param`). */
+  param?: string | null;
+  /** Overrides the code's default `retry-after` seconds. */
+  retryAfter?: number;
+  cause?: unknown;
+}
+
+export class ApiError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly type: ErrorType;
+  readonly param: string | null;
+  readonly retryAfter?: number;
+  readonly noRetry: boolean;
+
+  constructor(code: ErrorCode, message: string, options: ApiErrorOptions = {}) {
+    super(message, { cause: options.cause });
+    const def: ErrorDef = ERROR_CODES[code];
+    this.name = 'ApiError';
+    this.code = code;
+    this.status = def.status;
+    this.type = def.type;
+    this.param = options.param ?? null;
+    this.retryAfter = options.retryAfter ?? def.retryAfter;
+    this.noRetry = def.noRetry ?? false;
+  }
+
+  toJSON() {
+    return { error: { message: this.message, type: this.type, param: this.param, code: this.code } };
+  }
+}
+
+export function isApiError(err: unknown): err is ApiError {
+  return err instanceof ApiError;
+}

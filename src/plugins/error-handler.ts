@@ -1,0 +1,87 @@
+import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
+import fp from 'fastify-plugin';
+import { ApiError, type ErrorCode } from '../errors.ts';
+
+const KEYWORD_CODES: Record<string, ErrorCode> = {
+  required: 'missing_required_parameter',
+  type: 'invalid_type',
+  minimum: 'parameter_out_of_range',
+  maximum: 'parameter_out_of_range',
+  exclusiveMinimum: 'parameter_out_of_range',
+  exclusiveMaximum: 'parameter_out_of_range',
+  minItems: 'invalid_value',
+  maxItems: 'invalid_value',
+  minLength: 'invalid_value',
+  maxLength: 'invalid_value',
+  enum: 'invalid_value',
+  const: 'invalid_value',
+  anyOf: 'invalid_value',
+  pattern: 'invalid_value',
+  additionalProperties: 'unknown_parameter',
+};
+
+interface AjvError {
+  keyword: string;
+  instancePath: string;
+  message?: string;
+  params: Record<string, unknown>;
+}
+
+/** Turns an ajv validation failure into an ApiError naming the field in dotted form. */
+export function fromValidation(errors: AjvError[], context: string | undefined): ApiError {
+  // anyOf reports every branch; the most specific error is the deepest non-anyOf one.
+  const e = [...errors].sort((a, b) => b.instancePath.length - a.instancePath.length || (a.keyword === 'anyOf' ? 1 : -1))[0]!;
+  const segs = e.instancePath.split('/').filter(Boolean);
+  if (e.keyword === 'required') segs.push(String(e.params.missingProperty));
+  if (e.keyword === 'additionalProperties') segs.push(String(e.params.additionalProperty));
+  const param = segs.map((s, i) => (/^\d+$/.test(s) ? `[${s}]` : i === 0 ? s : `.${s}`)).join('') || null;
+  const where = context && context !== 'body' ? ` in ${context}` : '';
+  let message: string;
+  if (e.keyword === 'required') message = `missing required parameter '${param}'${where}`;
+  else if (e.keyword === 'additionalProperties') message = `unknown parameter '${param}'${where}`;
+  else if (e.keyword === 'enum') message = `'${param}'${where} must be one of ${JSON.stringify(e.params.allowedValues)}`;
+  else message = param ? `'${param}'${where} ${e.message}` : `request ${context ?? 'body'} ${e.message}`;
+  return new ApiError(KEYWORD_CODES[e.keyword] ?? 'invalid_request', message, { param });
+}
+
+function toApiError(err: FastifyError & { validation?: AjvError[]; validationContext?: string }): ApiError {
+  if (err instanceof ApiError) return err;
+  if (err.validation) return fromValidation(err.validation, err.validationContext);
+  switch (err.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new ApiError('body_too_large', `request body is larger than the server's limit: ${err.message}`);
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new ApiError('unsupported_media_type', `unsupported Content-Type; send application/json`);
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return new ApiError('invalid_json', 'the body is empty but Content-Type is application/json');
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return new ApiError('invalid_request', 'Content-Length does not match the body');
+  }
+  if (err instanceof SyntaxError || err.code === 'FST_ERR_CTP_INVALID_JSON_BODY') {
+    return new ApiError('invalid_json', `the body is not valid JSON: ${err.message}`);
+  }
+  if (err.statusCode && err.statusCode < 500) return new ApiError('invalid_request', err.message);
+  return new ApiError('internal_error', 'internal server error', { cause: err });
+}
+
+export function sendApiError(reply: FastifyReply, e: ApiError): FastifyReply {
+  if (e.retryAfter !== undefined && e.status >= 500) reply.header('retry-after', String(e.retryAfter));
+  if (e.noRetry) reply.header('x-should-retry', 'false');
+  return reply.code(e.status).type('application/json').send(e.toJSON());
+}
+
+/** One place where every failure becomes the OpenAI envelope with a stable code. */
+export default fp(
+  async function errorHandler(app: FastifyInstance) {
+    app.setErrorHandler((err: FastifyError, request, reply) => {
+      const e = toApiError(err);
+      if (e.status >= 500 && e.code === 'internal_error') request.log.error({ err }, 'unhandled error');
+      else if (e.status >= 500) request.log.warn({ code: e.code, msg: e.message }, 'request failed');
+      return sendApiError(reply, e);
+    });
+    app.setNotFoundHandler((request, reply) =>
+      sendApiError(reply, new ApiError('route_not_found', `no route ${request.method} ${request.url.split('?')[0]}`)),
+    );
+  },
+  { name: 'error-handler' },
+);

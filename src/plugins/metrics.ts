@@ -1,0 +1,34 @@
+import type { FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
+import { Metrics } from '../runtime/metrics.ts';
+import { stateOf } from '../runtime/model-view.ts';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    metrics: Metrics;
+  }
+}
+
+export default fp(
+  async function metricsPlugin(app: FastifyInstance) {
+    const metrics = new Metrics(() =>
+      app.registry.list().map((e) => {
+        const s = stateOf(app, e);
+        return { id: e.id, state: s.state, running: s.queue?.running, waiting: s.queue?.waiting };
+      }),
+    );
+    app.decorate('metrics', metrics);
+    app.addHook('onResponse', async (request, reply) => {
+      const route = request.routeOptions.url ?? 'unmatched';
+      metrics.requests.inc({ method: request.method, route, status: reply.statusCode });
+      metrics.latency.observe({ method: request.method, route }, reply.elapsedTime / 1000);
+    });
+    app.get('/metrics', {
+      schema: { tags: ['system'], summary: 'Prometheus metrics', description: 'Requests, latency, tokens, batch sizes, queue depth, model states.', produces: ['text/plain'] },
+    }, async (_request, reply) => {
+      reply.type(metrics.registry.contentType);
+      return metrics.registry.metrics();
+    });
+  },
+  { name: 'metrics', dependencies: ['services'] },
+);

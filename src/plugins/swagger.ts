@@ -1,0 +1,41 @@
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
+import { ErrorSchema } from '../schemas/common.ts';
+import { ModelSchema, ProgressSchema, QueueSchema, ModelStateSchema } from '../schemas/models.ts';
+import { ParamDescriptorSchema } from '../schemas/system.ts';
+
+/** Schemas referenced by id from many routes; registered once so the document names them. */
+export const SHARED_SCHEMAS = [ErrorSchema, QueueSchema, ProgressSchema, ModelSchema, ModelStateSchema, ParamDescriptorSchema];
+
+export const OPENAPI_INFO = {
+  title: 'modeld',
+  description:
+    'OpenAI-compatible local inference server: chat, completions and embeddings from GGUF models (node-llama-cpp), classifications from ONNX models (onnxruntime-node), and Jan model control. Errors use the OpenAI envelope `{error: {message, type, param, code}}`.',
+  version: '0.1.0',
+};
+
+export default fp(
+  async function swaggerPlugin(app: FastifyInstance) {
+    for (const s of SHARED_SCHEMAS) app.addSchema(s);
+    await app.register(swagger, {
+      openapi: {
+        openapi: '3.1.0',
+        info: OPENAPI_INFO,
+        servers: [{ url: 'http://127.0.0.1:1337' }],
+        components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+        security: [{ bearer: [] }],
+        tags: [
+          { name: 'openai', description: 'OpenAI-compatible endpoints' },
+          { name: 'models', description: 'Model table and Jan model control' },
+          { name: 'system', description: 'Health, status, engines, metrics' },
+        ],
+      },
+      refResolver: { buildLocalReference: (json, _base, _frag, i) => (json.$id as string) || `def-${i}` },
+    });
+    await app.register(swaggerUi, { routePrefix: '/docs' });
+    app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  },
+  { name: 'swagger', dependencies: ['error-handler'] },
+);

@@ -1,0 +1,96 @@
+import { access, readdir, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { expandHome } from '../config/config.ts';
+import type { BinaryFile, ModelObjectFile } from './model-object-schema.ts';
+
+export interface BinaryRef {
+  /** Absolute local path where the file is or will be. */
+  path: string;
+  /** Remote source, when the file is (or was) downloaded. */
+  url?: string;
+  sha256?: string;
+  size?: number;
+  mime_type?: string;
+  /** Inside the model folder, so the server may delete it with the model. */
+  managed: boolean;
+  present: boolean;
+}
+
+export const BINARY_EXTENSIONS = ['.gguf', '.onnx'];
+
+export function isRemote(url: string | undefined): url is string {
+  return !!url && /^https?:\/\//i.test(url);
+}
+
+/** Hugging Face `blob` page URLs serve HTML; `resolve` serves the file. */
+export function toResolveUrl(url: string): string {
+  return url.replace(/^(https?:\/\/[^/]+\/[^/]+\/[^/]+)\/blob\//, '$1/resolve/');
+}
+
+function fileNameOfUrl(url: string): string {
+  const u = new URL(url);
+  return decodeURIComponent(path.posix.basename(u.pathname)) || 'model.bin';
+}
+
+function isInside(dir: string, p: string): boolean {
+  const rel = path.relative(dir, p);
+  return rel !== '' && !rel.startsWith('..') && !path.isAbsolute(rel);
+}
+
+function localPath(folder: string, p: string): string {
+  return path.resolve(folder, expandHome(p));
+}
+
+async function exists(p: string): Promise<boolean> {
+  return access(p).then(() => true, () => false);
+}
+
+/**
+ * Works out the binaries a model object refers to: `metadata.binaries`, else `source_url`
+ * (a URL downloads into the folder; a local path is used where it lies), else the binary in
+ * the folder named like the object file, else the folder's only binary.
+ */
+export async function resolveBinaries(
+  folder: string,
+  objectFile: string,
+  obj: ModelObjectFile,
+  folderBinaries: string[],
+): Promise<BinaryRef[]> {
+  const make = async (b: BinaryFile): Promise<BinaryRef> => {
+    const url = isRemote(b.url) ? toResolveUrl(b.url) : undefined;
+    const target = b.path ? localPath(folder, b.path) : url ? path.join(folder, fileNameOfUrl(url)) : folder;
+    return {
+      path: target,
+      ...(url ? { url } : {}),
+      ...(b.sha256 ? { sha256: b.sha256.toLowerCase() } : {}),
+      ...(b.size !== undefined ? { size: b.size } : {}),
+      ...(b.mime_type ? { mime_type: b.mime_type } : {}),
+      managed: isInside(folder, target),
+      present: await exists(target),
+    };
+  };
+  const listed = obj.metadata?.binaries;
+  if (listed && listed.length > 0) return Promise.all(listed.map(make));
+  const src = obj.source_url;
+  if (isRemote(src)) return [await make({ url: src })];
+  if (src && src !== '.' && src !== './') {
+    const p = localPath(folder, src);
+    const st = await stat(p).catch(() => undefined);
+    if (!st?.isDirectory()) return [await make({ path: p })];
+    const inDir = (await readdir(p)).filter(isBinaryName).map((f) => path.join(p, f));
+    const chosen = pickBinary(objectFile, inDir);
+    return chosen ? [await make({ path: chosen })] : [];
+  }
+  const chosen = pickBinary(objectFile, folderBinaries);
+  return chosen ? [await make({ path: chosen })] : [];
+}
+
+export function isBinaryName(name: string): boolean {
+  return BINARY_EXTENSIONS.includes(path.extname(name).toLowerCase());
+}
+
+/** The binary named like the object file, else the only one. */
+function pickBinary(objectFile: string, binaries: string[]): string | undefined {
+  const base = path.basename(objectFile, '.json');
+  return binaries.find((f) => path.basename(f, path.extname(f)) === base) ?? (binaries.length === 1 ? binaries[0] : undefined);
+}

@@ -1,0 +1,35 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest, FastifySchema, HTTPMethods } from 'fastify';
+import type { ModelEntry } from '../../registry/registry.ts';
+import { ModelIdParamsSchema } from '../../schemas/common.ts';
+
+export interface ModelRouteOptions {
+  method: HTTPMethods | HTTPMethods[];
+  /** Path after the id, e.g. "/state" or "" for the model itself. */
+  suffix: string;
+  schema: FastifySchema;
+  handler: (entry: ModelEntry, request: FastifyRequest, reply: FastifyReply) => unknown;
+}
+
+/**
+ * Registers a per-model route twice: `/v1/models/:id<suffix>` (documented; the id may carry
+ * a percent-encoded slash, as the SDKs send it, or be a folder alias) and
+ * `/v1/models/:folder/:file<suffix>` (the raw slash form, hidden from the document).
+ */
+export function modelRoute(app: FastifyInstance, opts: ModelRouteOptions): void {
+  const resolve = (request: FastifyRequest) => {
+    const p = request.params as { id?: string; folder?: string; file?: string };
+    return app.registry.resolve(p.id ?? `${p.folder}/${p.file}`);
+  };
+  app.route({
+    method: opts.method,
+    url: `/v1/models/:id${opts.suffix}`,
+    schema: { ...opts.schema, params: ModelIdParamsSchema },
+    handler: (request, reply) => opts.handler(resolve(request), request, reply),
+  });
+  app.route({
+    method: opts.method,
+    url: `/v1/models/:folder/:file${opts.suffix}`,
+    schema: { ...opts.schema, hide: true },
+    handler: (request, reply) => opts.handler(resolve(request), request, reply),
+  });
+}

@@ -1,0 +1,277 @@
+import { EventEmitter } from 'node:events';
+import { parseDuration, type Config } from '../config/config.ts';
+import { ApiError } from '../errors.ts';
+import { COMMON_DESCRIPTORS } from '../engines/common-descriptors.ts';
+import { resolveParams, rejectUnknownParams } from '../engines/descriptors.ts';
+import type { Capability, Engine, EngineName, LoadedModel } from '../engines/engine.ts';
+import type { ModelEntry, ModelRegistry } from '../registry/registry.ts';
+import { staticState } from '../registry/registry.ts';
+import { ModelQueue, type QueueStats } from '../scheduler/model-queue.ts';
+
+export type RuntimeState = 'starting' | 'running' | 'stopping' | 'error';
+
+interface Slot {
+  state: RuntimeState;
+  load?: Promise<void>;
+  abort?: AbortController;
+  loaded?: LoadedModel;
+  queue?: ModelQueue;
+  error?: string;
+  params?: Record<string, unknown>;
+  keepAliveMs: number;
+  idleTimer?: NodeJS.Timeout;
+  stopping?: Promise<void>;
+}
+
+export interface ModelStateView {
+  state: 'not-downloaded' | 'downloading' | 'stopped' | 'starting' | 'running' | 'stopping' | 'error';
+  error?: string;
+  queue?: QueueStats;
+  params?: Record<string, unknown>;
+  info?: Record<string, unknown>;
+}
+
+export interface ManagerLogger {
+  info(obj: unknown, msg?: string): void;
+  warn(obj: unknown, msg?: string): void;
+  error(obj: unknown, msg?: string): void;
+}
+
+export interface ModelManagerOptions {
+  registry: ModelRegistry;
+  engines: ReadonlyMap<EngineName, Engine>;
+  config: Config;
+  log: ManagerLogger;
+}
+
+export interface RunRequest {
+  /** What the route needs the model to do; a model without it answers 400. */
+  capability: Capability;
+  signal?: AbortSignal;
+}
+
+/** Time running requests get to finish when their model stops, ms. */
+export const STOP_GRACE_MS = 2000;
+
+/**
+ * Owns every loaded model: the start/stop state machine, one queue per running model,
+ * just-in-time loading, keep-alive unloading and the maintenance switch. Concurrent starts
+ * share one load; a stop during a load aborts it.
+ */
+export class ModelManager extends EventEmitter {
+  readonly #slots = new Map<string, Slot>();
+  readonly #opts: ModelManagerOptions;
+  #active = 0;
+  /** While true, inference answers 503 maintenance; model control still works. */
+  maintenance = false;
+
+  constructor(options: ModelManagerOptions) {
+    super();
+    this.#opts = options;
+  }
+
+  engine(entry: ModelEntry): Engine {
+    const name = entry.engine ?? 'llamacpp';
+    const engine = this.#opts.engines.get(name);
+    if (!engine) {
+      throw new ApiError('engine_unavailable', `engine '${name}' of model '${entry.id}' is not available in this server`, { param: 'metadata.engine' });
+    }
+    return engine;
+  }
+
+  state(entry: ModelEntry): ModelStateView {
+    const slot = this.#slots.get(entry.id);
+    if (!slot) {
+      const s = staticState(entry);
+      return s === 'error' ? { state: 'error', error: entry.problem?.message } : { state: s };
+    }
+    return {
+      state: slot.state,
+      ...(slot.error ? { error: slot.error } : {}),
+      ...(slot.queue && slot.state === 'running' ? { queue: slot.queue.stats() } : {}),
+      ...(slot.params ? { params: slot.params } : {}),
+      ...(slot.loaded?.info ? { info: slot.loaded.info } : {}),
+    };
+  }
+
+  runningIds(): string[] {
+    return [...this.#slots].filter(([, s]) => s.state === 'running').map(([id]) => id).sort();
+  }
+
+  /** Inference requests in flight (queued or running). */
+  get activeRequests(): number {
+    return this.#active;
+  }
+
+  /** Loads a model (or joins the load under way); resolves when it runs. */
+  async start(entry: ModelEntry, overrides: Record<string, unknown> = {}): Promise<void> {
+    const existing = this.#slots.get(entry.id);
+    if (existing?.state === 'running') return;
+    if (existing?.state === 'starting' && existing.load) return existing.load;
+    if (existing?.state === 'stopping') await existing.stopping;
+    this.#checkStartable(entry);
+    const engine = this.engine(entry);
+    const descriptors = [...engine.descriptors, ...COMMON_DESCRIPTORS];
+    rejectUnknownParams(descriptors, overrides);
+    const params = resolveParams(
+      descriptors,
+      [
+        { source: `${entry.file} (parameters)`, values: entry.object.parameters },
+        { source: 'the start request', values: overrides },
+      ],
+      ['load'],
+    );
+    const keepAliveRaw = params.keep_alive ?? this.#opts.config.keepAlive;
+    const slot: Slot = {
+      state: 'starting',
+      abort: new AbortController(),
+      params,
+      keepAliveMs: parseDuration(keepAliveRaw as string | number),
+    };
+    this.#slots.set(entry.id, slot);
+    this.emit('state', entry.id, 'starting');
+    const t0 = performance.now();
+    slot.load = (async () => {
+      try {
+        const loaded = await engine.load(
+          {
+            id: entry.id,
+            files: entry.binaries.map((b) => b.path),
+            folder: entry.folder,
+            params,
+            metadata: (entry.object.metadata ?? {}) as Record<string, unknown>,
+          },
+          slot.abort!.signal,
+        );
+        if (slot.abort!.signal.aborted) {
+          await loaded.dispose();
+          throw slot.abort!.signal.reason;
+        }
+        slot.loaded = loaded;
+        slot.queue = new ModelQueue({
+          concurrency: loaded.concurrency,
+          maxWaiting: (params.max_waiting as number | undefined) ?? this.#opts.config.maxWaiting,
+        });
+        slot.state = 'running';
+        slot.load = undefined;
+        this.#opts.log.info({ model: entry.id, ms: Math.round(performance.now() - t0), params }, 'model running');
+        this.emit('state', entry.id, 'running');
+        this.#armIdle(entry.id, slot);
+      } catch (err) {
+        if (slot.abort!.signal.aborted) {
+          if (this.#slots.get(entry.id) === slot) this.#slots.delete(entry.id);
+          throw new ApiError('model_stopped', `the model '${entry.id}' was stopped while loading`);
+        }
+        const message = err instanceof Error ? err.message : String(err);
+        slot.state = 'error';
+        slot.error = `failed to load ${entry.binaries[0]?.path ?? entry.id}: ${message}`;
+        slot.load = undefined;
+        this.#opts.log.warn({ model: entry.id, err }, 'model load failed');
+        this.emit('state', entry.id, 'error');
+        throw new ApiError('model_load_failed', slot.error, { param: 'model', cause: err });
+      }
+    })();
+    return slot.load;
+  }
+
+  #checkStartable(entry: ModelEntry): void {
+    const s = staticState(entry);
+    if (s === 'error') {
+      throw new ApiError('model_invalid', entry.problem?.message ?? `the model '${entry.id}' is broken`, { param: entry.problem?.field ?? 'model' });
+    }
+    if (s === 'not-downloaded') {
+      throw new ApiError('model_not_downloaded', `the model '${entry.id}' is not downloaded; POST /v1/models/${entry.id}/download first`, { param: 'model' });
+    }
+  }
+
+  /**
+   * Unloads a model: waiting requests get 503 model_stopped, running ones get `graceMs` to
+   * finish and are then aborted; native memory is freed before this resolves.
+   */
+  async stop(id: string, graceMs = STOP_GRACE_MS): Promise<void> {
+    const slot = this.#slots.get(id);
+    if (!slot) return;
+    if (slot.stopping) return slot.stopping;
+    if (slot.state === 'error') {
+      this.#slots.delete(id);
+      return;
+    }
+    clearTimeout(slot.idleTimer);
+    const reason = new ApiError('model_stopped', `the model '${id}' was stopped`);
+    slot.stopping = (async () => {
+      const wasState = slot.state;
+      slot.state = 'stopping';
+      this.emit('state', id, 'stopping');
+      if (wasState === 'starting') {
+        slot.abort?.abort(reason);
+        await slot.load?.catch(() => undefined);
+      }
+      if (slot.queue) {
+        slot.queue.close(reason);
+        const idle = slot.queue.onIdle();
+        const grace = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), graceMs).unref());
+        if ((await Promise.race([idle, grace])) === 'timeout') {
+          slot.queue.abortRunning(reason);
+          await idle;
+        }
+      }
+      await slot.loaded?.dispose().catch((err) => this.#opts.log.warn({ model: id, err }, 'dispose failed'));
+      if (this.#slots.get(id) === slot) this.#slots.delete(id);
+      this.#opts.log.info({ model: id }, 'model stopped');
+      this.emit('state', id, 'stopped');
+    })();
+    return slot.stopping;
+  }
+
+  /**
+   * Runs one inference request on a model: loads it first when stopped (JIT), waits in its
+   * queue, and hands the engine an AbortSignal that fires on client abort, timeout or stop.
+   */
+  async run<T>(entry: ModelEntry, req: RunRequest, fn: (loaded: LoadedModel, signal: AbortSignal) => Promise<T>): Promise<T> {
+    if (this.maintenance) {
+      throw new ApiError('maintenance', 'the server is in maintenance mode (dev_mode); inference is paused');
+    }
+    this.#active++;
+    try {
+      let slot = this.#slots.get(entry.id);
+      if (!slot || slot.state !== 'running') {
+        if (!this.#opts.config.jit && slot?.state !== 'starting') {
+          this.#checkStartable(entry);
+          throw new ApiError('model_not_running', `the model '${entry.id}' is not running; POST /v1/models/${entry.id}/start first`, { param: 'model' });
+        }
+        await this.start(entry);
+        slot = this.#slots.get(entry.id);
+        if (!slot || slot.state !== 'running') throw new ApiError('model_stopped', `the model '${entry.id}' was stopped`);
+      }
+      const loaded = slot.loaded!;
+      if (!loaded.capabilities.has(req.capability)) {
+        throw new ApiError('model_not_capable', `the model '${entry.id}' does not support ${req.capability} (it supports: ${[...loaded.capabilities].join(', ') || 'nothing'})`, { param: 'model' });
+      }
+      clearTimeout(slot.idleTimer);
+      const s = slot;
+      try {
+        return await s.queue!.run((signal) => fn(loaded, signal), { signal: req.signal, timeoutMs: this.#opts.config.requestTimeoutMs });
+      } finally {
+        if (s.queue!.idle) this.#armIdle(entry.id, s);
+      }
+    } finally {
+      this.#active--;
+    }
+  }
+
+  #armIdle(id: string, slot: Slot): void {
+    clearTimeout(slot.idleTimer);
+    if (slot.keepAliveMs < 0 || slot.state !== 'running') return;
+    slot.idleTimer = setTimeout(() => {
+      if (slot.queue?.idle && this.#slots.get(id) === slot) {
+        void this.stop(id).catch((err) => this.#opts.log.warn({ model: id, err }, 'keep-alive unload failed'));
+      }
+    }, slot.keepAliveMs);
+    slot.idleTimer.unref();
+  }
+
+  /** Stops everything (server shutdown). */
+  async close(): Promise<void> {
+    await Promise.all([...this.#slots.keys()].map((id) => this.stop(id, 500)));
+  }
+}

@@ -1,0 +1,72 @@
+import path from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import type { ModelEntry } from '../registry/registry.ts';
+import type { Model, ModelState } from '../schemas/models.ts';
+import type { ModelStateView } from './model-manager.ts';
+
+/** The state of a model as every route reports it: registry, then runtime, then overlays. */
+export function stateOf(app: FastifyInstance, entry: ModelEntry): ModelStateView & { progress?: unknown } {
+  let view: ModelStateView & { progress?: unknown } = app.manager.state(entry);
+  for (const overlay of app.stateOverlays) {
+    const extra = overlay(entry, view);
+    if (extra) view = { ...view, ...extra };
+  }
+  return view;
+}
+
+/** Header facts added to metadata when the model object does not say them itself. */
+const AUTOFILL: Record<string, string> = {
+  architecture: 'architecture',
+  quantization: 'quantization',
+  size: 'size',
+  parameter_count: 'parameter_count',
+  context_length: 'context_length',
+};
+
+export function metadataOf(entry: ModelEntry): Record<string, unknown> {
+  const own = (entry.object.metadata ?? {}) as Record<string, unknown>;
+  const filled: Record<string, unknown> = { engine: entry.engine, ...own };
+  for (const [from, to] of Object.entries(AUTOFILL)) {
+    if (filled[to] === undefined && entry.header[from] !== undefined) filled[to] = entry.header[from];
+  }
+  if (filled.size === undefined) {
+    const sizes = entry.binaries.map((b) => b.size);
+    if (sizes.length > 0 && sizes.every((s) => typeof s === 'number')) filled.size = sizes.reduce((a, b) => a! + b!, 0);
+  }
+  if (Object.keys(entry.header).length > 0) filled.header = entry.header;
+  return filled;
+}
+
+export function toWireModel(app: FastifyInstance, entry: ModelEntry): Model {
+  const s = stateOf(app, entry);
+  const o = entry.object;
+  const primary = entry.binaries[0];
+  return {
+    id: entry.id,
+    object: 'model',
+    created: entry.created,
+    owned_by: entry.ownedBy,
+    name: o.name ?? path.basename(primary?.path ?? entry.file, path.extname(primary?.path ?? entry.file)),
+    description: o.description ?? '',
+    state: s.state,
+    ...(s.error ? { error: s.error } : {}),
+    ...(s.queue ? { queue: s.queue } : {}),
+    ...(s.progress ? { progress: s.progress as Model['progress'] } : {}),
+    source_url: o.source_url ?? primary?.url ?? primary?.path ?? entry.folder,
+    parameters: (o.parameters ?? {}) as Record<string, unknown>,
+    metadata: metadataOf(entry),
+  };
+}
+
+export function toWireState(app: FastifyInstance, entry: ModelEntry): ModelState {
+  const s = stateOf(app, entry);
+  return {
+    id: entry.id,
+    state: s.state,
+    ...(s.error ? { error: s.error } : {}),
+    ...(s.progress ? { progress: s.progress as ModelState['progress'] } : {}),
+    ...(s.queue ? { queue: s.queue } : {}),
+    ...(s.params ? { parameters: s.params } : {}),
+    ...(s.info ? { info: s.info } : {}),
+  };
+}

@@ -1,0 +1,32 @@
+import { Type, type Static } from './typebox.ts';
+
+export const ErrorSchema = Type.Object(
+  {
+    error: Type.Object({
+      message: Type.String({ description: 'A sentence naming the field, file or model.' }),
+      type: Type.String({ description: 'invalid_request_error, authentication_error, not_found_error, server_error or service_unavailable.' }),
+      param: Type.Union([Type.String(), Type.Null()]),
+      code: Type.String({ description: 'Stable machine word, e.g. model_not_found, queue_full.' }),
+    }),
+  },
+  { $id: 'Error', description: 'The OpenAI error envelope.' },
+);
+export type ErrorBody = Static<typeof ErrorSchema>;
+
+/** Error responses every route may answer; referenced by id so the document stays small. */
+export const errorResponses = {
+  400: Type.Ref('Error'),
+  401: Type.Ref('Error'),
+  404: Type.Ref('Error'),
+  409: Type.Ref('Error'),
+  500: Type.Ref('Error'),
+  503: Type.Ref('Error'),
+};
+
+export const ModelIdParamsSchema = Type.Object({
+  id: Type.String({
+    description: 'Model id `<folder>/<file>` or a single-object folder name. Slashes may be sent raw or percent-encoded (%2F).',
+    maxLength: 1000,
+  }),
+});
+export type ModelIdParams = Static<typeof ModelIdParamsSchema>;

@@ -1,0 +1,40 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { buildApp } from '../../src/app.ts';
+import { loadConfig, type Config } from '../../src/config/config.ts';
+import type { Engine } from '../../src/engines/engine.ts';
+
+/** Real third-party models, when present (../shared/models by default). */
+export const SHARED_MODELS = path.resolve(process.env.MODELD_SHARED_MODELS ?? path.join(import.meta.dirname, '../../../shared/models'));
+
+export async function tempDir(prefix = 'modeld-test-'): Promise<string> {
+  return mkdtemp(path.join(os.tmpdir(), prefix));
+}
+
+export interface TestAppOptions {
+  config?: Partial<Config>;
+  engines?: Engine[];
+  /** Models folder; a fresh temporary one when absent. */
+  modelsDir?: string;
+}
+
+/**
+ * Builds the app on a temporary models folder without listening. `t.teardown` closes it and
+ * removes the folder. Environment variables never leak into tests.
+ */
+export async function buildTestApp(
+  t: { teardown(fn: () => unknown): void },
+  opts: TestAppOptions = {},
+): Promise<{ app: FastifyInstance; modelsDir: string; config: Config }> {
+  const modelsDir = opts.modelsDir ?? (await tempDir());
+  const config = loadConfig({ modelsDir, logLevel: 'silent', watch: false, ...opts.config }, {});
+  const app = await buildApp({ config, engines: opts.engines, logger: false });
+  await app.ready();
+  t.teardown(async () => {
+    await app.close();
+    if (!opts.modelsDir) await rm(modelsDir, { recursive: true, force: true });
+  });
+  return { app, modelsDir, config };
+}
