@@ -261,7 +261,11 @@ export function runtimeHint(info: LlamaRuntimeInfo): string | undefined {
   return 'local llama.cpp build lacks OpenMP (libgomp missing at build time?): install gcc\'s OpenMP runtime and run `npm run build:llama -- --force`';
 }
 
-/** Whether a local CPU build from `npm run build:llama` exists on disk (does not load it). */
+/**
+ * Whether `npm run build:llama` left a finished build for `gpu` on disk,
+ * without loading it (a loaded ggml cannot be swapped for another in-process).
+ * Looks at the default folder name, i.e. assumes no NODE_LLAMA_CPP_CMAKE_OPTION_*.
+ */
 export function hasLocalBuild(gpu: false | 'cuda' | 'vulkan' = false): boolean {
   const folder = [process.platform === 'win32' ? 'win' : process.platform === 'darwin' ? 'mac' : process.platform, process.arch, ...(gpu ? [gpu] : [])].join('-');
   try {
