@@ -1,0 +1,83 @@
+/** The machine and software a benchmark run measured, for the head of RESULTS.md. */
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { llamaCppBundleCommit, llamaCppBundleRelease, nodeLlamaCppRoot } from '../../scripts/lib/llama-source.ts';
+import { physicalCoreCount } from '../../src/engines/llamacpp/llama-runtime.ts';
+
+export interface MachineInfo {
+  date: string;
+  cpu: string;
+  physicalCores: number;
+  logicalCores: number;
+  ramGiB: number;
+  os: string;
+  node: string;
+  nodeLlamaCpp: string;
+  llamaCppRelease: string;
+  llamaCppCommit: string;
+  /** What modeld's runtime picks: prebuilt or local, OpenMP or not (from a child process, since loading a backend is per process). */
+  llamaBuild: string;
+  onnxruntimeNode: string;
+  /** 1-minute load average at the start: how shared the machine was. */
+  loadAverage: number;
+  gitCommit: string;
+}
+
+function osName(): string {
+  try {
+    const pretty = /^PRETTY_NAME="?([^"\n]+)"?/m.exec(readFileSync('/etc/os-release', 'utf8'))?.[1];
+    if (pretty) return `${pretty} (${os.type()} ${os.release()}, ${os.arch()})`;
+  } catch {
+    // not Linux
+  }
+  return `${os.type()} ${os.release()} ${os.arch()}`;
+}
+
+function packageVersion(dir: string): string {
+  try {
+    return (JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** Asks a child process which llama.cpp binary the runtime would load (the parent must not load one). */
+function llamaBuild(repoRoot: string): string {
+  const script =
+    "const m = await import('./src/engines/llamacpp/llama-runtime.ts');" +
+    'const r = await m.getLlamaRuntime({ gpu: false });' +
+    'console.log(m.describeRuntime(r.info)); await m.disposeLlamaRuntime();';
+  try {
+    return execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: repoRoot, encoding: 'utf8', timeout: 120_000 }).trim().split('\n').pop() ?? 'unknown';
+  } catch (err) {
+    return `unknown (${(err as Error).message.split('\n')[0]})`;
+  }
+}
+
+export async function machineInfo(repoRoot: string): Promise<MachineInfo> {
+  const nlc = nodeLlamaCppRoot();
+  let gitCommit = 'unknown';
+  try {
+    gitCommit = execFileSync('git', ['-C', repoRoot, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
+  } catch {
+    // not a checkout
+  }
+  return {
+    date: new Date().toISOString(),
+    cpu: os.cpus()[0]?.model.trim() ?? 'unknown',
+    physicalCores: physicalCoreCount(),
+    logicalCores: os.availableParallelism(),
+    ramGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
+    os: osName(),
+    node: process.version,
+    nodeLlamaCpp: packageVersion(nlc),
+    llamaCppRelease: await llamaCppBundleRelease(),
+    llamaCppCommit: llamaCppBundleCommit().slice(0, 12),
+    llamaBuild: llamaBuild(repoRoot),
+    onnxruntimeNode: packageVersion(path.join(nlc, '..', 'onnxruntime-node')),
+    loadAverage: Math.round(os.loadavg()[0]! * 100) / 100,
+    gitCommit,
+  };
+}
