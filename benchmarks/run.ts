@@ -10,7 +10,8 @@
  * `--only` re-runs some sections and rebuilds the report from all JSON there.
  */
 import { spawn } from 'node:child_process';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { machineInfo, type MachineInfo } from './lib/machine.ts';
@@ -29,6 +30,8 @@ const SECTIONS: SectionDef[] = [
   { name: 'control-plane', script: 'sections/control-plane.ts', what: 'GET /v1/models and /health vs bare Fastify (autocannon)' },
   { name: 'lifecycle', script: 'sections/lifecycle.ts', what: 'model start time and RSS vs node-llama-cpp direct' },
   { name: 'generation', script: 'sections/generation.ts', what: 'decode and TTFT, 1/2/4/8 streams: modeld vs llama-server vs in-process vs llama-bench' },
+  { name: 'classification', script: 'sections/classification.ts', what: 'classification req/s and p50/p99 at concurrency 1/8/32, batching on/off, vs raw onnxruntime' },
+  { name: 'prefix-reuse', script: 'sections/prefix-reuse.ts', what: '5-turn chat TTFT per turn: modeld vs llama-server cache_prompt' },
 ];
 
 const { values } = parseArgs({
@@ -81,19 +84,20 @@ if (!values['report-only']) {
     const t0 = performance.now();
     console.error(`[bench] ${def.name}: ${def.what}`);
     const out = path.join(resultsDir, `${def.name}.json`);
-    const code = await runSection(def, out);
+    const code = existsSync(path.join(BENCH_DIR, def.script)) ? await runSection(def, out) : 'missing';
     if (code !== 0) {
       // Keep the report whole: a failed section is shown as not measured, with the reason.
       const failed: SectionResult = {
         section: def.name, title: def.name, quick, startedAt: new Date().toISOString(), durationS: 0,
-        setup: [], figures: [], notes: [], skipped: `the section exited with code ${code}; see the console output of the run`,
+        setup: [], figures: [], notes: [],
+        skipped: code === 'missing' ? `benchmarks/${def.script} does not exist yet` : `the section exited with code ${code}; see the console output of the run`,
       };
       await writeFile(out, JSON.stringify(failed, null, 2) + '\n');
     }
     console.error(`[bench] ${def.name} done in ${((performance.now() - t0) / 1000).toFixed(0)} s (exit ${code})`);
   }
 } else {
-  machine = JSON.parse(await import('node:fs/promises').then((fs) => fs.readFile(machineFile, 'utf8'))) as MachineInfo;
+  machine = JSON.parse(await readFile(machineFile, 'utf8')) as MachineInfo;
 }
 
 const sections: SectionResult[] = [];

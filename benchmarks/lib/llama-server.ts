@@ -47,6 +47,8 @@ export interface LlamaServerOptions {
   parallel: number;
   /** Context per slot, tokens; `-c` is this times `parallel` since llama-server splits it across slots. */
   ctxPerSlot: number;
+  /** More flags, e.g. `['--chat-template', 'chatml']`. */
+  extraArgs?: string[];
 }
 
 export interface RunningServer {
@@ -68,6 +70,7 @@ export async function startLlamaServer(bin: string, opts: LlamaServerOptions): P
     '--no-webui',
     // Logs cost nothing measurable but would fill the pipe buffer.
     '--log-disable',
+    ...(opts.extraArgs ?? []),
   ];
   const proc: Spawned = spawnLogged(bin, args);
   const baseUrl = `http://127.0.0.1:${port}`;

@@ -1,5 +1,5 @@
 /**
- * A streaming OpenAI `/v1/completions` client that times what a user sees:
+ * A streaming OpenAI `/v1/completions` and `/v1/chat/completions` client that times what a user sees:
  * time to the first token and the decode rate after it. The same client
  * drives modeld and llama-server, so both pay the same HTTP and parsing cost.
  */
@@ -8,7 +8,8 @@ export interface StreamRequest {
   baseUrl: string;
   /** Model id (llama-server ignores it). */
   model: string;
-  prompt: string;
+  /** A raw prompt for `/v1/completions`, or chat messages for `/v1/chat/completions`. */
+  prompt: string | Array<{ role: string; content: string }>;
   /** Tokens to generate. */
   maxTokens: number;
   /** Extra body fields (server-specific switches such as `ignore_eos`). */
@@ -34,6 +35,8 @@ export interface StreamResult {
   firstAt: number;
   endAt: number;
   finishReason: string | undefined;
+  /** The generated text. */
+  text: string;
 }
 
 interface Chunk {
@@ -45,12 +48,13 @@ interface Chunk {
 /** Streams one completion to the end and returns its timings; throws on HTTP errors. */
 export async function streamCompletion(req: StreamRequest): Promise<StreamResult> {
   const sentAt = performance.now();
-  const res = await fetch(`${req.baseUrl}/v1/completions`, {
+  const chat = typeof req.prompt !== 'string';
+  const res = await fetch(`${req.baseUrl}/v1/${chat ? 'chat/completions' : 'completions'}`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
     body: JSON.stringify({
       model: req.model,
-      prompt: req.prompt,
+      ...(chat ? { messages: req.prompt } : { prompt: req.prompt }),
       max_tokens: req.maxTokens,
       temperature: 0,
       stream: true,
@@ -59,7 +63,7 @@ export async function streamCompletion(req: StreamRequest): Promise<StreamResult
     }),
     signal: req.signal,
   });
-  if (!res.ok || !res.body) throw new Error(`POST ${req.baseUrl}/v1/completions: HTTP ${res.status} ${await res.text()}`);
+  if (!res.ok || !res.body) throw new Error(`POST ${res.url}: HTTP ${res.status} ${await res.text()}`);
 
   let firstAt = 0;
   let lastAt = 0;
@@ -68,6 +72,7 @@ export async function streamCompletion(req: StreamRequest): Promise<StreamResult
   let promptTokens: number | undefined;
   let finishReason: string | undefined;
   let buffer = '';
+  let generated = '';
   const decoder = new TextDecoder();
   const handle = (data: string): void => {
     if (data === '[DONE]') return;
@@ -76,6 +81,7 @@ export async function streamCompletion(req: StreamRequest): Promise<StreamResult
     for (const choice of chunk.choices ?? []) {
       const text = choice.text ?? choice.delta?.content ?? '';
       if (text.length > 0) {
+        generated += text;
         chunks++;
         if (firstAt === 0) firstAt = now;
         lastAt = now;
@@ -109,6 +115,7 @@ export async function streamCompletion(req: StreamRequest): Promise<StreamResult
     firstAt,
     endAt,
     finishReason,
+    text: generated,
   };
 }
 

@@ -16,7 +16,7 @@ const args = sectionArgs('control-plane');
 const rec = new SectionRecorder('control-plane', 'Control plane', args.quick);
 const MODEL_COUNT = 200;
 const CONNECTIONS = 10;
-const durationS = args.quick ? 2 : 10;
+const durationS = args.quick ? 1 : 10;
 const runs = 3;
 
 /** 200 not-downloaded model objects shaped like the repository's default ones (remote GGUFs, parameters, metadata). */
