@@ -6,14 +6,26 @@
  *
  *   node --import tsx inprocess-llama.ts '<json of InprocessJob>'
  *
- * prints one JSON line: InprocessLifecycle or InprocessDecode.
+ * prints one JSON line: InprocessLifecycle or InprocessDecode. The `serve`
+ * job loads the model once, prints `{"ready":true}`, then answers each
+ * stdin line `{"prompt","tokens"}` with one decode run, so a benchmark can
+ * interleave in-process runs with HTTP runs against servers.
  */
+import { createInterface } from 'node:readline';
 import { getLlamaRuntime } from '../../src/engines/llamacpp/llama-runtime.ts';
 import { rssMiB } from './process.ts';
 
 export type InprocessJob =
   | { kind: 'lifecycle'; model: string; threads: number; ctx: number; reps: number }
-  | { kind: 'decode'; model: string; threads: number; ctx: number; prompts: string[]; tokens: number };
+  | { kind: 'decode'; model: string; threads: number; ctx: number; prompts: string[]; tokens: number }
+  | { kind: 'serve'; model: string; threads: number; ctx: number };
+
+export interface DecodeRun {
+  ttftMs: number;
+  decodeTps: number;
+  tokens: number;
+  promptTokens: number;
+}
 
 export interface InprocessLifecycle {
   runtime: string;
@@ -24,7 +36,7 @@ export interface InprocessLifecycle {
 
 export interface InprocessDecode {
   runtime: string;
-  runs: Array<{ ttftMs: number; decodeTps: number; tokens: number; promptTokens: number }>;
+  runs: DecodeRun[];
 }
 
 const job = JSON.parse(process.argv[2]!) as InprocessJob;
@@ -51,8 +63,7 @@ if (job.kind === 'lifecycle') {
   const model = await llama.loadModel({ modelPath: job.model, gpuLayers: 0 });
   const context = await model.createContext({ sequences: 1, contextSize: job.ctx, threads: job.threads });
   const sequence = context.getSequence();
-  const out: InprocessDecode = { runtime, runs: [] };
-  for (const prompt of job.prompts) {
+  const decode = async (prompt: string, maxTokens: number): Promise<DecodeRun> => {
     await sequence.clearHistory();
     const t0 = performance.now();
     const tokens = model.tokenize(prompt, true);
@@ -66,12 +77,23 @@ if (job.kind === 'lifecycle') {
       model.detokenize([token]);
       last = performance.now();
       if (n === 0) first = last;
-      if (++n >= job.tokens) break;
+      if (++n >= maxTokens) break;
     }
-    out.runs.push({ ttftMs: first - t0, decodeTps: (n - 1) / ((last - first) / 1000), tokens: n, promptTokens: tokens.length });
+    return { ttftMs: first - t0, decodeTps: (n - 1) / ((last - first) / 1000), tokens: n, promptTokens: tokens.length };
+  };
+  if (job.kind === 'decode') {
+    const out: InprocessDecode = { runtime, runs: [] };
+    for (const prompt of job.prompts) out.runs.push(await decode(prompt, job.tokens));
+    console.log(JSON.stringify(out));
+  } else {
+    console.log(JSON.stringify({ ready: true, runtime }));
+    for await (const line of createInterface({ input: process.stdin })) {
+      if (!line.trim()) continue;
+      const req = JSON.parse(line) as { prompt: string; tokens: number };
+      console.log(JSON.stringify(await decode(req.prompt, req.tokens)));
+    }
   }
   await context.dispose();
   await model.dispose();
-  console.log(JSON.stringify(out));
 }
 await llama.dispose();

@@ -15,10 +15,12 @@ export interface PlotDef {
   yTitle: string;
   /** Log-scale y (latencies spread over orders of magnitude). */
   logY?: boolean;
+  xTitle?: string;
 }
 
 export const PLOTS: PlotDef[] = [
   { chart: 'aggregate', title: 'Aggregate decode throughput vs concurrent streams', yTitle: 'aggregate tokens/s (median, min–max band)' },
+  { chart: 'classification', title: 'Classification requests/s vs concurrency (raw: batch size)', xTitle: 'concurrent requests (raw: batch size)', yTitle: 'requests/s (median, min–max band)' },
   { chart: 'ttft-p50', title: 'Per-stream time to first token (p50) vs concurrent streams', yTitle: 'TTFT p50, ms (median, min–max band)', logY: true },
 ];
 
@@ -28,7 +30,7 @@ export async function renderPlot(def: PlotDef, figures: Figure[], file: string):
     .filter((f) => f.plot?.chart === def.chart)
     .map((f) => ({ series: f.plot!.series, streams: f.plot!.x, median: f.summary.median, min: f.summary.min, max: f.summary.max }));
   if (rows.length === 0) return false;
-  const x = { field: 'streams', type: 'quantitative' as const, title: 'concurrent streams', scale: { type: 'log' as const, base: 2 }, axis: { values: [1, 2, 4, 8, 16, 32] } };
+  const x = { field: 'streams', type: 'quantitative' as const, title: def.xTitle ?? 'concurrent streams', scale: { type: 'log' as const, base: 2 }, axis: { values: [1, 2, 4, 8, 16, 32] } };
   const yScale = def.logY ? { type: 'log' as const } : { zero: true };
   const color = { field: 'series', type: 'nominal' as const, title: null, legend: { orient: 'bottom' as const, columns: 2, labelLimit: 400 } };
   const spec: TopLevelSpec = {

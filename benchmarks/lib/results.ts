@@ -5,6 +5,7 @@
  * the source of truth and RESULTS.md can be regenerated from it.
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { summarize, type Summary } from './stats.ts';
 
@@ -48,7 +49,10 @@ export class SectionRecorder {
 
   constructor(section: string, title: string, quick: boolean) {
     this.#result = { section, title, quick, startedAt: new Date().toISOString(), durationS: 0, setup: [], figures: [], notes: [] };
+    this.#loadAtStart = os.loadavg()[0]!;
   }
+
+  readonly #loadAtStart: number;
 
   setup(line: string): void {
     this.#result.setup.push(line);
@@ -88,6 +92,8 @@ export class SectionRecorder {
 
   async write(file: string): Promise<SectionResult> {
     this.#result.durationS = Math.round((performance.now() - this.#started) / 100) / 10;
+    // Other work on the machine skews everything, OpenMP spin-waits most of all: keep the evidence.
+    this.fact(`${this.#result.section}: load average (1 min) at start / end`, `${this.#loadAtStart.toFixed(2)} / ${os.loadavg()[0]!.toFixed(2)}`);
     await mkdir(path.dirname(file), { recursive: true });
     await writeFile(file, JSON.stringify(this.#result, null, 2) + '\n');
     return this.#result;

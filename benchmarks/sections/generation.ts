@@ -13,7 +13,7 @@
 import { SHAPE_LABEL, ensureBenchModel, type BenchShape } from '../lib/models.ts';
 import { findLlamaBinaries, runLlamaBench, startLlamaServer, type RunningServer } from '../lib/llama-server.ts';
 import { llamaModelObject, startModeld, writeModelsDir, type RunningModeld } from '../lib/modeld-server.ts';
-import { runInprocess } from '../lib/inprocess-runner.ts';
+import { startInprocessDecoder, type InprocessDecoder } from '../lib/inprocess-runner.ts';
 import { benchPrompt } from '../lib/prompts.ts';
 import { SectionRecorder } from '../lib/results.ts';
 import { sectionArgs } from '../lib/section-cli.ts';
@@ -68,6 +68,14 @@ async function measure(server: Server, shape: BenchShape, n: number): Promise<vo
   }
 }
 
+async function measureInprocess(inproc: InprocessDecoder, shape: BenchShape): Promise<void> {
+  const run = await inproc.decode(benchPrompt(`${++requestId}-${process.pid}`, promptWords), genTokens);
+  const group = `${SHAPE_LABEL[shape]}: single stream`;
+  rec.add({ id: `generation.${shape}.inprocess.decode_tps`, group, label: 'node-llama-cpp in-process decode', unit: 'tok/s', better: 'higher', runs: [run.decodeTps] });
+  rec.add({ id: `generation.${shape}.inprocess.ttft_ms`, group, label: 'node-llama-cpp in-process TTFT', unit: 'ms', better: 'lower', runs: [run.ttftMs] });
+  rec.fact(`${shape} prompt tokens (in-process)`, String(run.promptTokens));
+}
+
 let modeldUsable = true;
 
 async function shapeRun(shape: BenchShape): Promise<void> {
@@ -96,14 +104,24 @@ async function shapeRun(shape: BenchShape): Promise<void> {
           rec.note(`modeld could not start a GGUF model, so it is left out: ${(err as Error).message.slice(0, 300)}`);
         }
       }
+      // node-llama-cpp in-process joins the single-stream rotation: same runtime selection and threads as modeld.
+      let inproc: InprocessDecoder | undefined;
+      if (n === 1) {
+        inproc = await startInprocessDecoder({ model: model.path, threads: args.threads, ctx: ctxPerSeq });
+        rec.fact('node-llama-cpp in-process runtime', inproc.runtime);
+        await inproc.decode(benchPrompt(`warm-${++requestId}`, promptWords), 8);
+      }
       try {
         for (const s of servers) await concurrentStreams(n, () => ({ baseUrl: s.baseUrl, model: s.model, prompt: benchPrompt(`warm-${++requestId}`, promptWords), maxTokens: 8, extra: s.extra }));
         for (let r = 0; r < reps; r++) {
-          // Alternate who goes first so neither always runs right after the other.
+          // Rotate who goes first so nobody always runs right after the same neighbour.
           const order = r % 2 === 0 ? servers : [...servers].reverse();
+          if (inproc && r % 2 === 1) await measureInprocess(inproc, shape);
           for (const s of order) await measure(s, shape, n);
+          if (inproc && r % 2 === 0) await measureInprocess(inproc, shape);
         }
       } finally {
+        await inproc?.stop();
         await llamaServer?.stop();
         if (modeld && servers.some((s) => s.key === 'modeld')) await modeld.stopModel(modelId).catch(() => undefined);
       }
@@ -111,22 +129,6 @@ async function shapeRun(shape: BenchShape): Promise<void> {
   } finally {
     await modeld?.stopAndClean();
   }
-
-  // node-llama-cpp in-process, single stream: same runtime selection and threads as modeld.
-  const inproc = await runInprocess({
-    kind: 'decode',
-    model: model.path,
-    threads: args.threads,
-    ctx: ctxPerSeq,
-    prompts: Array.from({ length: reps + 1 }, (_, i) => benchPrompt(`inproc-${i}`, promptWords)),
-    tokens: genTokens,
-  });
-  rec.fact('node-llama-cpp in-process runtime', inproc.runtime);
-  const runs = inproc.runs.slice(1);
-  const group = `${SHAPE_LABEL[shape]}: single stream`;
-  rec.add({ id: `generation.${shape}.inprocess.decode_tps`, group, label: 'node-llama-cpp in-process decode', unit: 'tok/s', better: 'higher', runs: runs.map((r) => r.decodeTps) });
-  rec.add({ id: `generation.${shape}.inprocess.ttft_ms`, group, label: 'node-llama-cpp in-process TTFT', unit: 'ms', better: 'lower', runs: runs.map((r) => r.ttftMs) });
-  rec.fact(`${shape} prompt tokens (in-process)`, String(runs[0]?.promptTokens));
 
   if (!('missing' in bins)) {
     const p = args.quick ? 32 : 128;
@@ -136,7 +138,7 @@ async function shapeRun(shape: BenchShape): Promise<void> {
       const kind = row.n_gen > 0 ? 'tg' : 'pp';
       rec.add({
         id: `generation.${shape}.llama-bench.${kind}_tps`,
-        group,
+        group: `${SHAPE_LABEL[shape]}: single stream`,
         label: `llama-bench ${kind}${kind === 'tg' ? g : p} (ceiling)`,
         unit: 'tok/s',
         better: 'higher',
