@@ -88,9 +88,12 @@ export function decodeImageData(input: string, param: string, maxBytes: number):
  */
 export async function imageToRow(input: string, param: string, s: ImageSettings): Promise<Float32Array | Uint8Array> {
   const buf = decodeImageData(input, param, s.max_image_bytes);
+  // One instance: the header read by metadata() is reused by the pipeline below. The pixel
+  // limit is checked from that header, before anything is decoded.
+  let img = sharp(buf, { failOn: 'error', limitInputPixels: false });
   let meta: Metadata;
   try {
-    meta = await sharp(buf).metadata();
+    meta = await img.metadata();
   } catch (err) {
     throw new ApiError('invalid_image', `'${param}' cannot be decoded as a PNG, JPEG or WebP image: ${(err as Error).message}`, { param });
   }
@@ -104,7 +107,7 @@ export async function imageToRow(input: string, param: string, s: ImageSettings)
   const W = s.width;
   const H = s.height;
   const kernel = s.interpolation;
-  let img = sharp(buf, { failOn: 'error', limitInputPixels: s.max_image_pixels }).autoOrient().removeAlpha();
+  img = img.autoOrient().removeAlpha();
   img = s.channels === 1 ? img.toColourspace('b-w') : img.toColourspace('srgb');
   switch (s.resize) {
     case 'stretch':
