@@ -47,6 +47,9 @@ async function setup(t: T, config: Record<string, unknown> = {}): Promise<Setup>
   g.node('Add', ['a', 'b'], ['sum']);
   g.write(path.join(dir, 'odd/odd.onnx'));
   await put(dir, 'odd/model.json', {});
+  await mkdir(path.join(dir, 'badpre'));
+  writeImageClassifierOnnx(path.join(dir, 'badpre/badpre.onnx'));
+  await put(dir, 'badpre/model.json', { metadata: { preprocess: { layout: 'CHW' } } });
   if (existsSync(MNIST)) {
     // A link, not a copy: the shared model stays outside the project.
     await mkdir(path.join(dir, 'mnist'));
@@ -143,6 +146,7 @@ t.test('bad input: 400s that say which and why', async (t) => {
     ['undecodable image', { model: 'img', input: [{ image: ok }, { image: Buffer.from('nope').toString('base64') }] }, 400, 'invalid_image', 'input[1].image'],
     ['unmappable model', { model: 'odd', input: 'x' }, 400, 'unsupported_model_inputs', 'model', /'a' float32\[batch, 4\]/],
     ['unknown model', { model: 'nope', input: 'x' }, 404, 'model_not_found', 'model'],
+    ['broken metadata.preprocess', { model: 'badpre', input: 'x' }, 422, 'model_invalid', 'metadata.preprocess.layout', /model\.json: field 'metadata\.preprocess\.layout'/],
     ['missing input', { model: 'text' }, 400, 'missing_required_parameter', 'input'],
     ['empty array', { model: 'text', input: [] }, 400, 'invalid_value', null],
     ['top_k 0', { model: 'text', input: 'x', top_k: 0 }, 400, 'parameter_out_of_range', 'top_k'],
