@@ -45,6 +45,8 @@ export interface LoadSpec {
   params: Record<string, unknown>;
   /** The model object's metadata (classes, preprocess, task...). */
   metadata: Record<string, unknown>;
+  /** What the registry read from the primary binary's header, when it did (saves a second read). */
+  header?: Record<string, unknown>;
   /** Called with the rows of every batch the engine runs (for the batch-size metric). */
   onBatch?: (rows: number) => void;
 }

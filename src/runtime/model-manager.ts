@@ -141,6 +141,7 @@ export class ModelManager extends EventEmitter {
             folder: entry.folder,
             params,
             metadata: (entry.object.metadata ?? {}) as Record<string, unknown>,
+            header: entry.header,
             onBatch: (rows) => this.emit('batch', entry.id, rows),
           },
           slot.abort!.signal,

@@ -36,7 +36,7 @@ export const PreprocessSchema = Type.Object(
     max_image_bytes: Type.Optional(positive('Largest decoded image file, bytes (default 20 MiB).')),
     max_image_pixels: Type.Optional(positive('Largest image, width x height pixels (default 40 megapixels).')),
     tokenizer: Type.Optional(Type.String({ description: 'Hugging Face tokenizer.json, relative to the model folder (default tokenizer.json).' })),
-    max_length: Type.Optional(positive('Tokens per text, special tokens included. Defaults to the input shape, then the tokenizer, then 512.')),
+    max_length: Type.Optional(positive('Tokens per text, special tokens included. Defaults to the input shape, then the model\'s metadata_props max_length, then the tokenizer, then 512.')),
     truncation: Type.Optional(Type.Boolean({ description: 'Cut longer texts to max_length (default true); false answers 400 input_too_long.' })),
     padding: Type.Optional(
       Type.Union([Type.Literal('max_length'), Type.Literal('longest')], {

@@ -97,8 +97,10 @@ export class OnnxClassifier implements LoadedModel {
       throw new Error(`'execution_provider' is cuda but onnxruntime-node's CUDA binaries are not installed (npm install onnxruntime-node --onnxruntime-node-install=cuda12)`);
     }
     const provider = params.execution_provider === 'cpu' || !cuda ? 'cpu' : 'cuda';
-    const header = await readOnnxHeader(file);
-    const labelInfo = await resolveLabels(spec.metadata.classes, spec.folder, header.metadata_props as Record<string, string> | undefined);
+    const header = spec.header?.format === 'onnx' ? spec.header : await readOnnxHeader(file);
+    const props = header.metadata_props as Record<string, string> | undefined;
+    const propsMax = Number(props?.max_length);
+    const labelInfo = await resolveLabels(spec.metadata.classes, spec.folder, props);
     signal.throwIfAborted();
     const session = await ort.InferenceSession.create(file, {
       executionProviders: provider === 'cuda' ? ['cuda', 'cpu'] : ['cpu'],
@@ -123,7 +125,9 @@ export class OnnxClassifier implements LoadedModel {
           output: out,
           maxChars: preprocess.max_chars ?? DEFAULT_MAX_CHARS,
           ...(input.kind === 'image' ? { image: imageSettings(input, preprocess) } : {}),
-          ...(input.kind === 'token-ids' ? { text: await TextEncoder.load(spec.folder, preprocess, input.seqLen) } : {}),
+          ...(input.kind === 'token-ids'
+            ? { text: await TextEncoder.load(spec.folder, preprocess, input.seqLen, Number.isInteger(propsMax) && propsMax > 0 ? propsMax : undefined) }
+            : {}),
         };
       } catch (err) {
         if (!(err instanceof UnmappableModelError)) throw err;

@@ -54,8 +54,11 @@ export class TextEncoder {
     this.#specials = this.#withSpecials([]).tokens.length;
   }
 
-  /** Loads the tokenizer beside the model; `seqLen` is the model's fixed sequence length, if any. */
-  static async load(folder: string, p: Preprocess, seqLen: number | undefined): Promise<TextEncoder> {
+  /**
+   * Loads the tokenizer beside the model. `seqLen` is the model's fixed sequence length, if
+   * any; `modelMax` what the model's metadata_props say (`max_length`).
+   */
+  static async load(folder: string, p: Preprocess, seqLen: number | undefined, modelMax?: number): Promise<TextEncoder> {
     const file = path.resolve(folder, expandHome(p.tokenizer ?? 'tokenizer.json'));
     const field = 'metadata.preprocess.tokenizer';
     let json: TokenizerJson;
@@ -72,7 +75,7 @@ export class TextEncoder {
       throw new MetadataError(`tokenizer ${file} is not a usable Hugging Face tokenizer.json: ${(err as Error).message}`, field);
     }
     const configMax = typeof config.model_max_length === 'number' && config.model_max_length < 1e6 ? config.model_max_length : undefined;
-    const maxLength = p.max_length ?? seqLen ?? json.truncation?.max_length ?? configMax ?? DEFAULT_MAX_LENGTH;
+    const maxLength = p.max_length ?? seqLen ?? modelMax ?? json.truncation?.max_length ?? configMax ?? DEFAULT_MAX_LENGTH;
     if (seqLen !== undefined && maxLength > seqLen) {
       throw new MetadataError(`'metadata.preprocess.max_length' is ${maxLength} but the model's inputs take ${seqLen} tokens`, 'metadata.preprocess.max_length');
     }

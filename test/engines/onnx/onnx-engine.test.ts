@@ -184,6 +184,9 @@ t.test('text classifier with a dynamic sequence and padding "longest"; missing t
   closeTo(t, scoresOf(res.data[0]!), softmax(expected.subarray(0, 2)), 1e-6, 'row 0 padded to the longest');
   closeTo(t, scoresOf(res.data[1]!), softmax(expected.subarray(2, 4)), 1e-6, 'row 1');
 
+  const fromProps = await load(t, fx.path);
+  t.equal((fromProps.info as { preprocess: { max_length: number } }).preprocess.max_length, 12, 'max_length from metadata_props');
+
   const bare = await tempDir();
   const fx2 = writeTextClassifierOnnx(path.join(bare, 'text.onnx'));
   await t.rejects(load(t, fx2.path), { field: 'metadata.preprocess.tokenizer', message: /tokenizer\.json cannot be read/ });
