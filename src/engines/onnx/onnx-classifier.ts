@@ -60,6 +60,8 @@ export class OnnxClassifier implements LoadedModel {
   readonly #labelSource: string;
   readonly #batch: BatchDim;
   readonly #batcher: DynamicBatcher<Row, RowOutput>;
+  /** Lone rows run as a batch of two, so that batched and unbatched rows round alike. */
+  readonly #padLoneRows: boolean;
   #disposed: Promise<void> | undefined;
 
   private constructor(init: {
@@ -79,6 +81,8 @@ export class OnnxClassifier implements LoadedModel {
     // A fixed batch dimension takes exactly that many rows per run (1 for most exported models).
     const rowsPerRun = this.#batch.dynamic ? init.params.max_batch_size : this.#batch.size;
     this.concurrency = this.#batch.dynamic ? init.params.max_batch_size : 1;
+    // With max_batch_size 1 every row runs alone, so there is nothing to stay invariant to.
+    this.#padLoneRows = this.#batch.dynamic && init.params.batch_invariant && rowsPerRun > 1;
     this.#batcher = new DynamicBatcher<Row, RowOutput>({
       maxRows: rowsPerRun,
       delayMs: this.#batch.dynamic && rowsPerRun > 1 ? init.params.max_batch_delay_ms : 0,
@@ -152,7 +156,7 @@ export class OnnxClassifier implements LoadedModel {
       labels_from: this.#labelSource,
       batch: this.#batch.dynamic ? 'dynamic' : this.#batch.size,
       rows_per_run: this.#batch.dynamic ? this.#params.max_batch_size : this.#batch.size,
-      batch_invariant: this.#batch.dynamic && this.#params.batch_invariant,
+      batch_invariant: this.#padLoneRows,
       execution_provider: this.#provider,
       ...(m?.image ? { preprocess: m.image } : {}),
       ...(m?.text ? { preprocess: m.text.settings } : {}),
@@ -209,7 +213,7 @@ export class OnnxClassifier implements LoadedModel {
   /** Builds the feeds of one batch, runs the session once and splits the output by row. */
   async #run(rows: Row[]): Promise<RowOutput[]> {
     const m = this.#mapping!;
-    const n = this.#batch.dynamic ? Math.max(rows.length, this.#params.batch_invariant ? 2 : 1) : this.#batch.size;
+    const n = this.#batch.dynamic ? Math.max(rows.length, this.#padLoneRows ? 2 : 1) : this.#batch.size;
     // A fixed batch larger than the rows at hand, or a lone row kept off onnxruntime's
     // batch-of-1 kernel paths, is filled with copies of the last row.
     const padded = rows.length === n ? rows : [...rows, ...new Array<Row>(n - rows.length).fill(rows[rows.length - 1]!)];

@@ -61,7 +61,7 @@ export function onnxDescriptors(defaultThreads: number): ParamDescriptor[] {
       type: 'boolean',
       default: true,
       description:
-        'Runs a lone row of a dynamic-batch model as a batch of two (with a copy), so a row scores exactly the same alone or batched: onnxruntime special-cases a batch of 1 in some kernels (ReduceSum), which changes float rounding. false saves that compute.',
+        'Runs a lone row of a dynamic-batch model as a batch of two (with a copy) when max_batch_size > 1, so a row scores exactly the same alone or batched: onnxruntime special-cases a batch of 1 in some kernels (ReduceSum), which changes float rounding. false saves that compute.',
       scope: 'load',
     },
     {

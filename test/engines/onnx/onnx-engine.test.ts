@@ -217,6 +217,7 @@ t.test('dynamic batching: 32 concurrent requests take fewer runs, with the seque
   const m = await engine.load({ id: 'b', files: [fx.path], folder: dir, params: resolved, metadata: {}, onBatch: (n) => batches.push(n) }, never);
   t.teardown(() => m.dispose());
   t.equal(m.concurrency, 32, 'batch slots = max_batch_size');
+  t.equal((m.info as { batch_invariant: boolean }).batch_invariant, true, 'lone rows run as a batch of two');
   const concurrent = await Promise.all(texts.map((s) => m.classify!([txt(s)], { scores: true }, never)));
   const runs = (m.info as { runs: number }).runs;
   t.ok(runs < 32, `32 requests ran in ${runs} session runs`);
@@ -230,6 +231,8 @@ t.test('dynamic batching: 32 concurrent requests take fewer runs, with the seque
   // One request larger than max_batch_size is split over runs, in order.
   const small = await load(t, fx.path, {}, { max_batch_size: 2 });
   const five = await small.classify!(texts.slice(0, 5).map(txt), { scores: true }, never);
+  const off = await load(t, fx.path, {}, { max_batch_size: 1 });
+  t.equal((off.info as { batch_invariant: boolean }).batch_invariant, false, 'no batching: nothing to pad');
   t.equal((small.info as { runs: number }).runs, 3);
   t.same(five.data.map((d) => d.scores), sequential.slice(0, 5).map((r) => r.data[0]!.scores));
 });
