@@ -201,6 +201,8 @@ async function main(): Promise<void> {
       logical_cpus: os.cpus().length,
       physical_cores: threads,
       memory_gib: Math.round(os.totalmem() / 2 ** 30),
+      // Other work on the machine skews the numbers; recorded so readers can tell.
+      load_average_1m_at_end: +os.loadavg()[0]!.toFixed(2),
       platform: `${process.platform}/${process.arch}`,
       node: process.version,
       onnxruntime_node: (await import('onnxruntime-node/package.json', { with: { type: 'json' } })).default.version,
