@@ -41,22 +41,5 @@ export function bindingInstalled(): boolean {
   return !!dir && existsSync(path.join(dir, 'onnxruntime_binding.node'));
 }
 
-/**
- * Physical CPU cores (hyper-threads share a core's arithmetic units, so intra-op threads
- * beyond the physical cores only contend). Falls back to the logical count.
- */
-export function physicalCores(): number {
-  try {
-    const text = readFileSync('/proc/cpuinfo', 'utf8');
-    const cores = new Set<string>();
-    for (const block of text.split(/\n\s*\n/)) {
-      const phys = /^physical id\s*:\s*(\d+)/m.exec(block)?.[1];
-      const core = /^core id\s*:\s*(\d+)/m.exec(block)?.[1];
-      if (phys !== undefined && core !== undefined) cores.add(`${phys}:${core}`);
-    }
-    if (cores.size > 0) return cores.size;
-  } catch {
-    // not Linux
-  }
-  return Math.max(1, os.availableParallelism?.() ?? os.cpus().length);
-}
+/** Physical CPU cores: intra-op threads beyond them only contend for the same arithmetic units. */
+export { physicalCoreCount as physicalCores } from '../cpu-cores.ts';
