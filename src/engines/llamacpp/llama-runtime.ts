@@ -11,8 +11,7 @@
  *   fresh clones must start on the prebuilt binary without touching the
  *   network.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import os from 'node:os';
+import { existsSync } from 'node:fs';
 import { getLlama, type Llama, type LlamaLogLevel } from 'node-llama-cpp';
 import { physicalCoreCount } from '../cpu-cores.ts';
 
