@@ -10,9 +10,10 @@
  * the server. The server runs in a child process so the load generator (autocannon) does
  * not share its event loop.
  *
- *   npx tsx benchmarks/classification.ts [--duration 5]
+ *   npx tsx benchmarks/classification.ts [--duration 5] [--out file.json]
  *
- * Writes benchmarks/results/classification.json.
+ * Writes benchmarks/results/classification.json (or --out); `npm run bench` runs it
+ * through benchmarks/sections/classification.ts.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -27,7 +28,7 @@ import sharp from 'sharp';
 import { physicalCores } from '../src/engines/onnx/ort.ts';
 import { OnnxGraphBuilder } from '../test/helpers/onnx-writer.ts';
 
-const { values: args } = parseArgs({ options: { duration: { type: 'string', default: '5' } } });
+const { values: args } = parseArgs({ options: { duration: { type: 'string', default: '5' }, out: { type: 'string' } } });
 const DURATION = Number(args.duration);
 const CONCURRENCY = [1, 8, 32];
 const SIZE = 64;
@@ -211,7 +212,7 @@ async function main(): Promise<void> {
     settings: { duration_s: DURATION, intra_op_threads: threads, batched: { max_batch_size: 32, max_batch_delay_ms: 2 }, unbatched: { max_batch_size: 1 }, payload: `one ${SIZE}x${SIZE} RGB PNG, ${png.length} bytes, base64 in JSON` },
     results: rows,
   };
-  const out = path.join(ROOT, 'benchmarks/results/classification.json');
+  const out = args.out ? path.resolve(args.out) : path.join(ROOT, 'benchmarks/results/classification.json');
   await writeFile(out, JSON.stringify(result, null, 2) + '\n');
   console.log(`wrote ${path.relative(process.cwd(), out)}`);
 }

@@ -32,7 +32,8 @@ interface Output {
 
 const args = sectionArgs('classification');
 const rec = new SectionRecorder('classification', 'Classification', args.quick);
-const reps = 3;
+// Quick mode is a smoke test with a two-minute budget: two short runs.
+const reps = args.quick ? 2 : 3;
 const duration = args.quick ? 1 : 5;
 if (!existsSync(path.join(BENCH_DIR, 'classification.ts'))) {
   rec.skip('benchmarks/classification.ts (from the ONNX engine work) is not in this checkout');
