@@ -43,6 +43,7 @@ const { values } = parseArgs({
     'modeld-root': { type: 'string' },
     'report-only': { type: 'boolean', default: false },
     list: { type: 'boolean', default: false },
+    'omp-wait-policy': { type: 'string' },
   },
 });
 
@@ -51,6 +52,15 @@ if (values.list) {
   process.exit(0);
 }
 
+// OpenMP's default active wait makes llama.cpp collapse when anything else
+// wants the cores (llama-bench tg16 measured 0.6 tok/s active vs 19 passive at
+// load average 10 on 2 cores). On a shared machine pass `--omp-wait-policy
+// passive`; it is inherited by every server and baseline alike.
+const ompWaitPolicy = values['omp-wait-policy'];
+if (ompWaitPolicy !== undefined) {
+  if (!['active', 'passive'].includes(ompWaitPolicy)) throw new Error(`--omp-wait-policy must be active or passive (got ${ompWaitPolicy})`);
+  process.env.OMP_WAIT_POLICY = ompWaitPolicy.toUpperCase();
+}
 const quick = values.quick === true;
 const outDir = quick ? path.join(BENCH_DIR, 'quick') : BENCH_DIR;
 const resultsDir = path.join(outDir, 'results');

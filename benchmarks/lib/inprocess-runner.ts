@@ -15,6 +15,7 @@ export async function runInprocess<J extends Exclude<InprocessJob, { kind: 'serv
 
 export interface InprocessDecoder {
   runtime: string;
+  pid: number | undefined;
   decode(prompt: string, tokens: number): Promise<DecodeRun>;
   stop(): Promise<void>;
 }
@@ -41,6 +42,7 @@ export async function startInprocessDecoder(job: { model: string; threads: numbe
   const ready = JSON.parse(await next()) as { runtime: string };
   return {
     runtime: ready.runtime,
+    pid: child.pid,
     async decode(prompt, tokens) {
       child.stdin!.write(JSON.stringify({ prompt, tokens }) + '\n');
       return JSON.parse(await next()) as DecodeRun;

@@ -23,6 +23,8 @@ export interface MachineInfo {
   /** 1-minute load average at the start: how shared the machine was. */
   loadAverage: number;
   gitCommit: string;
+  /** OMP_WAIT_POLICY every llama.cpp process ran with ("default" = libgomp's spin-then-sleep). */
+  ompWaitPolicy: string;
 }
 
 function osName(): string {
@@ -79,5 +81,6 @@ export async function machineInfo(repoRoot: string): Promise<MachineInfo> {
     onnxruntimeNode: packageVersion(path.join(nlc, '..', 'onnxruntime-node')),
     loadAverage: Math.round(os.loadavg()[0]! * 100) / 100,
     gitCommit,
+    ompWaitPolicy: process.env.OMP_WAIT_POLICY ?? 'default',
   };
 }

@@ -57,6 +57,7 @@ export async function writeReport(input: ReportInput): Promise<string> {
       `| onnxruntime-node | ${m.onnxruntimeNode} |`,
       `| load average at start | ${m.loadAverage} (1 min) |`,
       `| modeld commit | ${m.gitCommit} |`,
+      `| OMP_WAIT_POLICY | ${m.ompWaitPolicy ?? 'default'} |`,
     );
     for (const s of input.sections) for (const [k, v] of Object.entries(s.facts ?? {})) lines.push(`| ${k} | ${v} |`);
     lines.push('');
