@@ -11,6 +11,9 @@ import servicesPlugin from './plugins/services.ts';
 import swaggerPlugin from './plugins/swagger.ts';
 import modelRoutes from './routes/models/index.ts';
 import systemRoutes from './routes/system/index.ts';
+import chatRoutes from './routes/openai/chat.ts';
+import completionRoutes from './routes/openai/completions.ts';
+import embeddingRoutes from './routes/openai/embeddings.ts';
 
 export interface BuildAppOptions {
   config: Config;
@@ -48,5 +51,8 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   await app.register(metricsPlugin);
   await app.register(systemRoutes);
   await app.register(modelRoutes);
+  await app.register(chatRoutes);
+  await app.register(completionRoutes);
+  await app.register(embeddingRoutes);
   return app as unknown as FastifyInstance;
 }
