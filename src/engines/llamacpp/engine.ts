@@ -122,12 +122,13 @@ export class LlamaCppEngine implements Engine {
     const tokenizer = model.fileInfo.metadata.tokenizer as { chat_template?: unknown } | undefined;
     if (typeof tokenizer?.chat_template === 'string') return resolveChatWrapper(model);
     const fromTemplate = typeof p.prompt_template === 'string' ? parsePromptTemplate(p.prompt_template) : undefined;
-    return new JanChatWrapper({
+    const pieces = {
       systemPrompt: fromTemplate?.systemPrompt ?? (p.system_prompt as string),
       userPrompt: fromTemplate?.userPrompt ?? (p.user_prompt as string),
       aiPrompt: fromTemplate?.aiPrompt ?? (p.ai_prompt as string),
-      bos: beginningToken(model) != null,
-    });
+    };
+    const special = Object.values(pieces).some((text) => model.tokenize(text, true).join() !== model.tokenize(text, false).join());
+    return new JanChatWrapper({ ...pieces, bos: beginningToken(model) != null, specialPrefixes: special });
   }
 
   /** Models are disposed by their owner (the manager); the backend lives as long as the process. */

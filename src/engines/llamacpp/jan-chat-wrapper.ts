@@ -13,6 +13,12 @@ export interface JanPromptOptions {
   aiPrompt: string;
   /** Start the prompt with the model's BOS token (llama-family vocabularies want it). */
   bos: boolean;
+  /**
+   * The prefixes hold special tokens ("<|im_start|>"): tokenize them as such. When false they
+   * are plain text and the whole prompt is tokenized in one piece, exactly as the same string
+   * sent to /v1/completions would be (SentencePiece tokenizes pieces differently at their edges).
+   */
+  specialPrefixes: boolean;
 }
 
 /**
@@ -54,13 +60,14 @@ export class JanChatWrapper extends ChatWrapper {
   override generateContextState({ chatHistory }: ChatWrapperGenerateContextStateOptions): ChatWrapperGeneratedContextState {
     const o = this.#o;
     const parts: LlamaTextInputValue[] = o.bos ? [new SpecialToken('BOS')] : [];
+    const prefix = (text: string) => (o.specialPrefixes ? new SpecialTokensText(text) : text);
     chatHistory.forEach((item, i) => {
       const last = i === chatHistory.length - 1;
-      if (item.type === 'system') parts.push(new SpecialTokensText(o.systemPrompt), LlamaText.fromJSON(item.text), new SpecialTokensText('\n'));
-      else if (item.type === 'user') parts.push(new SpecialTokensText(o.userPrompt), item.text, new SpecialTokensText('\n'));
+      if (item.type === 'system') parts.push(prefix(o.systemPrompt), LlamaText.fromJSON(item.text), '\n');
+      else if (item.type === 'user') parts.push(prefix(o.userPrompt), item.text, '\n');
       else {
-        parts.push(new SpecialTokensText(o.aiPrompt), this.generateModelResponseText(item.response));
-        if (!last) parts.push(new SpecialTokensText('\n'));
+        parts.push(prefix(o.aiPrompt), this.generateModelResponseText(item.response));
+        if (!last) parts.push('\n');
       }
     });
     return {

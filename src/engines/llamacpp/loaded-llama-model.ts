@@ -1,7 +1,7 @@
 import {
   LlamaChat, LlamaCompletion, LlamaVocabularyType,
   type ChatHistoryItem, type ChatWrapper, type Llama, type LlamaContext, type LlamaContextSequence,
-  type LlamaEmbeddingContext, type LlamaGrammar, type LlamaModel, type Token,
+  type LlamaEmbeddingContext, type LlamaGrammar, type LLamaContextualRepeatPenalty, type LlamaModel, type Token,
 } from 'node-llama-cpp';
 import { ApiError } from '../../errors.ts';
 import { resolveParams } from '../descriptors.ts';
@@ -10,6 +10,7 @@ import type {
 } from '../engine.ts';
 import type { BatchTrace } from './batch-trace.ts';
 import { LLAMACPP_DESCRIPTORS } from './descriptors.ts';
+import { StopText } from './stop-text.ts';
 
 export interface LoadedLlamaModelParts {
   id: string;
@@ -27,6 +28,23 @@ export interface LoadedLlamaModelParts {
   /** Facts shown in the model state beside the live batching counters. */
   facts: Record<string, unknown>;
 }
+
+interface SamplerOptions {
+  maxTokens: number;
+  temperature: number;
+  topP: number;
+  topK: number;
+  minP: number;
+  seed?: number;
+  repeatPenalty: false | LLamaContextualRepeatPenalty;
+}
+
+type GenerationCallOptions = SamplerOptions & {
+  signal: AbortSignal;
+  stopOnAbortSignal: boolean;
+  onTextChunk: (text: string) => void;
+  onToken: (tokens: Token[]) => void;
+};
 
 /** Request parameters after precedence, as the sampler reads them. */
 interface Sampling {
@@ -83,23 +101,11 @@ export class LoadedLlamaModel implements LoadedModel {
     const grammar = await this.#grammar(options.responseFormat);
     return this.#withSequence(options.signal, async (sequence) => {
       const completion = new LlamaCompletion({ contextSequence: sequence, autoDisposeSequence: false });
-      let generated = 0;
       try {
         // The BOS is ours: LlamaCompletion would prepend another to a token array.
         const input = bos != null ? tokens.slice(1) : tokens;
-        const res = await completion.generateCompletionWithMeta(input, {
-          ...this.#samplerOptions(s, maxTokens),
-          grammar,
-          customStopTriggers: s.stop.length > 0 ? s.stop : undefined,
-          signal: options.signal,
-          onTextChunk: options.onText,
-          onToken: (t) => (generated += t.length),
-        });
-        return {
-          text: res.response,
-          finishReason: res.metadata.stopReason === 'maxTokens' ? 'length' : 'stop',
-          usage: { promptTokens: tokens.length, completionTokens: generated },
-        };
+        return await this.#generate(s, maxTokens, tokens.length, options, (o) =>
+          completion.generateCompletionWithMeta(input, { ...o, grammar }));
       } finally {
         completion.dispose({ disposeSequence: false });
       }
@@ -115,21 +121,8 @@ export class LoadedLlamaModel implements LoadedModel {
     const grammar = await this.#grammar(options.responseFormat);
     return this.#withSequence(options.signal, async (sequence) => {
       const chat = new LlamaChat({ contextSequence: sequence, chatWrapper: wrapper, autoDisposeSequence: false });
-      let generated = 0;
       try {
-        const res = await chat.generateResponse(history, {
-          ...this.#samplerOptions(s, maxTokens),
-          grammar,
-          customStopTriggers: s.stop.length > 0 ? s.stop : undefined,
-          signal: options.signal,
-          onTextChunk: options.onText,
-          onToken: (t) => (generated += t.length),
-        });
-        return {
-          text: res.response,
-          finishReason: res.metadata.stopReason === 'maxTokens' ? 'length' : 'stop',
-          usage: { promptTokens, completionTokens: generated },
-        };
+        return await this.#generate(s, maxTokens, promptTokens, options, (o) => chat.generateResponse(history, { ...o, grammar }));
       } finally {
         chat.dispose({ disposeSequence: false });
       }
@@ -165,6 +158,38 @@ export class LoadedLlamaModel implements LoadedModel {
     return this.#disposed;
   }
 
+  /**
+   * Runs one generation with the request's sampling, streaming text through the stop-sequence
+   * filter; a stop match ends it like the model's own end. The client's abort rejects.
+   */
+  async #generate(
+    s: Sampling,
+    maxTokens: number,
+    promptTokens: number,
+    options: GenerateOptions,
+    run: (o: GenerationCallOptions) => Promise<{ metadata: { stopReason: string } }>,
+  ): Promise<GenerationResult> {
+    const stopAc = new AbortController();
+    const stop = new StopText(s.stop, options.onText);
+    let generated = 0;
+    const res = await run({
+      ...this.#samplerOptions(s, maxTokens),
+      signal: AbortSignal.any([options.signal, stopAc.signal]),
+      stopOnAbortSignal: true,
+      onTextChunk: (text) => {
+        if (stop.push(text)) stopAc.abort();
+      },
+      onToken: (t) => (generated += t.length),
+    });
+    options.signal.throwIfAborted();
+    stop.flush();
+    return {
+      text: stop.text,
+      finishReason: !stop.matched && res.metadata.stopReason === 'maxTokens' ? 'length' : 'stop',
+      usage: { promptTokens, completionTokens: generated },
+    };
+  }
+
   #sampling(request: Record<string, unknown>): Sampling {
     const p = resolveParams(
       LLAMACPP_DESCRIPTORS,
@@ -190,7 +215,7 @@ export class LoadedLlamaModel implements LoadedModel {
     };
   }
 
-  #samplerOptions(s: Sampling, maxTokens: number) {
+  #samplerOptions(s: Sampling, maxTokens: number): SamplerOptions {
     const penalize = s.repeatPenalty !== 1 || s.presencePenalty !== 0 || s.frequencyPenalty !== 0;
     return {
       maxTokens,
