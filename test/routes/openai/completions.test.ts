@@ -6,6 +6,7 @@ import { hasStories, LLAMA_TEST_CONFIG, STORIES_GGUF, testLlama, writeFixtureMod
 
 const dir = await tempDir();
 const tiny = await writeFixtureModel(dir, 'tiny', { gguf: { contextLength: 512 }, parameters: { ctx_len: 512, n_parallel: 2 } });
+await writeFixtureModel(dir, 'greedy', { parameters: { ctx_len: 128, n_parallel: 1, temperature: 0, max_tokens: 6 } });
 if (hasStories) await writeSharedModel(dir, 'stories', STORIES_GGUF, { ctx_len: 256, n_parallel: 2 });
 const { app } = await buildTestApp(t, { modelsDir: dir, config: LLAMA_TEST_CONFIG });
 const url = await app.listen({ host: '127.0.0.1', port: 0 });
@@ -80,4 +81,13 @@ t.test('unsupported options are clear 400s', async (t) => {
     t.type(err, OpenAI.BadRequestError, param);
     t.equal((err as InstanceType<typeof OpenAI.BadRequestError>).param, param);
   }
+});
+
+t.test('precedence: the model object\'s request parameters apply unless the request sets them', async (t) => {
+  const a = await client.completions.create({ model: 'greedy', prompt: 'hello world' });
+  const b = await client.completions.create({ model: 'greedy', prompt: 'hello world' });
+  t.equal(a.usage!.completion_tokens, 6, 'max_tokens from model.json');
+  t.equal(a.choices[0]!.text, b.choices[0]!.text, 'temperature 0 from model.json: greedy');
+  const c = await client.completions.create({ model: 'greedy', prompt: 'hello world', max_tokens: 3 });
+  t.equal(c.usage!.completion_tokens, 3, 'the request wins');
 });
