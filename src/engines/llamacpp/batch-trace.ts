@@ -62,6 +62,13 @@ export class BatchTrace {
 
   #deferrals = 0;
   #deferredTotal = 0;
+  readonly #onBatch: ((sequences: number) => void) | undefined;
+
+  /** @param onBatch told the number of sequences of every batch (the `modeld_batch_size` metric). */
+  constructor(onBatch?: (sequences: number) => void) {
+    this.#onBatch = onBatch;
+  }
+
   #active: () => number = () => 0;
 
   /**
@@ -109,6 +116,7 @@ export class BatchTrace {
     if (sequences > 1) this.#shared++;
     this.#max = Math.max(this.#max, sequences);
     this.#histogram.set(sequences, (this.#histogram.get(sequences) ?? 0) + 1);
+    this.#onBatch?.(sequences);
   }
 
   snapshot(): BatchTraceSnapshot {

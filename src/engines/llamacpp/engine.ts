@@ -69,7 +69,7 @@ export class LlamaCppEngine implements Engine {
       const pooling = meta[arch]?.pooling_type;
       const embeddingModel = spec.metadata.task === 'embedding' || (typeof pooling === 'number' && pooling !== POOLING_NONE);
       const wantEmbedding = (p.embedding as boolean | undefined) ?? embeddingModel;
-      const trace = new BatchTrace();
+      const trace = new BatchTrace(spec.onBatch);
 
       let context: LlamaContext | undefined;
       let chatWrapper: ChatWrapper | undefined;

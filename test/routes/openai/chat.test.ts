@@ -139,6 +139,7 @@ t.test('4 concurrent streams on n_parallel 4 complete, decoded in shared batches
   t.ok(fours >= 30, `most steps decode the 4 streams together: ${JSON.stringify(after.sequences_per_batch)}`);
   const metrics = (await app.inject({ url: '/metrics' })).body;
   t.match(metrics, /modeld_tokens_total\{model="chatml\/model",kind="completion"\} \d+/);
+  t.match(metrics, /modeld_batch_size_bucket\{le="4",model="chatml\/model"\} \d+/);
 });
 
 t.test('a client that leaves mid-stream frees the sequence: the queued request runs right after', async (t) => {
