@@ -143,6 +143,8 @@ export interface Engine {
   readonly name: EngineName;
   readonly descriptors: readonly ParamDescriptor[];
   status(): Promise<EngineStatus>;
+  /** Optional warm-up at server start: loads the native backend and describes it for the log. */
+  prepare?(): Promise<{ message: string; hint?: string }>;
   /** Loads; honours `signal` during the load and frees what it made when aborted. */
   load(spec: LoadSpec, signal: AbortSignal): Promise<LoadedModel>;
   dispose(): Promise<void>;

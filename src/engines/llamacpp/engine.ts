@@ -3,7 +3,7 @@ import type { Engine, EngineStatus, LoadedModel, LoadSpec } from '../engine.ts';
 import { BatchTrace } from './batch-trace.ts';
 import { LLAMACPP_DESCRIPTORS } from './descriptors.ts';
 import { JanChatWrapper, parsePromptTemplate } from './jan-chat-wrapper.ts';
-import { getLlamaRuntime, type LlamaGpuOption, type LlamaRuntimeInfo } from './llama-runtime.ts';
+import { describeRuntime, getLlamaRuntime, runtimeHint, type LlamaGpuOption, type LlamaRuntimeInfo } from './llama-runtime.ts';
 import { beginningToken, LoadedLlamaModel } from './loaded-llama-model.ts';
 
 export interface LlamaCppEngineOptions {
@@ -37,6 +37,13 @@ export class LlamaCppEngine implements Engine {
 
   constructor(options: LlamaCppEngineOptions = {}) {
     this.#options = options;
+  }
+
+  /** Loads the llama.cpp backend ahead of the first model and says which build runs. */
+  async prepare(): Promise<{ message: string; hint?: string }> {
+    const { info } = await getLlamaRuntime({ gpu: gpuOption(this.#options.gpu), threads: this.#options.threads || undefined });
+    this.#runtime = info;
+    return { message: describeRuntime(info), hint: runtimeHint(info) };
   }
 
   async status(): Promise<EngineStatus> {
