@@ -12,6 +12,7 @@
  * by wrapping node-llama-cpp internals; it is a diagnostic, never used by the
  * server.
  */
+import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { getLlama, LlamaCompletion, LlamaLogLevel, type LlamaContext, type LlamaModel } from 'node-llama-cpp';
 import { createBatchScheduler } from '../src/engines/llamacpp/batch-schedule.ts';
@@ -121,7 +122,7 @@ for (const n of streamsList) {
   rows.push(`| ${n} | ${b.toFixed(1)} | ${fmt(before[0].histogram)} | ${a.toFixed(1)} | ${fmt(after[0].histogram)} | ${after[0].timeouts} | ${(a / b).toFixed(2)}× |`);
   console.error(`streams ${n}: before ${before.map((x) => x.tokPerS.toFixed(1)).join('/')}  after ${after.map((x) => x.tokPerS.toFixed(1)).join('/')}`);
 }
-console.log(`\nmodel ${args.model}, ${threads} threads, ${maxTokens} tokens per stream, median of ${repeats}`);
+console.log(`\nmodel ${args.model}, ${threads} threads, ${maxTokens} tokens per stream, median of ${repeats}, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
 console.log('| streams | before tok/s | before batches (sequences:count) | after tok/s | after batches | barrier timeouts | after/before |');
 console.log('| --- | --- | --- | --- | --- | --- | --- |');
 for (const row of rows) console.log(row);
