@@ -23,8 +23,8 @@ import type { BatchItem, BatchingOptions, PrioritizedBatchItem } from 'node-llam
  * are generating, it returns no items, so the loop decodes nothing and turns
  * again after a microtask, which lets the straggler's promise chain reach the
  * queue (it needs no macrotask). After `maxWaitMs` it gives up and decodes what
- * is queued, so a sequence that stalls (a slow consumer, a finished request not
- * yet released) costs each step at most that much. The same strategy counts
+ * is queued, and stops waiting for the missing sequences for `reprobeAfter`
+ * decodes, so a sequence that stalls costs one wait, not one per step. The same strategy counts
  * every batch it hands out, which is the batch-size metric.
  */
 
@@ -63,6 +63,15 @@ export interface BatchSchedulerOptions {
    */
   maxWaitMs?: number;
   /**
+   * After a wait times out, the missing generations are not waited for during
+   * this many decodes, then waited for once more. Default 32. A generation
+   * can stay missing for long: node-llama-cpp's dispatch loop holds the
+   * context lock while any sequence has tokens queued, so a request whose
+   * first step needs that lock (erasing a stale KV-cache suffix) waits until
+   * the other generations pause (see docs/cpu-batching.md).
+   */
+  reprobeAfter?: number;
+  /**
    * How many sequences are generating right now. Default: the count of
    * {@link BatchScheduler.track}ed generations. Pass your own when generations
    * are counted elsewhere (e.g. a sequence pool's busy count).
@@ -92,18 +101,29 @@ export interface BatchScheduler {
 export function createBatchScheduler(options: BatchSchedulerOptions = {}): BatchScheduler {
   const barrier = options.barrier ?? true;
   const maxWaitMs = options.maxWaitMs ?? 2;
+  const reprobeAfter = options.reprobeAfter ?? 32;
   let tracked = 0;
   const activeSequences = options.activeSequences ?? (() => tracked);
   let stats = emptyStats();
   let waitingSince = -1;
 
+  // Generations that stopped queueing (see `reprobeAfter`) and the decodes left before waiting for them again.
+  let excused = 0;
+  let reprobeIn = 0;
+
   const itemPrioritizationStrategy = ({ items, size }: { items: readonly BatchItem[]; size: number }): PrioritizedBatchItem[] => {
     let timedOut = false;
-    if (barrier && items.length < activeSequences()) {
+    const active = activeSequences();
+    if (items.length >= active) excused = 0;
+    if (barrier && items.length < active - excused) {
       const now = performance.now();
       if (waitingSince < 0) waitingSince = now;
       if (now - waitingSince < maxWaitMs) return [];
       timedOut = true;
+      excused = active - items.length;
+      reprobeIn = reprobeAfter;
+    } else if (excused > 0 && --reprobeIn <= 0) {
+      excused = 0;
     }
     waitingSince = -1;
     const prioritized = maximumParallelism(items, size);

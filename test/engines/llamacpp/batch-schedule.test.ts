@@ -26,6 +26,16 @@ t.test('barrier holds a batch until every generating sequence has queued, then g
   t.equal(s2({ items: [item(1)], size: 512 }).length, 1, 'after maxWaitMs the partial batch goes');
   t.same(impatient.stats(), { batches: 1, tokens: 1, histogram: { 1: 1 }, timeouts: 1 });
 
+  const excusing = createBatchScheduler({ activeSequences: () => 3, maxWaitMs: 0, reprobeAfter: 2 });
+  const s3 = excusing.batching.itemPrioritizationStrategy as typeof strategy;
+  t.equal(s3({ items: [item(1), item(1)], size: 512 }).length, 2, 'times out once');
+  t.equal(s3({ items: [item(1), item(1)], size: 512 }).length, 2, 'then does not wait for the missing one');
+  t.equal(excusing.stats().timeouts, 1, 'no second timeout while it is excused');
+  s3({ items: [item(1), item(1)], size: 512 });
+  t.equal(excusing.stats().timeouts, 1, 'still excused for the second decode');
+  s3({ items: [item(1), item(1)], size: 512 });
+  t.equal(excusing.stats().timeouts, 2, 'after reprobeAfter decodes it waits for it again');
+
   const off = createBatchScheduler({ barrier: false, activeSequences: () => 4 });
   t.equal((off.batching.itemPrioritizationStrategy as typeof strategy)({ items: [item(1)], size: 512 }).length, 1, 'barrier: false never waits');
 });
