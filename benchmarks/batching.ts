@@ -10,7 +10,9 @@
  * `--trace` prints a timeline of one 4-stream run in each mode (enqueue of
  * each sequence's next token, the batch handed to llama_decode, each sample)
  * by wrapping node-llama-cpp internals; it is a diagnostic, never used by the
- * server.
+ * server. `--starvation` measures how long a request whose sequence holds a
+ * stale conversation (so it must erase KV cells first) waits while 1–3 other
+ * sequences generate.
  */
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
@@ -25,6 +27,7 @@ const { values: args } = parseArgs({
     repeats: { type: 'string', default: '3' },
     threads: { type: 'string', default: '2' },
     trace: { type: 'boolean', default: false },
+    starvation: { type: 'boolean', default: false },
   },
 });
 const streamsList = args.streams.split(',').map(Number);
@@ -104,7 +107,38 @@ function median(values: number[]): number {
   return s[Math.floor(s.length / 2)];
 }
 
+/** Step (of stream 0) at which a late request on a sequence with stale history gets its first token. */
+async function starvation(others: number, barrier: boolean): Promise<{ startedAt: number; firstTokenAt: number; timeouts: number }> {
+  const scheduler = createBatchScheduler({ barrier });
+  const context = await model.createContext({ sequences: 4, threads, contextSize: 2048, batching: scheduler.batching });
+  try {
+    const sequences = [0, 1, 2, 3].map(() => context.getSequence());
+    await new LlamaCompletion({ contextSequence: sequences[3] }).generateCompletion('an old conversation', { maxTokens: 4 });
+    let steps = 0;
+    const running = sequences.slice(0, others).map((sequence, i) => scheduler.track(() =>
+      new LlamaCompletion({ contextSequence: sequence }).generateCompletion(`story ${i}`, { maxTokens, onToken: () => { if (i === 0) steps++; } })));
+    while (steps < 10) await new Promise((resolve) => setTimeout(resolve, 1));
+    const startedAt = steps;
+    let firstTokenAt = -1;
+    const late = scheduler.track(() => new LlamaCompletion({ contextSequence: sequences[3] })
+      .generateCompletion('a brand new prompt', { maxTokens: 4, onToken: () => { if (firstTokenAt < 0) firstTokenAt = steps; } }));
+    await Promise.all([...running, late]);
+    return { startedAt, firstTokenAt, timeouts: scheduler.stats().timeouts };
+  } finally {
+    await context.dispose();
+  }
+}
+
 const rows: string[] = [];
+if (args.starvation) {
+  console.log(`\n| other generations (${maxTokens} tokens) | late request started at step | default: first token at step | barrier: first token at step | barrier timeouts |`);
+  console.log('| --- | --- | --- | --- | --- |');
+  for (const others of [1, 2, 3]) {
+    const before = await starvation(others, false);
+    const after = await starvation(others, true);
+    console.log(`| ${others} | ${before.startedAt} | ${before.firstTokenAt} | ${after.firstTokenAt} | ${after.timeouts} |`);
+  }
+}
 if (args.trace) {
   await run(4, false, true);
   await run(4, true, true);

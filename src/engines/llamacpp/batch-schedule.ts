@@ -24,8 +24,9 @@ import type { BatchItem, BatchingOptions, PrioritizedBatchItem } from 'node-llam
  * again after a microtask, which lets the straggler's promise chain reach the
  * queue (it needs no macrotask). After `maxWaitMs` it gives up and decodes what
  * is queued, and stops waiting for the missing sequences for `reprobeAfter`
- * decodes, so a sequence that stalls costs one wait, not one per step. The same strategy counts
- * every batch it hands out, which is the batch-size metric.
+ * decodes, so a sequence that stalls costs one wait, not one per step. The
+ * same strategy counts every batch it hands out, which is the batch-size
+ * metric. One scheduler per context.
  */
 
 /** One decoded batch, as handed to node-llama-cpp. */
