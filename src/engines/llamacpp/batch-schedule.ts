@@ -23,8 +23,9 @@ import type { BatchItem, BatchingOptions, PrioritizedBatchItem } from 'node-llam
  * are generating, it returns no items, so the loop decodes nothing and turns
  * again after a microtask, which lets the straggler's promise chain reach the
  * queue (it needs no macrotask). After `maxWaitMs` it gives up and decodes what
- * is queued, and stops waiting for the missing sequences for `reprobeAfter`
- * decodes, so a sequence that stalls costs one wait, not one per step. The
+ * is queued; after two timeouts in a row it stops waiting for the missing
+ * sequences for `reprobeAfter` decodes, so a sequence that stays stuck costs a
+ * couple of waits, not one per step. The
  * same strategy counts every batch it hands out, which is the batch-size
  * metric. One scheduler per context.
  */
@@ -60,12 +61,14 @@ export interface BatchSchedulerOptions {
   barrier?: boolean;
   /**
    * Longest time in milliseconds one decode waits for stragglers. The wait
-   * runs on the main thread (microtask turns), so keep it small. Default 2.
+   * runs on the main thread (microtask turns); a straggler normally arrives
+   * within 0.5 ms, the margin covers a preempted main thread on a busy
+   * machine. Default 5.
    */
   maxWaitMs?: number;
   /**
-   * After a wait times out, the missing generations are not waited for during
-   * this many decodes, then waited for once more. Default 32. A generation
+   * After two waits in a row time out, the missing generations are not
+   * waited for during this many decodes, then waited for once more. Default 32. A generation
    * can stay missing for long: node-llama-cpp's dispatch loop holds the
    * context lock while any sequence has tokens queued, so a request whose
    * first step needs that lock (erasing a stale KV-cache suffix) waits until
@@ -101,30 +104,38 @@ export interface BatchScheduler {
 /** Creates the batching options and batch counters for one context. */
 export function createBatchScheduler(options: BatchSchedulerOptions = {}): BatchScheduler {
   const barrier = options.barrier ?? true;
-  const maxWaitMs = options.maxWaitMs ?? 2;
+  const maxWaitMs = options.maxWaitMs ?? 5;
   const reprobeAfter = options.reprobeAfter ?? 32;
   let tracked = 0;
   const activeSequences = options.activeSequences ?? (() => tracked);
   let stats = emptyStats();
   let waitingSince = -1;
 
-  // Generations that stopped queueing (see `reprobeAfter`) and the decodes left before waiting for them again.
+  // Generations that stopped queueing (see `reprobeAfter`), the decodes left before waiting for them again,
+  // and timeouts since the last full batch: one can be a preempted main thread, two in a row is a stuck sequence.
   let excused = 0;
   let reprobeIn = 0;
+  let strikes = 0;
 
   const itemPrioritizationStrategy = ({ items, size }: { items: readonly BatchItem[]; size: number }): PrioritizedBatchItem[] => {
     let timedOut = false;
     const active = activeSequences();
-    if (items.length >= active) excused = 0;
+    if (items.length >= active) {
+      excused = 0;
+      strikes = 0;
+    }
     if (barrier && items.length < active - excused) {
       const now = performance.now();
       if (waitingSince < 0) waitingSince = now;
       if (now - waitingSince < maxWaitMs) return [];
       timedOut = true;
-      excused = active - items.length;
-      reprobeIn = reprobeAfter;
+      if (++strikes >= 2) {
+        excused = active - items.length;
+        reprobeIn = reprobeAfter;
+      }
     } else if (excused > 0 && --reprobeIn <= 0) {
       excused = 0;
+      strikes = 1;
     }
     waitingSince = -1;
     const prioritized = maximumParallelism(items, size);
