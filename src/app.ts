@@ -9,6 +9,7 @@ import errorHandler from './plugins/error-handler.ts';
 import metricsPlugin from './plugins/metrics.ts';
 import servicesPlugin from './plugins/services.ts';
 import swaggerPlugin from './plugins/swagger.ts';
+import classificationRoutes from './routes/classification/index.ts';
 import modelRoutes from './routes/models/index.ts';
 import systemRoutes from './routes/system/index.ts';
 
@@ -48,5 +49,6 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   await app.register(metricsPlugin);
   await app.register(systemRoutes);
   await app.register(modelRoutes);
+  await app.register(classificationRoutes);
   return app as unknown as FastifyInstance;
 }

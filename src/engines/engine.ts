@@ -15,7 +15,7 @@ export type Capability = 'chat' | 'completion' | 'embedding' | 'classification';
  */
 export interface ParamDescriptor {
   name: string;
-  type: 'integer' | 'number' | 'string' | 'boolean' | 'string_array' | 'integer_or_string';
+  type: 'integer' | 'number' | 'string' | 'boolean' | 'string_array' | 'integer_or_string' | 'duration';
   default: unknown;
   min_value?: number | null;
   max_value?: number | null;
@@ -45,6 +45,39 @@ export interface LoadSpec {
   params: Record<string, unknown>;
   /** The model object's metadata (classes, preprocess, task...). */
   metadata: Record<string, unknown>;
+  /** What the registry read from the primary binary's header, when it did (saves a second read). */
+  header?: Record<string, unknown>;
+  /** Called with the rows of every batch the engine runs (for the batch-size metric). */
+  onBatch?: (rows: number) => void;
+}
+
+/** One item to classify: a text, or an image as base64 or a data URL. */
+export type ClassificationInput = { type: 'text'; text: string } | { type: 'image'; image: string };
+
+export interface ClassifyOptions {
+  /** Return the k best classes in `scores`, best first. */
+  topK?: number;
+  /** Return every class score in `scores`, in class index order (unless `topK` is set). */
+  scores?: boolean;
+}
+
+export interface LabelScore {
+  label: string;
+  score: number;
+}
+
+export interface ClassificationItem {
+  /** Position of the item in the request's input. */
+  index: number;
+  /** The best class. */
+  label: string;
+  score: number;
+  scores?: LabelScore[];
+}
+
+export interface ClassificationResult {
+  data: ClassificationItem[];
+  usage: { items: number; prompt_tokens?: number; total_tokens?: number };
 }
 
 export interface LoadedModel {
@@ -55,6 +88,8 @@ export interface LoadedModel {
   readonly info?: Record<string, unknown>;
   /** Idempotent; frees native memory. */
   dispose(): Promise<void>;
+  /** Present with the `classification` capability; `signal` drops the request's work. */
+  classify?(inputs: ClassificationInput[], options: ClassifyOptions, signal: AbortSignal): Promise<ClassificationResult>;
 }
 
 export interface Engine {

@@ -56,7 +56,8 @@ export const STOP_GRACE_MS = 2000;
 /**
  * Owns every loaded model: the start/stop state machine, one queue per running model,
  * just-in-time loading, keep-alive unloading and the maintenance switch. Concurrent starts
- * share one load; a stop during a load aborts it.
+ * share one load; a stop during a load aborts it. Emits `state` (id, state) on every
+ * transition and `batch` (id, rows) for every batch an engine runs.
  */
 export class ModelManager extends EventEmitter {
   readonly #slots = new Map<string, Slot>();
@@ -140,6 +141,8 @@ export class ModelManager extends EventEmitter {
             folder: entry.folder,
             params,
             metadata: (entry.object.metadata ?? {}) as Record<string, unknown>,
+            header: entry.header,
+            onBatch: (rows) => this.emit('batch', entry.id, rows),
           },
           slot.abort!.signal,
         );

@@ -1,11 +1,11 @@
 import { mkdir, writeFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { buildTestApp, tempDir } from '../helpers/app.ts';
 import { FakeEngine } from '../helpers/fake-engine.ts';
 import { writeTinyLlamaGguf } from '../helpers/gguf-writer.ts';
 
-async function setup(t: Parameters<Parameters<typeof t.test>[1]>[0], engine = new FakeEngine()) {
+async function setup(t: Test, engine = new FakeEngine()) {
   const dir = await tempDir();
   await mkdir(path.join(dir, 'tiny'));
   writeTinyLlamaGguf(path.join(dir, 'tiny/tiny.gguf'));
