@@ -12,6 +12,9 @@ import swaggerPlugin from './plugins/swagger.ts';
 import classificationRoutes from './routes/classification/index.ts';
 import modelRoutes from './routes/models/index.ts';
 import systemRoutes from './routes/system/index.ts';
+import chatRoutes from './routes/openai/chat.ts';
+import completionRoutes from './routes/openai/completions.ts';
+import embeddingRoutes from './routes/openai/embeddings.ts';
 
 export interface BuildAppOptions {
   config: Config;
@@ -49,6 +52,9 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   await app.register(metricsPlugin);
   await app.register(systemRoutes);
   await app.register(modelRoutes);
+  await app.register(chatRoutes);
+  await app.register(completionRoutes);
+  await app.register(embeddingRoutes);
   await app.register(classificationRoutes);
   return app as unknown as FastifyInstance;
 }

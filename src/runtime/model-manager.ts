@@ -120,7 +120,9 @@ export class ModelManager extends EventEmitter {
         { source: `${entry.file} (parameters)`, values: entry.object.parameters },
         { source: 'the start request', values: overrides },
       ],
-      ['load'],
+      // Request-scope values too: the model object and start overrides are the defaults each
+      // request's own values are layered on (and a bad one fails the load, naming the file).
+      ['load', 'request'],
     );
     const keepAliveRaw = params.keep_alive ?? this.#opts.config.keepAlive;
     const slot: Slot = {
