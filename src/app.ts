@@ -5,10 +5,12 @@ import type { Config } from './config/config.ts';
 import type { Engine, EngineName } from './engines/engine.ts';
 import { ModelRegistry } from './registry/registry.ts';
 import authPlugin from './plugins/auth.ts';
+import downloadsPlugin from './plugins/downloads.ts';
 import errorHandler from './plugins/error-handler.ts';
 import metricsPlugin from './plugins/metrics.ts';
 import servicesPlugin from './plugins/services.ts';
 import swaggerPlugin from './plugins/swagger.ts';
+import downloadRoutes from './routes/downloads/index.ts';
 import modelRoutes from './routes/models/index.ts';
 import systemRoutes from './routes/system/index.ts';
 
@@ -45,8 +47,10 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   }
   await app.register(swaggerPlugin);
   await app.register(servicesPlugin, { config, registry: new ModelRegistry({ modelsDir: config.modelsDir, log: app.log }), engines: engineMap });
+  await app.register(downloadsPlugin);
   await app.register(metricsPlugin);
   await app.register(systemRoutes);
   await app.register(modelRoutes);
+  await app.register(downloadRoutes);
   return app as unknown as FastifyInstance;
 }

@@ -237,6 +237,7 @@ export class ModelRegistry extends EventEmitter {
       if (!b.managed || stillUsed.has(b.path) || !isWithin(this.modelsDir, b.path)) continue;
       await rm(b.path, { force: true });
       await rm(`${b.path}.part`, { force: true });
+      await rm(path.join(path.dirname(b.path), `.${path.basename(b.path)}.part.json`), { force: true });
     }
     await rm(entry.file, { force: true });
     await rmdir(entry.folder).catch(() => undefined); // only when empty
