@@ -15,7 +15,10 @@ export const ConfigSchema = Type.Object({
   /** Folder of model folders. */
   modelsDir: Type.String({ default: './models' }),
   logLevel: Type.Union(
-    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+    [
+      Type.Literal('fatal'), Type.Literal('error'), Type.Literal('warn'), Type.Literal('info'),
+      Type.Literal('debug'), Type.Literal('trace'), Type.Literal('silent'),
+    ],
     { default: 'info' },
   ),
   /** Bearer keys; empty means no authentication. */

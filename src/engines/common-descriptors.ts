@@ -4,12 +4,8 @@ import type { ParamDescriptor } from './engine.ts';
 export const COMMON_DESCRIPTORS: readonly ParamDescriptor[] = [
   {
     name: 'keep_alive',
-    type: 'integer_or_string',
+    type: 'duration',
     default: null,
-    min_value: -1,
-    max_value: null,
-    increment: 1,
-    options: ['5m', '30m', '1h', '0', '-1'],
     description:
       'How long the model stays loaded after its last request (Ollama semantics): seconds, or a duration like "5m"; 0 unloads at once, a negative value keeps it loaded. Defaults to the server setting (--keep-alive).',
     scope: 'load',

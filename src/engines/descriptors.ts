@@ -1,3 +1,4 @@
+import { parseDuration } from '../config/config.ts';
 import { ApiError } from '../errors.ts';
 import type { ParamDescriptor } from './engine.ts';
 
@@ -44,6 +45,17 @@ export function checkParam(d: ParamDescriptor, value: unknown, source: string): 
       }
       if (typeof v === 'string' && (d.options ?? []).includes(v)) return v;
       throw fail(`must be an integer within ${bounds(d)} or one of ${JSON.stringify(d.options ?? [])}`, 'invalid_value');
+    case 'duration':
+      if (typeof v === 'number' && Number.isFinite(v)) return v;
+      if (typeof v === 'string') {
+        try {
+          parseDuration(v);
+          return v;
+        } catch {
+          /* falls through to the error below */
+        }
+      }
+      throw fail('must be seconds or a duration like "5m", "1h30m", "0" or "-1"', 'invalid_value');
     case 'boolean':
       if (typeof v !== 'boolean') throw fail('must be a boolean', 'invalid_type');
       return v;

@@ -15,7 +15,7 @@ export type Capability = 'chat' | 'completion' | 'embedding' | 'classification';
  */
 export interface ParamDescriptor {
   name: string;
-  type: 'integer' | 'number' | 'string' | 'boolean' | 'string_array' | 'integer_or_string';
+  type: 'integer' | 'number' | 'string' | 'boolean' | 'string_array' | 'integer_or_string' | 'duration';
   default: unknown;
   min_value?: number | null;
   max_value?: number | null;

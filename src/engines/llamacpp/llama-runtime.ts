@@ -1,0 +1,277 @@
+/**
+ * The single place that obtains node-llama-cpp's process-wide `Llama` backend.
+ *
+ * Two facts drive this module:
+ * - node-llama-cpp defaults `maxThreads` to max(cpuMathCores, 4). On a 2-core
+ *   box that oversubscribes the CPU and the prebuilt binary decodes ~160×
+ *   slower, so we always pass the real physical core count.
+ * - The prebuilt CPU binaries lack OpenMP and spawn threads per decode; a
+ *   local source build (`npm run build:llama`) is ~1.7× faster on CPU. We use
+ *   it whenever it exists, but never build or download at run time: CI and
+ *   fresh clones must start on the prebuilt binary without touching the
+ *   network.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import { getLlama, type Llama, type LlamaLogLevel } from 'node-llama-cpp';
+
+export type LlamaGpuOption = 'auto' | false | 'cuda' | 'vulkan';
+
+export interface LlamaRuntimeOptions {
+  /**
+   * Compute backend. `'auto'` picks the best working one (CUDA, then Vulkan,
+   * then CPU); `false` forces CPU. Default `'auto'`.
+   */
+  gpu?: LlamaGpuOption;
+  /**
+   * Upper bound on llama.cpp worker threads (count). Default: physical cores,
+   * see {@link physicalCoreCount}. Exceeding physical cores slows decoding.
+   */
+  threads?: number;
+  /** Minimum llama.cpp log level forwarded to the console. Default `'warn'`. */
+  logLevel?: LlamaLogLevel | `${LlamaLogLevel}`;
+  /**
+   * Use a local source build from `npm run build:llama` when one matches the
+   * requested GPU type. Default `true`; `false` forces the prebuilt binary
+   * (useful to compare the two).
+   */
+  preferLocalBuild?: boolean;
+}
+
+export interface LlamaRuntimeInfo {
+  /** `'local'`: built from source by `npm run build:llama`; `'prebuilt'`: shipped with node-llama-cpp. */
+  build: 'local' | 'prebuilt';
+  /** Whether the ggml CPU backend was compiled with OpenMP (persistent thread pool). */
+  openmp: boolean;
+  /** GPU backend in use (`'cuda'`, `'vulkan'`, `'metal'`) or `false` for CPU only. */
+  gpu: string | false;
+  /** Space-separated CPU features the CPU backend was compiled for, e.g. `"AVX2 FMA F16C"`. */
+  cpuFeatures: string;
+  /** Maximum worker threads llama.cpp will use (count). */
+  threads: number;
+  /** llama.cpp release tag the binary was built from. */
+  llamaCppRelease: string;
+}
+
+export interface LlamaRuntime {
+  llama: Llama;
+  info: LlamaRuntimeInfo;
+}
+
+/** Rough wall time of `npm run build:llama` on a 2-core machine, for the hint. */
+const LOCAL_BUILD_MINUTES = 7;
+/** Decode speed-up of the OpenMP build over the prebuilt CPU binary: 2.25× measured on a 100 M-param Q8_0 model, more on tinier ones (docs/llama-build.md). */
+const LOCAL_BUILD_SPEEDUP = '2×';
+
+/**
+ * Unique (physical id, core id) pairs among the CPUs this process may run on.
+ * Returns undefined when /proc/cpuinfo lacks topology (some VMs, many ARM
+ * kernels), so callers fall back to the logical count.
+ * @internal exported for tests
+ */
+export function countPhysicalCores(cpuinfo: string, allowed?: ReadonlySet<number>): number | undefined {
+  const cores = new Set<string>();
+  for (const block of cpuinfo.split(/\n\s*\n/)) {
+    const processor = /^processor\s*:\s*(\d+)/m.exec(block)?.[1];
+    const coreId = /^core id\s*:\s*(\d+)/m.exec(block)?.[1];
+    if (processor === undefined || coreId === undefined) continue;
+    if (allowed && !allowed.has(Number(processor))) continue;
+    const physicalId = /^physical id\s*:\s*(\d+)/m.exec(block)?.[1] ?? '0';
+    cores.add(`${physicalId}:${coreId}`);
+  }
+  return cores.size > 0 ? cores.size : undefined;
+}
+
+/**
+ * Parses a Linux CPU list such as `0-3,8,10-11` (as in `Cpus_allowed_list`).
+ * @internal exported for tests
+ */
+export function parseCpuList(list: string): Set<number> {
+  const cpus = new Set<number>();
+  for (const part of list.trim().split(',')) {
+    const m = /^(\d+)(?:-(\d+))?$/.exec(part.trim());
+    if (!m) continue;
+    const from = Number(m[1]);
+    const to = m[2] === undefined ? from : Number(m[2]);
+    for (let i = from; i <= to; i++) cpus.add(i);
+  }
+  return cpus;
+}
+
+/**
+ * CPUs worth of quota from cgroup v2 `cpu.max` (`"<quota> <period>"` or
+ * `"max <period>"`), rounded up; undefined when unlimited or unparsable.
+ * @internal exported for tests
+ */
+export function parseCgroupCpuMax(text: string): number | undefined {
+  const [quota, period] = text.trim().split(/\s+/);
+  if (quota === undefined || quota === 'max' || period === undefined) return undefined;
+  const q = Number(quota);
+  const p = Number(period);
+  if (!(q > 0) || !(p > 0)) return undefined;
+  return Math.max(1, Math.ceil(q / p));
+}
+
+function readText(file: string): string | undefined {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+function cgroupCpuLimit(): number | undefined {
+  const v2 = readText('/sys/fs/cgroup/cpu.max');
+  if (v2 !== undefined) return parseCgroupCpuMax(v2);
+  const quota = readText('/sys/fs/cgroup/cpu/cpu.cfs_quota_us');
+  const period = readText('/sys/fs/cgroup/cpu/cpu.cfs_period_us');
+  if (quota === undefined || period === undefined) return undefined;
+  const q = Number(quota.trim());
+  return q > 0 ? parseCgroupCpuMax(`${q} ${period.trim()}`) : undefined;
+}
+
+/**
+ * Physical CPU cores this process can actually use: hyper-threads are not
+ * counted (llama.cpp's matmuls saturate a core's FPUs, so SMT siblings only
+ * add contention), CPUs outside the affinity mask are ignored and a cgroup
+ * CPU quota caps the result. Never less than 1.
+ */
+export function physicalCoreCount(): number {
+  const logical = os.availableParallelism();
+  let cores = logical;
+  if (process.platform === 'linux') {
+    const cpuinfo = readText('/proc/cpuinfo');
+    const allowedList = /^Cpus_allowed_list:\s*(.+)$/m.exec(readText('/proc/self/status') ?? '')?.[1];
+    const allowed = allowedList ? parseCpuList(allowedList) : undefined;
+    const physical = cpuinfo ? countPhysicalCores(cpuinfo, allowed && allowed.size > 0 ? allowed : undefined) : undefined;
+    if (physical !== undefined) cores = Math.min(physical, logical);
+    const quota = cgroupCpuLimit();
+    if (quota !== undefined) cores = Math.min(cores, quota);
+  }
+  return Math.max(1, cores);
+}
+
+/**
+ * Features from the `CPU :` section of llama.cpp's system info string
+ * (`"CPU : SSE3 = 1 | AVX2 = 1 | OPENMP = 1 | "`), OpenMP excluded since it is
+ * reported on its own.
+ */
+function parseCpuFeatures(systemInfo: string): string {
+  const features: string[] = [];
+  let section = '';
+  for (const raw of systemInfo.split('|')) {
+    let part = raw.trim();
+    const header = /^(\w+)\s*:\s*(.*)$/.exec(part);
+    if (header) {
+      section = header[1]!;
+      part = header[2]!;
+    }
+    const kv = /^(\w+)\s*=\s*(\S+)$/.exec(part);
+    if (section === 'CPU' && kv && kv[2] === '1' && kv[1] !== 'OPENMP') features.push(kv[1]!);
+  }
+  return features.join(' ');
+}
+
+/** @internal exported for tests */
+export function runtimeInfoFromLlama(llama: Pick<Llama, 'systemInfo' | 'buildType' | 'gpu' | 'maxThreads' | 'llamaCppRelease'>): LlamaRuntimeInfo {
+  const systemInfo = llama.systemInfo;
+  return {
+    build: llama.buildType === 'localBuild' ? 'local' : 'prebuilt',
+    openmp: /\bOPENMP = 1\b/.test(systemInfo),
+    gpu: llama.gpu,
+    cpuFeatures: parseCpuFeatures(systemInfo),
+    threads: llama.maxThreads,
+    llamaCppRelease: llama.llamaCppRelease.release,
+  };
+}
+
+let current: Promise<LlamaRuntime> | undefined;
+
+/**
+ * Returns the process-wide llama.cpp backend, loading it on first use.
+ *
+ * node-llama-cpp keeps global native state, so there is one backend per
+ * process: the first call's options win and later calls get the same
+ * instance (until {@link disposeLlamaRuntime}).
+ *
+ * Selection uses `build: 'never'`: for each GPU type node-llama-cpp tries
+ * `llama/localBuilds/<platform>-<arch>[-gpu]` first, then the prebuilt
+ * binary, and throws rather than compile or download if neither loads.
+ */
+export function getLlamaRuntime(options: LlamaRuntimeOptions = {}): Promise<LlamaRuntime> {
+  current ??= loadRuntime(options).catch((err: unknown) => {
+    current = undefined;
+    throw err;
+  });
+  return current;
+}
+
+async function loadRuntime(options: LlamaRuntimeOptions): Promise<LlamaRuntime> {
+  const threads = options.threads ?? physicalCoreCount();
+  if (!Number.isInteger(threads) || threads < 1) throw new RangeError(`threads must be a positive integer (got ${threads})`);
+  const llama = await getLlama({
+    gpu: options.gpu ?? 'auto',
+    build: 'never',
+    skipDownload: true,
+    usePrebuiltBinaries: true,
+    progressLogs: false,
+    maxThreads: threads,
+    logLevel: (options.logLevel ?? 'warn') as LlamaLogLevel,
+    // The local build folder name hashes custom CMake options while prebuilt
+    // lookup ignores them, so a dummy option hides local builds and nothing
+    // else: with build 'never' it is never passed to CMake.
+    ...(options.preferLocalBuild === false ? { cmakeOptions: { MODELD_PREBUILT_ONLY: '1' } } : {}),
+  });
+  return { llama, info: runtimeInfoFromLlama(llama) };
+}
+
+/** Disposes the process-wide backend (tests, shutdown); the next `getLlamaRuntime` loads a fresh one. */
+export async function disposeLlamaRuntime(): Promise<void> {
+  const pending = current;
+  current = undefined;
+  if (!pending) return;
+  let runtime: LlamaRuntime;
+  try {
+    runtime = await pending;
+  } catch {
+    return;
+  }
+  await runtime.llama.dispose();
+}
+
+/** The start-up log line: which binary runs and how it will use the machine. */
+export function describeRuntime(info: LlamaRuntimeInfo): string {
+  const build = info.build === 'local' ? 'local source build' : 'prebuilt binary';
+  const gpu = info.gpu === false ? 'no GPU' : `GPU ${info.gpu}`;
+  return (
+    `llama.cpp ${info.llamaCppRelease}: ${build}, OpenMP ${info.openmp ? 'on' : 'off'}, ` +
+    `CPU ${info.cpuFeatures || 'baseline'}, ${gpu}, ${info.threads} thread${info.threads === 1 ? '' : 's'}`
+  );
+}
+
+/**
+ * A one-line suggestion when a faster build is within reach, else undefined.
+ * Only CPU decoding benefits: with a GPU the thread pool is not the bottleneck.
+ */
+export function runtimeHint(info: LlamaRuntimeInfo): string | undefined {
+  if (info.gpu !== false || info.openmp) return undefined;
+  if (info.build === 'prebuilt') {
+    return `prebuilt llama.cpp lacks OpenMP: run \`npm run build:llama\` (≈${LOCAL_BUILD_MINUTES} min, once) for ~${LOCAL_BUILD_SPEEDUP} faster CPU decoding`;
+  }
+  return 'local llama.cpp build lacks OpenMP (libgomp missing at build time?): install gcc\'s OpenMP runtime and run `npm run build:llama -- --force`';
+}
+
+/**
+ * Whether `npm run build:llama` left a finished build for `gpu` on disk,
+ * without loading it (a loaded ggml cannot be swapped for another in-process).
+ * Looks at the default folder name, i.e. assumes no NODE_LLAMA_CPP_CMAKE_OPTION_*.
+ */
+export function hasLocalBuild(gpu: false | 'cuda' | 'vulkan' = false): boolean {
+  const folder = [process.platform === 'win32' ? 'win' : process.platform === 'darwin' ? 'mac' : process.platform, process.arch, ...(gpu ? [gpu] : [])].join('-');
+  try {
+    const entry = new URL(import.meta.resolve('node-llama-cpp'));
+    return existsSync(new URL(`../llama/localBuilds/${folder}/buildDone.status`, entry));
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,61 @@
+import { execFile, spawn } from 'node:child_process';
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import t from 'tap';
+import { tempDir } from '../helpers/app.ts';
+import { writeTinyLlamaGguf } from '../helpers/gguf-writer.ts';
+
+const bin = path.resolve(import.meta.dirname, '../../bin/modeld.js');
+const run = promisify(execFile);
+const cleanEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('MODELD_')));
+
+async function folder() {
+  const dir = await tempDir();
+  await mkdir(path.join(dir, 'tiny'));
+  writeTinyLlamaGguf(path.join(dir, 'tiny/tiny.gguf'));
+  await writeFile(path.join(dir, 'tiny/model.json'), JSON.stringify({ name: 'Tiny' }));
+  await mkdir(path.join(dir, 'remote'));
+  await writeFile(path.join(dir, 'remote/model.json'), JSON.stringify({ source_url: 'https://huggingface.co/O/R/resolve/main/r.gguf' }));
+  return dir;
+}
+
+t.test('modeld ls reads the folder when no server answers', async (t) => {
+  const dir = await folder();
+  const { stdout } = await run(process.execPath, [bin, 'ls', '-m', dir, '-p', '1'], { env: cleanEnv });
+  t.match(stdout, /│ id\s+│ name\s+│ engine\s+│ task\s+│ state/);
+  t.match(stdout, /tiny\/model\s+│ Tiny\s+│ llamacpp/);
+  t.match(stdout, /remote\/model.+not-downloaded/);
+  t.match(stdout, new RegExp(`2 models from ${dir.replaceAll('/', '\\/')}`));
+  const json = JSON.parse((await run(process.execPath, [bin, 'ls', '--json', '-m', dir, '-p', '1'], { env: cleanEnv })).stdout);
+  t.same(json.map((r: { id: string; state: string }) => [r.id, r.state]), [['remote/model', 'not-downloaded'], ['tiny/model', 'stopped']]);
+});
+
+t.test('modeld serve listens, answers, and modeld ls asks it; SIGTERM closes cleanly', async (t) => {
+  const dir = await folder();
+  const child = spawn(process.execPath, [bin, 'serve', '-m', dir, '-p', '0', '--log-level', 'info'], { env: cleanEnv });
+  t.teardown(() => child.kill('SIGKILL'));
+  const address = await new Promise<string>((resolve, reject) => {
+    let buf = '';
+    child.stdout.on('data', (d) => {
+      buf += d;
+      const m = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(buf);
+      if (m) resolve(m[1]!);
+    });
+    child.once('exit', (code) => reject(new Error(`exited ${code}: ${buf}`)));
+  });
+  const health = await fetch(`${address}/health`);
+  t.same(await health.json(), { status: 'ok' });
+  const port = new URL(address).port;
+  const { stdout } = await run(process.execPath, [bin, 'ls', '-p', port, '-m', '/nonexistent'], { env: cleanEnv });
+  t.match(stdout, new RegExp(`2 models from ${address.replaceAll('/', '\\/')}`), 'read from the server, not the folder');
+  const exit = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  child.kill('SIGTERM');
+  t.equal(await exit, 0);
+});
+
+t.test('bad settings exit 2 with the setting named', async (t) => {
+  const err = await run(process.execPath, [bin, 'ls', '-m', '/tmp'], { env: { ...cleanEnv, MODELD_PORT: 'x' } }).catch((e) => e);
+  t.equal(err.code, 2);
+  t.match(err.stderr, /MODELD_PORT/);
+});

@@ -1,0 +1,74 @@
+import t from 'tap';
+import { buildTestApp } from '../helpers/app.ts';
+import { FakeEngine } from '../helpers/fake-engine.ts';
+
+t.test('health, status and maintenance mode', async (t) => {
+  const { app } = await buildTestApp(t, { engines: [new FakeEngine()] });
+  t.same((await app.inject('/health')).json(), { status: 'ok' });
+  const st = (await app.inject('/v1/status')).json();
+  t.equal(st.status, 'sleeping');
+  t.equal(st.dev_mode, false);
+  t.same(st.models_running, []);
+  t.type(st.uptime_s, 'number');
+  const put = await app.inject({ method: 'PUT', url: '/v1/status', payload: { dev_mode: true } });
+  t.equal(put.json().dev_mode, true);
+  t.equal(app.manager.maintenance, true);
+  const extra = await app.inject({ method: 'PUT', url: '/v1/status', payload: { dev_mode: false, other: 1 } });
+  t.equal(extra.statusCode, 400);
+  t.equal(extra.json().error.code, 'unknown_parameter');
+});
+
+t.test('engines list every known engine with descriptors in the seed form', async (t) => {
+  const { app } = await buildTestApp(t, { engines: [new FakeEngine()] });
+  const res = await app.inject('/v1/engines');
+  t.equal(res.statusCode, 200);
+  const data = res.json().data as Array<{ name: string; available: boolean; parameters: Array<Record<string, unknown>> }>;
+  t.same(data.map((e) => e.name), ['llamacpp', 'onnx', 'api', 'tensorrt']);
+  const llama = data[0]!;
+  t.equal(llama.available, true);
+  const ctx = llama.parameters.find((p) => p.name === 'ctx_len')!;
+  t.match(ctx, { name: 'ctx_len', default: 512, min_value: 16, max_value: 4096, increment: 16, description: String });
+  t.ok(llama.parameters.find((p) => p.name === 'keep_alive'), 'common descriptors included');
+  t.equal(data[3]!.available, false);
+});
+
+t.test('metrics, Swagger UI and the OpenAPI document', async (t) => {
+  const { app } = await buildTestApp(t, { engines: [new FakeEngine()] });
+  await app.inject('/health');
+  const m = await app.inject('/metrics');
+  t.equal(m.statusCode, 200);
+  t.match(m.headers['content-type'], /text\/plain/);
+  t.match(m.body, /modeld_http_requests_total\{method="GET",route="\/health",status="200"\} 1/);
+  const docs = await app.inject('/docs/');
+  t.equal(docs.statusCode, 200);
+  t.match(docs.body, /swagger/i);
+  const doc = (await app.inject('/openapi.json')).json();
+  t.equal(doc.openapi, '3.1.0');
+  for (const p of ['/v1/models', '/v1/models/{id}', '/v1/models/{id}/state', '/v1/models/{id}/metadata', '/v1/models/{id}/start', '/v1/models/{id}/stop', '/health', '/v1/status', '/v1/engines', '/metrics']) {
+    t.ok(doc.paths[p], `documents ${p}`);
+  }
+  t.ok(doc.components.schemas.Model);
+  t.ok(doc.components.schemas.Error);
+});
+
+t.test('API keys: every route but /health needs a bearer key, 401 in the envelope', async (t) => {
+  const { app } = await buildTestApp(t, { engines: [new FakeEngine()], config: { apiKeys: ['k1', 'second-key'] } });
+  t.equal((await app.inject('/health')).statusCode, 200);
+  const none = await app.inject('/v1/models');
+  t.equal(none.statusCode, 401);
+  t.same(none.json().error.type, 'authentication_error');
+  t.same(none.json().error.code, 'invalid_api_key');
+  t.equal((await app.inject({ url: '/v1/models', headers: { authorization: 'Bearer wrong' } })).statusCode, 401);
+  t.equal((await app.inject({ url: '/v1/models', headers: { authorization: 'Bearer k1' } })).statusCode, 200);
+  t.equal((await app.inject({ url: '/v1/models', headers: { authorization: 'Bearer second-key' } })).statusCode, 200);
+  t.equal((await app.inject({ url: '/docs/', headers: {} })).statusCode, 401);
+});
+
+t.test('CORS is off by default and on when configured', async (t) => {
+  const off = await buildTestApp(t, { engines: [new FakeEngine()] });
+  const a = await off.app.inject({ url: '/health', headers: { origin: 'http://x.test' } });
+  t.notOk(a.headers['access-control-allow-origin']);
+  const on = await buildTestApp(t, { engines: [new FakeEngine()], config: { corsOrigins: ['http://x.test'] } });
+  const b = await on.app.inject({ url: '/health', headers: { origin: 'http://x.test' } });
+  t.equal(b.headers['access-control-allow-origin'], 'http://x.test');
+});
