@@ -250,9 +250,10 @@ export class DownloadManager extends EventEmitter {
       this.#errors.set(entry.id, firstError!.message);
       this.#opts.log?.warn({ model: entry.id, code: firstError!.code, msg: firstError!.message }, 'download failed');
     }
+    // The table must show the files that landed before the job stops reporting `downloading`.
+    await this.#registry.scan().catch(() => undefined);
     job.phase = end.phase;
     job.error = end.error;
-    await this.#registry.scan().catch(() => undefined);
     this.emit('end', job.modelId, end);
     return end;
   }
