@@ -183,7 +183,9 @@ export class DownloadManager extends EventEmitter {
         return { dest: b.path, bytes: size, total: size };
       }
       const part = peekPart(b.path);
-      const total = b.size ?? part?.total;
+      // metadata.size of a one-file model (read with HEAD at import) only seeds the display; the server's answer decides.
+      const declared = entry.binaries.length === 1 && typeof entry.object.metadata?.size === 'number' ? entry.object.metadata.size : undefined;
+      const total = b.size ?? part?.total ?? declared;
       return { dest: b.path, bytes: part?.bytes ?? 0, ...(total !== undefined ? { total } : {}) };
     });
     const needed = files.reduce((a, f, i) => a + (entry.binaries[i]!.present || f.total === undefined ? 0 : Math.max(0, f.total - f.bytes)), 0);
