@@ -10,9 +10,13 @@ import errorHandler from './plugins/error-handler.ts';
 import metricsPlugin from './plugins/metrics.ts';
 import servicesPlugin from './plugins/services.ts';
 import swaggerPlugin from './plugins/swagger.ts';
+import classificationRoutes from './routes/classification/index.ts';
 import downloadRoutes from './routes/downloads/index.ts';
 import modelRoutes from './routes/models/index.ts';
 import systemRoutes from './routes/system/index.ts';
+import chatRoutes from './routes/openai/chat.ts';
+import completionRoutes from './routes/openai/completions.ts';
+import embeddingRoutes from './routes/openai/embeddings.ts';
 
 export interface BuildAppOptions {
   config: Config;
@@ -52,5 +56,9 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   await app.register(systemRoutes);
   await app.register(modelRoutes);
   await app.register(downloadRoutes);
+  await app.register(chatRoutes);
+  await app.register(completionRoutes);
+  await app.register(embeddingRoutes);
+  await app.register(classificationRoutes);
   return app as unknown as FastifyInstance;
 }

@@ -28,6 +28,8 @@ export const ERROR_CODES = {
   invalid_value: { status: 400, type: 'invalid_request_error' },
   unknown_parameter: { status: 400, type: 'invalid_request_error' },
   parameter_out_of_range: { status: 400, type: 'invalid_request_error' },
+  context_length_exceeded: { status: 400, type: 'invalid_request_error' },
+  unsupported_feature: { status: 400, type: 'invalid_request_error' },
   unsupported_media_type: { status: 415, type: 'invalid_request_error' },
   body_too_large: { status: 413, type: 'invalid_request_error' },
   route_not_found: { status: 404, type: 'not_found_error' },
@@ -44,6 +46,13 @@ export const ERROR_CODES = {
   model_loading: { status: 503, type: 'service_unavailable', retryAfter: 1 },
   model_stopped: { status: 503, type: 'service_unavailable', retryAfter: 1 },
   engine_unavailable: { status: 501, type: 'server_error', noRetry: true },
+  // classification inputs
+  invalid_image: { status: 400, type: 'invalid_request_error' },
+  image_too_large: { status: 400, type: 'invalid_request_error' },
+  input_too_long: { status: 400, type: 'invalid_request_error' },
+  wrong_input_kind: { status: 400, type: 'invalid_request_error' },
+  unsupported_model_inputs: { status: 400, type: 'invalid_request_error' },
+  inference_failed: { status: 500, type: 'server_error' },
   // load and scheduling
   queue_full: { status: 503, type: 'service_unavailable', retryAfter: 1 },
   maintenance: { status: 503, type: 'service_unavailable', retryAfter: 30 },

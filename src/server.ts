@@ -22,5 +22,15 @@ export async function startServer(config: Config): Promise<FastifyInstance> {
   process.once('SIGTERM', () => void shutdown('SIGTERM'));
   await app.listen({ host: config.host, port: config.port });
   app.log.info({ modelsDir: config.modelsDir, models: app.registry.list().length, docs: `/docs` }, 'modeld ready');
+  // After listen, so /health answers while the native backends load.
+  for (const engine of app.engines.values()) {
+    engine.prepare?.().then(
+      ({ message, hint }) => {
+        app.log.info({ engine: engine.name }, message);
+        if (hint) app.log.info({ engine: engine.name }, hint);
+      },
+      (err) => app.log.warn({ engine: engine.name, err }, 'engine backend unavailable'),
+    );
+  }
   return app;
 }

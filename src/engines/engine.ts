@@ -41,10 +41,84 @@ export interface LoadSpec {
   files: string[];
   /** The model folder. */
   folder: string;
-  /** Load-scope parameters after precedence and validation. */
+  /** Parameters after precedence and validation: load scope, plus request-scope defaults (model object and start overrides) that each request layers its own values on. */
   params: Record<string, unknown>;
   /** The model object's metadata (classes, preprocess, task...). */
   metadata: Record<string, unknown>;
+  /** What the registry read from the primary binary's header, when it did (saves a second read). */
+  header?: Record<string, unknown>;
+  /** Called with the rows of every batch the engine runs (for the batch-size metric). */
+  onBatch?: (rows: number) => void;
+}
+
+/** One item to classify: a text, or an image as base64 or a data URL. */
+export type ClassificationInput = { type: 'text'; text: string } | { type: 'image'; image: string };
+
+export interface ClassifyOptions {
+  /** Return the k best classes in `scores`, best first. */
+  topK?: number;
+  /** Return every class score in `scores`, in class index order (unless `topK` is set). */
+  scores?: boolean;
+}
+
+export interface LabelScore {
+  label: string;
+  score: number;
+}
+
+export interface ClassificationItem {
+  /** Position of the item in the request's input. */
+  index: number;
+  /** The best class. */
+  label: string;
+  score: number;
+  scores?: LabelScore[];
+}
+
+export interface ClassificationResult {
+  data: ClassificationItem[];
+  usage: { items: number; prompt_tokens?: number; total_tokens?: number };
+}
+
+/** A chat message after the route has flattened OpenAI's content parts to text. */
+export interface ChatMessage {
+  role: 'system' | 'user' | 'assistant';
+  content: string;
+}
+
+/** Constrains generated text (OpenAI `response_format`). */
+export type ResponseFormat = { type: 'text' } | { type: 'json_object' } | { type: 'json_schema'; schema: Record<string, unknown> };
+
+export interface GenerateOptions {
+  /**
+   * The request's own run parameters (`temperature`, `max_tokens`, `stop`, ...), already
+   * checked against the engine's descriptors; the model fills in its defaults beneath them.
+   */
+  params: Record<string, unknown>;
+  responseFormat?: ResponseFormat;
+  /** Stops the generation within one token; the call then rejects with the signal's reason. */
+  signal: AbortSignal;
+  /** Receives each piece of new text as it is decoded, in order (streaming). */
+  onText?: (text: string) => void;
+}
+
+export interface TokenUsage {
+  /** Tokens of the prompt as the model saw it (template and special tokens included). */
+  promptTokens: number;
+  /** Tokens the model generated (stop sequences included, though they are not in `text`). */
+  completionTokens: number;
+}
+
+export interface GenerationResult {
+  text: string;
+  /** `stop`: the model ended or a stop sequence matched; `length`: max_tokens or the context ran out. */
+  finishReason: 'stop' | 'length';
+  usage: TokenUsage;
+}
+
+export interface EmbeddingResult {
+  vectors: number[][];
+  promptTokens: number;
 }
 
 export interface LoadedModel {
@@ -53,14 +127,24 @@ export interface LoadedModel {
   readonly concurrency: number;
   /** Facts about the loaded instance, shown in the model state. */
   readonly info?: Record<string, unknown>;
+  /** Continues a raw prompt (capability `completion`). */
+  complete?(prompt: string, options: GenerateOptions): Promise<GenerationResult>;
+  /** Answers a conversation through the model's chat template (capability `chat`). */
+  chat?(messages: ChatMessage[], options: GenerateOptions): Promise<GenerationResult>;
+  /** One vector per input, in order (capability `embedding`). */
+  embed?(inputs: string[], signal: AbortSignal): Promise<EmbeddingResult>;
   /** Idempotent; frees native memory. */
   dispose(): Promise<void>;
+  /** Present with the `classification` capability; `signal` drops the request's work. */
+  classify?(inputs: ClassificationInput[], options: ClassifyOptions, signal: AbortSignal): Promise<ClassificationResult>;
 }
 
 export interface Engine {
   readonly name: EngineName;
   readonly descriptors: readonly ParamDescriptor[];
   status(): Promise<EngineStatus>;
+  /** Optional warm-up at server start: loads the native backend and describes it for the log. */
+  prepare?(): Promise<{ message: string; hint?: string }>;
   /** Loads; honours `signal` during the load and frees what it made when aborted. */
   load(spec: LoadSpec, signal: AbortSignal): Promise<LoadedModel>;
   dispose(): Promise<void>;

@@ -18,6 +18,7 @@ export default fp(
       }),
     );
     app.decorate('metrics', metrics);
+    app.manager.on('batch', (id: string, rows: number) => metrics.batchSize.observe({ model: id }, rows));
     app.addHook('onResponse', async (request, reply) => {
       const route = request.routeOptions.url ?? 'unmatched';
       metrics.requests.inc({ method: request.method, route, status: reply.statusCode });

@@ -30,6 +30,7 @@ export default fp(
           { name: 'openai', description: 'OpenAI-compatible endpoints' },
           { name: 'models', description: 'Model table and Jan model control' },
           { name: 'system', description: 'Health, status, engines, metrics' },
+          { name: 'classifications', description: 'ONNX image and text classifiers (not in OpenAI)' },
         ],
       },
       refResolver: { buildLocalReference: (json, _base, _frag, i) => (json.$id as string) || `def-${i}` },

@@ -1,5 +1,6 @@
 import { Type, type Static } from '../schemas/typebox.ts';
 import { ENGINE_NAMES } from '../engines/engine.ts';
+import { OutputSchema, PreprocessSchema } from '../engines/onnx/classifier-metadata.ts';
 
 /**
  * The Jan model object as it lies on disk (`models/<folder>/<file>.json`). Every property is
@@ -31,8 +32,8 @@ export const ModelMetadataFileSchema = Type.Object(
     size: Type.Optional(Type.Union([Type.Integer({ minimum: 0 }), Type.String()])),
     binaries: Type.Optional(Type.Array(BinarySchema)),
     classes: Type.Optional(Type.Union([Type.Array(Type.String()), Type.String({ description: 'Path of a labels file, one label per line or a JSON array.' })])),
-    preprocess: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
-    output: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+    preprocess: Type.Optional(PreprocessSchema),
+    output: Type.Optional(OutputSchema),
     accuracy: Type.Optional(Type.Number()),
     accuracy_plot: Type.Optional(Type.String()),
     downloadable: Type.Optional(Type.Boolean()),

@@ -56,7 +56,8 @@ export const STOP_GRACE_MS = 2000;
 /**
  * Owns every loaded model: the start/stop state machine, one queue per running model,
  * just-in-time loading, keep-alive unloading and the maintenance switch. Concurrent starts
- * share one load; a stop during a load aborts it.
+ * share one load; a stop during a load aborts it. Emits `state` (id, state) on every
+ * transition and `batch` (id, rows) for every batch an engine runs.
  */
 export class ModelManager extends EventEmitter {
   readonly #slots = new Map<string, Slot>();
@@ -119,7 +120,9 @@ export class ModelManager extends EventEmitter {
         { source: `${entry.file} (parameters)`, values: entry.object.parameters },
         { source: 'the start request', values: overrides },
       ],
-      ['load'],
+      // Request-scope values too: the model object and start overrides are the defaults each
+      // request's own values are layered on (and a bad one fails the load, naming the file).
+      ['load', 'request'],
     );
     const keepAliveRaw = params.keep_alive ?? this.#opts.config.keepAlive;
     const slot: Slot = {
@@ -140,6 +143,8 @@ export class ModelManager extends EventEmitter {
             folder: entry.folder,
             params,
             metadata: (entry.object.metadata ?? {}) as Record<string, unknown>,
+            header: entry.header,
+            onBatch: (rows) => this.emit('batch', entry.id, rows),
           },
           slot.abort!.signal,
         );

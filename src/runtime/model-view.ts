@@ -21,6 +21,7 @@ const AUTOFILL: Record<string, string> = {
   size: 'size',
   parameter_count: 'parameter_count',
   context_length: 'context_length',
+  task: 'task',
 };
 
 export function metadataOf(entry: ModelEntry): Record<string, unknown> {

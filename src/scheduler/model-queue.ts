@@ -68,6 +68,15 @@ export class ModelQueue {
         : undefined;
     if (options.signal?.aborted) onAbort();
     options.signal?.addEventListener('abort', onAbort, { once: true });
+    // p-queue races a running task against its signal and frees the slot at the abort, while
+    // the engine may still hold the sequence for a token; so it only sees a signal that fires
+    // while the request waits, and a running request keeps its slot until the engine returns.
+    const waitAc = new AbortController();
+    const onAbortWaiting = () => {
+      if (!this.#started.has(ac)) waitAc.abort(ac.signal.reason);
+    };
+    ac.signal.addEventListener('abort', onAbortWaiting, { once: true });
+    if (ac.signal.aborted) onAbortWaiting();
     this.#controllers.add(ac);
     try {
       return await this.#queue.add(
@@ -76,7 +85,7 @@ export class ModelQueue {
           ac.signal.throwIfAborted();
           return fn(ac.signal);
         },
-        { signal: ac.signal },
+        { signal: waitAc.signal },
       );
     } catch (err) {
       // p-queue rejects an aborted waiting task with the signal's reason.
@@ -84,6 +93,7 @@ export class ModelQueue {
       throw err;
     } finally {
       clearTimeout(timer);
+      ac.signal.removeEventListener('abort', onAbortWaiting);
       options.signal?.removeEventListener('abort', onAbort);
       this.#controllers.delete(ac);
     }

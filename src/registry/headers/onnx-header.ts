@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import onnxProto from 'onnx-proto';
+import { inferTask } from '../../engines/onnx/model-io.ts';
 
 const { onnx } = onnxProto;
 
@@ -41,12 +42,15 @@ export async function readOnnxHeader(file: string): Promise<Record<string, unkno
   if (!model.graph) throw new Error('not a valid ONNX model: no graph');
   const initializers = new Set((model.graph.initializer ?? []).map((t) => t.name));
   const props = Object.fromEntries((model.metadataProps ?? []).map((p) => [p.key, p.value]));
+  const inputs = (model.graph.input ?? []).filter((i) => !initializers.has(i.name ?? '')).map(valueInfo);
+  const task = inferTask(inputs);
   return {
     format: 'onnx',
     ir_version: Number(model.irVersion),
     producer: [model.producerName, model.producerVersion].filter(Boolean).join(' ') || undefined,
     opset: Object.fromEntries((model.opsetImport ?? []).map((o) => [o.domain || 'ai.onnx', Number(o.version)])),
-    inputs: (model.graph.input ?? []).filter((i) => !initializers.has(i.name ?? '')).map(valueInfo),
+    inputs,
+    ...(task ? { task } : {}),
     outputs: (model.graph.output ?? []).map(valueInfo),
     ...(Object.keys(props).length ? { metadata_props: props } : {}),
   };

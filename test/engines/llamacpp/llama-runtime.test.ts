@@ -1,10 +1,8 @@
 import t from 'tap';
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { LlamaCompletion } from 'node-llama-cpp';
 import {
   countPhysicalCores,
@@ -108,17 +106,4 @@ t.test('getLlamaRuntime loads the build on disk with physical-core threads', asy
   const text = await completion.generateCompletion('Once upon a time', { maxTokens: 16, temperature: 0 });
   t.ok(text.trim().length > 0, `generated: ${JSON.stringify(text)}`);
   await context.dispose();
-});
-
-t.test('decode speed, prebuilt vs local build (report only)', { skip: !hasLocalBuild(false) || !existsSync(stories) ? 'needs a local build and stories260K' : false }, async (t) => {
-  const fixture = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'decode-tps.ts');
-  const run = promisify(execFile);
-  for (const mode of ['--prebuilt', '--local']) {
-    // Separate processes: two ggml builds cannot share one.
-    const { stdout } = await run(process.execPath, ['--import', 'tsx', fixture, stories, mode, '--tokens', '200', '--rounds', '2']);
-    const line = stdout.trim().split('\n').pop() ?? '{}';
-    const r = JSON.parse(line) as { build: string; openmp: boolean; threads: number; tokPerSec: number };
-    t.comment(`stories260K ${r.build} (OpenMP ${r.openmp ? 'on' : 'off'}, ${r.threads} threads): ${r.tokPerSec} tok/s`);
-    t.equal(r.build, mode === '--prebuilt' ? 'prebuilt' : 'local');
-  }
 });

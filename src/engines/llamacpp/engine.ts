@@ -1,0 +1,143 @@
+import { resolveChatWrapper, type ChatWrapper, type LlamaContext, type LlamaEmbeddingContext, type LlamaModel } from 'node-llama-cpp';
+import type { Engine, EngineStatus, LoadedModel, LoadSpec } from '../engine.ts';
+import { BatchTrace } from './batch-trace.ts';
+import { LLAMACPP_DESCRIPTORS } from './descriptors.ts';
+import { JanChatWrapper, parsePromptTemplate } from './jan-chat-wrapper.ts';
+import { describeRuntime, getLlamaRuntime, runtimeHint, type LlamaGpuOption, type LlamaRuntimeInfo } from './llama-runtime.ts';
+import { beginningToken, LoadedLlamaModel } from './loaded-llama-model.ts';
+
+export interface LlamaCppEngineOptions {
+  /** GPU backend: "auto", "cuda", "vulkan", "metal", or "false"/"cpu" for CPU only. Default "auto". */
+  gpu?: string;
+  /** Decode threads; 0 or absent = the machine's physical cores. */
+  threads?: number;
+}
+
+/** Default context per sequence when neither the model object nor the start request sets ctx_len, tokens. */
+const DEFAULT_CTX_LEN = 4096;
+/** GGUF `<arch>.pooling_type` value that means "no pooling" (a generative model). */
+const POOLING_NONE = 0;
+
+function gpuOption(gpu: string | undefined): LlamaGpuOption {
+  if (gpu === undefined || gpu === 'auto') return 'auto';
+  if (gpu === 'false' || gpu === 'cpu' || gpu === 'none' || gpu === '0') return false;
+  return gpu as LlamaGpuOption;
+}
+
+/**
+ * GGUF models through node-llama-cpp: one llama.cpp backend per process (loaded on the first
+ * model), one context of `n_parallel` sequences per model, a separate embedding context when
+ * the model embeds.
+ */
+export class LlamaCppEngine implements Engine {
+  readonly name = 'llamacpp' as const;
+  readonly descriptors = LLAMACPP_DESCRIPTORS;
+  readonly #options: LlamaCppEngineOptions;
+  #runtime: LlamaRuntimeInfo | undefined;
+
+  constructor(options: LlamaCppEngineOptions = {}) {
+    this.#options = options;
+  }
+
+  /** Loads the llama.cpp backend ahead of the first model and says which build runs. */
+  async prepare(): Promise<{ message: string; hint?: string }> {
+    const { info } = await getLlamaRuntime({ gpu: gpuOption(this.#options.gpu), threads: this.#options.threads || undefined });
+    this.#runtime = info;
+    return { message: describeRuntime(info), hint: runtimeHint(info) };
+  }
+
+  async status(): Promise<EngineStatus> {
+    return this.#runtime
+      ? { available: true, info: { ...this.#runtime } }
+      : { available: true, reason: 'the llama.cpp backend loads with the first model' };
+  }
+
+  async load(spec: LoadSpec, signal: AbortSignal): Promise<LoadedModel> {
+    const { llama, info } = await getLlamaRuntime({ gpu: gpuOption(this.#options.gpu), threads: this.#options.threads || undefined });
+    this.#runtime = info;
+    signal.throwIfAborted();
+    const p = spec.params;
+    const made: Array<{ dispose(): Promise<void> }> = [];
+    try {
+      const model: LlamaModel = await llama.loadModel({
+        modelPath: spec.files[0]!,
+        gpuLayers: p.ngl as number | 'auto' | 'max' | undefined,
+        useMmap: p.use_mmap as boolean | undefined,
+        defaultContextFlashAttention: (p.flash_attn as boolean | undefined) ?? 'auto',
+        loadSignal: signal,
+      });
+      made.push(model);
+      signal.throwIfAborted();
+      const threads = (p.threads as number | undefined) || info.threads;
+      const nBatch = p.n_batch as number;
+      const ctxLen = (p.ctx_len as number | undefined) ?? Math.min(model.trainContextSize, DEFAULT_CTX_LEN);
+      const meta = model.fileInfo.metadata as unknown as Record<string, Record<string, unknown> | undefined>;
+      const arch = String(meta.general?.architecture ?? '');
+      const pooling = meta[arch]?.pooling_type;
+      const embeddingModel = spec.metadata.task === 'embedding' || (typeof pooling === 'number' && pooling !== POOLING_NONE);
+      const wantEmbedding = (p.embedding as boolean | undefined) ?? embeddingModel;
+      const trace = new BatchTrace(spec.onBatch);
+
+      let context: LlamaContext | undefined;
+      let chatWrapper: ChatWrapper | undefined;
+      if (!embeddingModel) {
+        context = await model.createContext({
+          sequences: p.n_parallel as number,
+          contextSize: ctxLen,
+          batchSize: nBatch,
+          threads,
+          batching: trace.batchingOptions(p.batch_gather !== false),
+          createSignal: signal,
+          failedCreationRemedy: false,
+        });
+        made.push(context);
+        chatWrapper = this.#chatWrapper(model, p);
+      }
+      let embeddingContext: LlamaEmbeddingContext | undefined;
+      let embeddingContextSize: number | undefined;
+      if (wantEmbedding) {
+        embeddingContextSize = Math.min(ctxLen, model.trainContextSize);
+        embeddingContext = await model.createEmbeddingContext({ contextSize: embeddingContextSize, batchSize: Math.max(nBatch, embeddingContextSize), threads, createSignal: signal });
+        made.push(embeddingContext);
+      }
+      signal.throwIfAborted();
+      return new LoadedLlamaModel({
+        id: spec.id, llama, model, context, embeddingContext, embeddingContextSize, chatWrapper, params: p, trace,
+        facts: {
+          engine: 'llamacpp',
+          ctx_len: context?.contextSize ?? embeddingContextSize,
+          n_parallel: context?.totalSequences ?? 1,
+          n_batch: context?.batchSize ?? nBatch,
+          batch_gather: p.batch_gather !== false,
+          threads,
+          gpu_layers: model.gpuLayers,
+          flash_attn: context?.flashAttention ?? false,
+          embedding: Boolean(embeddingContext),
+          ...(chatWrapper ? { chat_template: chatWrapper.wrapperName } : {}),
+          backend: info,
+        },
+      });
+    } catch (err) {
+      for (const r of made.reverse()) await r.dispose().catch(() => undefined);
+      if (signal.aborted) throw signal.reason;
+      throw err;
+    }
+  }
+
+  /** The GGUF's own template through node-llama-cpp; Jan's prompt pieces for a model without one. */
+  #chatWrapper(model: LlamaModel, p: Record<string, unknown>): ChatWrapper {
+    const tokenizer = model.fileInfo.metadata.tokenizer as { chat_template?: unknown } | undefined;
+    if (typeof tokenizer?.chat_template === 'string') return resolveChatWrapper(model);
+    const fromTemplate = typeof p.prompt_template === 'string' ? parsePromptTemplate(p.prompt_template) : undefined;
+    const pieces = {
+      systemPrompt: fromTemplate?.systemPrompt ?? (p.system_prompt as string),
+      userPrompt: fromTemplate?.userPrompt ?? (p.user_prompt as string),
+      aiPrompt: fromTemplate?.aiPrompt ?? (p.ai_prompt as string),
+    };
+    const special = Object.values(pieces).some((text) => model.tokenize(text, true).join() !== model.tokenize(text, false).join());
+    return new JanChatWrapper({ ...pieces, bos: beginningToken(model) != null, specialPrefixes: special });
+  }
+
+  /** Models are disposed by their owner (the manager); the backend lives as long as the process. */
+  async dispose(): Promise<void> {}
+}

@@ -1,0 +1,102 @@
+import { randomUUID } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import type { ChatMessage, ResponseFormat } from '../../engines/engine.ts';
+import { ApiError } from '../../errors.ts';
+import { errorResponses } from '../../schemas/common.ts';
+import {
+  ChatCompletionRequestSchema, ChatCompletionSchema, type ChatCompletion, type ChatCompletionRequest,
+} from '../../schemas/openai/chat.ts';
+import { clientSignal, countTokens, requestParams, sendEventStream, unixNow, wireUsage } from './inference.ts';
+
+const ROLES: Record<string, ChatMessage['role']> = { system: 'system', developer: 'system', user: 'user', assistant: 'assistant' };
+
+/** OpenAI messages to the engine's: text only, a clear 400 for what the server cannot read. */
+export function toChatMessages(messages: ChatCompletionRequest['messages']): ChatMessage[] {
+  return messages.map((m, i) => {
+    const role = ROLES[m.role];
+    if (!role) {
+      throw new ApiError('invalid_value', `messages[${i}].role '${m.role}' is not supported; use system, developer, user or assistant`, { param: `messages[${i}].role` });
+    }
+    if (m.content === null) return { role, content: '' };
+    if (typeof m.content === 'string') return { role, content: m.content };
+    const texts = m.content.map((part, j) => {
+      if (part.type !== 'text' || typeof part.text !== 'string') {
+        throw new ApiError('unsupported_feature', `messages[${i}].content[${j}] is '${part.type}' content; this server reads text parts only (no images or audio)`, {
+          param: `messages[${i}].content[${j}].type`,
+        });
+      }
+      return part.text;
+    });
+    return { role, content: texts.join('\n') };
+  });
+}
+
+export function toResponseFormat(rf: ChatCompletionRequest['response_format']): ResponseFormat | undefined {
+  if (!rf || rf.type === 'text') return undefined;
+  if (rf.type === 'json_object') return { type: 'json_object' };
+  const schema = rf.json_schema?.schema;
+  if (!schema) throw new ApiError('missing_required_parameter', `response_format.json_schema.schema is required for type 'json_schema'`, { param: 'response_format.json_schema.schema' });
+  return { type: 'json_schema', schema };
+}
+
+function rejectUnsupported(body: Record<string, unknown>): void {
+  if (Array.isArray(body.tools) && body.tools.length > 0) throw new ApiError('unsupported_feature', `'tools' are not supported by this server`, { param: 'tools' });
+  if (body.functions != null) throw new ApiError('unsupported_feature', `'functions' are not supported by this server`, { param: 'functions' });
+  if (body.logprobs === true) throw new ApiError('unsupported_feature', `'logprobs' are not supported by this server`, { param: 'logprobs' });
+  if (body.audio != null) throw new ApiError('unsupported_feature', `audio output is not supported by this server`, { param: 'audio' });
+}
+
+/** POST /v1/chat/completions: OpenAI chat, plain or streamed. */
+export default async function chatRoutes(app: FastifyInstance) {
+  app.post('/v1/chat/completions', {
+    schema: {
+      tags: ['openai'], summary: 'Create a chat completion',
+      description: 'Answers through the model\'s own chat template (GGUF), or Jan\'s pre_prompt/user_prompt/ai_prompt for a model without one. `stream: true` answers with server-sent events in the OpenAI chunk shape ending `data: [DONE]`. A stopped model is loaded first; a full queue is a 503 queue_full with retry-after; a client that disconnects frees its place within one token.',
+      body: ChatCompletionRequestSchema,
+      response: { 200: ChatCompletionSchema, ...errorResponses },
+    },
+  }, async (request, reply) => {
+    const body = request.body as ChatCompletionRequest;
+    const entry = app.registry.resolve(body.model);
+    rejectUnsupported(body as Record<string, unknown>);
+    const messages = toChatMessages(body.messages);
+    const params = requestParams(app, entry, body);
+    const responseFormat = toResponseFormat(body.response_format);
+    const signal = clientSignal(reply);
+    const id = `chatcmpl-${randomUUID().replaceAll('-', '')}`;
+    const created = unixNow();
+    const run = { capability: 'chat' as const, signal };
+
+    if (!body.stream) {
+      const r = await app.manager.run(entry, run, (loaded, sig) => loaded.chat!(messages, { params, responseFormat, signal: sig }));
+      countTokens(app, entry.id, r.usage);
+      const answer: ChatCompletion = {
+        id, object: 'chat.completion', created, model: entry.id, system_fingerprint: null,
+        choices: [{ index: 0, message: { role: 'assistant', content: r.text, refusal: null }, logprobs: null, finish_reason: r.finishReason }],
+        usage: wireUsage(r.usage),
+      };
+      return answer;
+    }
+
+    const includeUsage = body.stream_options?.include_usage === true;
+    const base = { id, object: 'chat.completion.chunk', created, model: entry.id, system_fingerprint: null };
+    const usageNull = includeUsage ? { usage: null } : {};
+    const chunk = (delta: Record<string, unknown>, finish: string | null = null) => ({
+      ...base, choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }], ...usageNull,
+    });
+    return sendEventStream(reply, async (emit) => {
+      const r = await app.manager.run(entry, run, (loaded, sig) => {
+        emit(chunk({ role: 'assistant', content: '' }));
+        return loaded.chat!(messages, {
+          params, responseFormat, signal: sig,
+          onText: (text) => {
+            if (text) emit(chunk({ content: text }));
+          },
+        });
+      });
+      countTokens(app, entry.id, r.usage);
+      emit(chunk({}, r.finishReason));
+      if (includeUsage) emit({ ...base, choices: [], usage: wireUsage(r.usage) });
+    });
+  });
+}

@@ -1,0 +1,80 @@
+import { randomUUID } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import type { GenerationResult } from '../../engines/engine.ts';
+import { ApiError } from '../../errors.ts';
+import { errorResponses } from '../../schemas/common.ts';
+import { CompletionRequestSchema, CompletionSchema, type Completion, type CompletionRequest } from '../../schemas/openai/completions.ts';
+import { clientSignal, countTokens, requestParams, sendEventStream, unixNow, wireUsage } from './inference.ts';
+
+function rejectUnsupported(body: CompletionRequest): void {
+  if (body.echo === true) throw new ApiError('unsupported_feature', `'echo' is not supported by this server`, { param: 'echo' });
+  if (body.suffix) throw new ApiError('unsupported_feature', `'suffix' (fill-in-the-middle) is not supported by this server`, { param: 'suffix' });
+  if (body.best_of != null && body.best_of !== 1) throw new ApiError('unsupported_feature', `'best_of' must be 1`, { param: 'best_of' });
+  if (body.logprobs != null) throw new ApiError('unsupported_feature', `'logprobs' are not supported by this server`, { param: 'logprobs' });
+}
+
+function sumUsage(results: GenerationResult[]) {
+  return wireUsage({
+    promptTokens: results.reduce((n, r) => n + r.usage.promptTokens, 0),
+    completionTokens: results.reduce((n, r) => n + r.usage.completionTokens, 0),
+  });
+}
+
+/** POST /v1/completions: raw prompt continuation, one choice per prompt. */
+export default async function completionRoutes(app: FastifyInstance) {
+  app.post('/v1/completions', {
+    schema: {
+      tags: ['openai'], summary: 'Create a completion',
+      description: 'Continues each prompt as is (no chat template). Several prompts run as parallel requests on the model\'s sequences and decode in shared batches; each is a choice with its index. `stream: true` answers with server-sent events ending `data: [DONE]`.',
+      body: CompletionRequestSchema,
+      response: { 200: CompletionSchema, ...errorResponses },
+    },
+  }, async (request, reply) => {
+    const body = request.body as CompletionRequest;
+    const entry = app.registry.resolve(body.model);
+    rejectUnsupported(body);
+    const prompts = typeof body.prompt === 'string' ? [body.prompt] : body.prompt;
+    const params = requestParams(app, entry, body);
+    const signal = clientSignal(reply);
+    const id = `cmpl-${randomUUID().replaceAll('-', '')}`;
+    const created = unixNow();
+    const run = { capability: 'completion' as const, signal };
+
+    if (!body.stream) {
+      const results = await Promise.all(prompts.map((prompt) =>
+        app.manager.run(entry, run, (loaded, sig) => loaded.complete!(prompt, { params, signal: sig }))));
+      for (const r of results) countTokens(app, entry.id, r.usage);
+      const answer: Completion = {
+        id, object: 'text_completion', created, model: entry.id, system_fingerprint: null,
+        choices: results.map((r, index) => ({ text: r.text, index, logprobs: null, finish_reason: r.finishReason })),
+        usage: sumUsage(results),
+      };
+      return answer;
+    }
+
+    const includeUsage = body.stream_options?.include_usage === true;
+    const base = { id, object: 'text_completion', created, model: entry.id, system_fingerprint: null };
+    const usageNull = includeUsage ? { usage: null } : {};
+    const chunk = (index: number, text: string, finish: string | null = null) => ({
+      ...base, choices: [{ text, index, logprobs: null, finish_reason: finish }], ...usageNull,
+    });
+    return sendEventStream(reply, async (emit) => {
+      const results = await Promise.all(prompts.map(async (prompt, index) => {
+        const r = await app.manager.run(entry, run, (loaded, sig) => {
+          // The first frame starts the HTTP answer; before it, failures keep their status.
+          emit(chunk(index, ''));
+          return loaded.complete!(prompt, {
+            params, signal: sig,
+            onText: (text) => {
+              if (text) emit(chunk(index, text));
+            },
+          });
+        });
+        countTokens(app, entry.id, r.usage);
+        emit(chunk(index, '', r.finishReason));
+        return r;
+      }));
+      if (includeUsage) emit({ ...base, choices: [], usage: sumUsage(results) });
+    });
+  });
+}

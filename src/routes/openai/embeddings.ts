@@ -1,0 +1,42 @@
+import type { FastifyInstance } from 'fastify';
+import { ApiError } from '../../errors.ts';
+import { errorResponses } from '../../schemas/common.ts';
+import { EmbeddingListSchema, EmbeddingRequestSchema, type EmbeddingList, type EmbeddingRequest } from '../../schemas/openai/embeddings.ts';
+import { clientSignal } from './inference.ts';
+
+/** Little-endian float32 bytes in base64, what the OpenAI SDKs decode. */
+export function toBase64(vector: number[]): string {
+  const f = new Float32Array(vector);
+  return Buffer.from(f.buffer, f.byteOffset, f.byteLength).toString('base64');
+}
+
+/** POST /v1/embeddings. */
+export default async function embeddingRoutes(app: FastifyInstance) {
+  app.post('/v1/embeddings', {
+    schema: {
+      tags: ['openai'], summary: 'Create embeddings',
+      description: 'One unit-length vector per input, in order. The model must embed: an embedding GGUF (pooling type in its header, or metadata.task "embedding"), or a model started with `embedding: true`; any other is a 400 model_not_capable.',
+      body: EmbeddingRequestSchema,
+      response: { 200: EmbeddingListSchema, ...errorResponses },
+    },
+  }, async (request, reply) => {
+    const body = request.body as EmbeddingRequest;
+    const entry = app.registry.resolve(body.model);
+    const inputs = typeof body.input === 'string' ? [body.input] : body.input;
+    const signal = clientSignal(reply);
+    const r = await app.manager.run(entry, { capability: 'embedding', signal }, (loaded, sig) => loaded.embed!(inputs, sig));
+    const size = r.vectors[0]?.length ?? 0;
+    if (body.dimensions != null && body.dimensions !== size) {
+      throw new ApiError('unsupported_feature', `'dimensions' must be ${size} for this model (vectors are not shortened)`, { param: 'dimensions' });
+    }
+    app.metrics.tokens.inc({ model: entry.id, kind: 'embedding' }, r.promptTokens);
+    const base64 = body.encoding_format === 'base64';
+    const answer: EmbeddingList = {
+      object: 'list',
+      data: r.vectors.map((v, index) => ({ object: 'embedding', index, embedding: base64 ? toBase64(v) : v })),
+      model: entry.id,
+      usage: { prompt_tokens: r.promptTokens, total_tokens: r.promptTokens },
+    };
+    return answer;
+  });
+}

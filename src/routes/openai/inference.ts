@@ -1,0 +1,104 @@
+import { PassThrough } from 'node:stream';
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import { resolveParams } from '../../engines/descriptors.ts';
+import type { TokenUsage } from '../../engines/engine.ts';
+import { ApiError, isApiError } from '../../errors.ts';
+import type { ModelEntry } from '../../registry/registry.ts';
+import { SAMPLING_PARAM_NAMES } from '../../schemas/openai/common.ts';
+
+/**
+ * An AbortSignal that fires when the client goes away before its answer is complete (a
+ * closed socket, a cancelled stream), so the request leaves the queue or frees its sequence.
+ */
+export function clientSignal(reply: FastifyReply): AbortSignal {
+  const ac = new AbortController();
+  const res = reply.raw;
+  const onClose = () => {
+    if (!res.writableFinished) ac.abort(new ApiError('request_aborted', 'the client closed the connection'));
+  };
+  res.once('close', onClose);
+  return ac.signal;
+}
+
+interface SamplingBody {
+  max_tokens?: number | null;
+  max_completion_tokens?: number | null;
+  n?: number | null;
+  [k: string]: unknown;
+}
+
+/**
+ * The request's run parameters under the engine's descriptor names, checked against the
+ * engine's descriptors before the request queues (a 400 naming the parameter and bounds).
+ * Only what the request sets is returned: the model layers its own defaults beneath.
+ */
+export function requestParams(app: FastifyInstance, entry: ModelEntry, body: SamplingBody): Record<string, unknown> {
+  if (body.n != null && body.n !== 1) {
+    throw new ApiError('unsupported_feature', `'n' must be 1: this server generates one choice per prompt (got ${body.n})`, { param: 'n' });
+  }
+  const values: Record<string, unknown> = {};
+  for (const k of SAMPLING_PARAM_NAMES) if (body[k] != null) values[k] = body[k];
+  const max = body.max_completion_tokens ?? body.max_tokens;
+  if (max != null) values.max_tokens = max;
+  const engine = app.manager.engine(entry);
+  resolveParams(engine.descriptors, [{ source: 'request', values }], ['request']);
+  return values;
+}
+
+export function wireUsage(u: TokenUsage) {
+  return { prompt_tokens: u.promptTokens, completion_tokens: u.completionTokens, total_tokens: u.promptTokens + u.completionTokens };
+}
+
+export function countTokens(app: FastifyInstance, model: string, usage: TokenUsage): void {
+  if (usage.promptTokens > 0) app.metrics.tokens.inc({ model, kind: 'prompt' }, usage.promptTokens);
+  if (usage.completionTokens > 0) app.metrics.tokens.inc({ model, kind: 'completion' }, usage.completionTokens);
+}
+
+export const unixNow = () => Math.floor(Date.now() / 1000);
+
+/**
+ * Answers with server-sent events (`data: {json}` frames ending in `data: [DONE]`) once `run`
+ * emits its first event. A failure before that (unknown model, full queue, failed load) is an
+ * ordinary JSON error with its status; after it, an `data: {"error": ...}` frame the OpenAI
+ * SDKs raise as an APIError.
+ */
+export async function sendEventStream(
+  reply: FastifyReply,
+  run: (emit: (data: unknown) => void) => Promise<void>,
+): Promise<FastifyReply> {
+  const stream = new PassThrough();
+  // Writes after the client left are dropped; the AbortSignal stops the generation.
+  stream.on('error', () => undefined);
+  let started = false;
+  let onStart!: () => void;
+  const start = new Promise<void>((resolve) => (onStart = resolve));
+  const write = (frame: string) => {
+    if (!stream.destroyed && !stream.writableEnded) stream.write(frame);
+  };
+  const emit = (data: unknown) => {
+    if (!started) {
+      started = true;
+      onStart();
+    }
+    write(`data: ${JSON.stringify(data)}\n\n`);
+  };
+  const done = run(emit).then(
+    () => {
+      write('data: [DONE]\n\n');
+      stream.end();
+    },
+    (err: unknown) => {
+      if (!started) throw err;
+      const e = isApiError(err) ? err : new ApiError('internal_error', 'internal server error', { cause: err });
+      if (e.code !== 'request_aborted') reply.log.warn({ err }, 'stream failed');
+      write(`data: ${JSON.stringify(e.toJSON())}\n\n`);
+      stream.end();
+    },
+  );
+  await Promise.race([start, done]);
+  return reply
+    .header('content-type', 'text/event-stream; charset=utf-8')
+    .header('cache-control', 'no-cache')
+    .header('x-accel-buffering', 'no')
+    .send(stream);
+}

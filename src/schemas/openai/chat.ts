@@ -1,0 +1,85 @@
+import { Type, type Static } from '../typebox.ts';
+import { FinishReasonSchema, SamplingFields, UsageSchema } from './common.ts';
+
+export const ChatContentPartSchema = Type.Object(
+  {
+    type: Type.String({ description: '`text` is supported; images and audio are answered with 400.' }),
+    text: Type.Optional(Type.String()),
+  },
+  { additionalProperties: true },
+);
+
+export const ChatMessageSchema = Type.Object(
+  {
+    role: Type.String({ description: '`system`, `developer` (read as system), `user` or `assistant`; a trailing assistant message is a prefix the answer continues.' }),
+    content: Type.Union([Type.String(), Type.Array(ChatContentPartSchema), Type.Null()]),
+    name: Type.Optional(Type.String()),
+  },
+  { additionalProperties: true },
+);
+
+export const ResponseFormatSchema = Type.Object(
+  {
+    type: Type.Union([Type.Literal('text'), Type.Literal('json_object'), Type.Literal('json_schema')], {
+      description: '`json_object` and `json_schema` constrain the output with a grammar: it parses (and validates against the schema).',
+    }),
+    json_schema: Type.Optional(Type.Object(
+      {
+        name: Type.Optional(Type.String()),
+        description: Type.Optional(Type.String()),
+        schema: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+        strict: Type.Optional(Type.Union([Type.Boolean(), Type.Null()])),
+      },
+      { additionalProperties: true },
+    )),
+  },
+  { additionalProperties: true },
+);
+
+export const ChatCompletionRequestSchema = Type.Object(
+  {
+    model: Type.String({ description: 'Model id; a stopped model is loaded first (just-in-time).' }),
+    messages: Type.Array(ChatMessageSchema, { minItems: 1 }),
+    ...SamplingFields,
+    max_completion_tokens: Type.Optional(Type.Union([Type.Integer(), Type.Null()], { description: 'Same as max_tokens (wins over it).' })),
+    response_format: Type.Optional(Type.Union([ResponseFormatSchema, Type.Null()])),
+  },
+  { additionalProperties: true, description: 'OpenAI chat completion request. Fields not listed are accepted and ignored, except the ones that change the answer (tools, logprobs, audio), which are a 400.' },
+);
+export type ChatCompletionRequest = Static<typeof ChatCompletionRequestSchema>;
+
+export const ChatCompletionSchema = Type.Object({
+  id: Type.String(),
+  object: Type.Literal('chat.completion'),
+  created: Type.Integer({ description: 'Unix seconds.' }),
+  model: Type.String(),
+  system_fingerprint: Type.Union([Type.String(), Type.Null()]),
+  choices: Type.Array(Type.Object({
+    index: Type.Integer(),
+    message: Type.Object({
+      role: Type.Literal('assistant'),
+      content: Type.String(),
+      refusal: Type.Null(),
+    }),
+    logprobs: Type.Null(),
+    finish_reason: FinishReasonSchema,
+  })),
+  usage: UsageSchema,
+}, { description: 'OpenAI chat completion.' });
+export type ChatCompletion = Static<typeof ChatCompletionSchema>;
+
+export const ChatCompletionChunkSchema = Type.Object({
+  id: Type.String(),
+  object: Type.Literal('chat.completion.chunk'),
+  created: Type.Integer(),
+  model: Type.String(),
+  system_fingerprint: Type.Union([Type.String(), Type.Null()]),
+  choices: Type.Array(Type.Object({
+    index: Type.Integer(),
+    delta: Type.Object({ role: Type.Optional(Type.Literal('assistant')), content: Type.Optional(Type.String()) }),
+    logprobs: Type.Null(),
+    finish_reason: Type.Union([FinishReasonSchema, Type.Null()]),
+  })),
+  usage: Type.Optional(Type.Union([UsageSchema, Type.Null()])),
+}, { description: 'One server-sent event of a streamed chat completion: the role first, then content deltas, then finish_reason; with include_usage a last chunk with usage and no choices.' });
+export type ChatCompletionChunk = Static<typeof ChatCompletionChunkSchema>;

@@ -1,0 +1,42 @@
+import { Type } from '../typebox.ts';
+
+const nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()]);
+
+/**
+ * Sampling fields shared by chat and completions. Ranges are not in the schema: the engine's
+ * run-parameter descriptors check them (GET /v1/engines), so an out-of-range value is a 400
+ * naming the parameter and its bounds, whichever engine serves the model.
+ */
+export const SamplingFields = {
+  max_tokens: Type.Optional(nullable(Type.Integer({ description: 'Most tokens to generate; unset = until the context of the sequence (ctx_len) is full.' }))),
+  temperature: Type.Optional(nullable(Type.Number({ description: '0 is greedy (deterministic); the model default otherwise (llamacpp: 0.8).' }))),
+  top_p: Type.Optional(nullable(Type.Number({ description: 'Nucleus sampling threshold.' }))),
+  top_k: Type.Optional(nullable(Type.Integer({ description: 'Not in OpenAI (llama.cpp): keep the k most likely tokens; 0 disables.' }))),
+  min_p: Type.Optional(nullable(Type.Number({ description: 'Not in OpenAI (llama.cpp): drop tokens less likely than min_p × the top one.' }))),
+  seed: Type.Optional(nullable(Type.Integer({ description: 'The same seed and request give the same text.' }))),
+  stop: Type.Optional(nullable(Type.Union([Type.String(), Type.Array(Type.String(), { maxItems: 4 })], { description: 'Up to 4 sequences that end the generation; never part of the output.' }))),
+  presence_penalty: Type.Optional(nullable(Type.Number())),
+  frequency_penalty: Type.Optional(nullable(Type.Number())),
+  repeat_penalty: Type.Optional(nullable(Type.Number({ description: 'Not in OpenAI (llama.cpp): repetition penalty; 1 disables.' }))),
+  n: Type.Optional(nullable(Type.Integer({ description: 'Only 1 is supported.' }))),
+  stream: Type.Optional(nullable(Type.Boolean({ description: 'Server-sent events, `data: {chunk}` lines ending with `data: [DONE]`.' }))),
+  stream_options: Type.Optional(nullable(Type.Object({
+    include_usage: Type.Optional(Type.Boolean({ description: 'Send a last chunk with `usage` and no choices; other chunks carry `usage: null`.' })),
+  }))),
+  user: Type.Optional(Type.String({ description: 'Accepted and ignored.' })),
+};
+
+export const UsageSchema = Type.Object({
+  prompt_tokens: Type.Integer({ description: 'Tokens of the prompt as the model saw it, template and special tokens included.' }),
+  completion_tokens: Type.Integer({ description: 'Tokens the model generated.' }),
+  total_tokens: Type.Integer(),
+});
+
+export const FinishReasonSchema = Type.Union([Type.Literal('stop'), Type.Literal('length')], {
+  description: '`stop`: the model ended or a stop sequence matched; `length`: max_tokens or the context ran out.',
+});
+
+/** The OpenAI request fields this server reads as run parameters, under their descriptor names. */
+export const SAMPLING_PARAM_NAMES = [
+  'temperature', 'top_p', 'top_k', 'min_p', 'seed', 'stop', 'presence_penalty', 'frequency_penalty', 'repeat_penalty',
+] as const;

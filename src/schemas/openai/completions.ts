@@ -1,0 +1,52 @@
+import { Type, type Static } from '../typebox.ts';
+import { FinishReasonSchema, SamplingFields, UsageSchema } from './common.ts';
+
+export const CompletionRequestSchema = Type.Object(
+  {
+    model: Type.String({ description: 'Model id; a stopped model is loaded first (just-in-time).' }),
+    prompt: Type.Union([Type.String(), Type.Array(Type.String(), { minItems: 1 })], {
+      description: 'A prompt, or several: each becomes a choice with its index (they run in parallel, in shared batches).',
+    }),
+    ...SamplingFields,
+    echo: Type.Optional(Type.Union([Type.Boolean(), Type.Null()], { description: 'Only false is supported.' })),
+    suffix: Type.Optional(Type.Union([Type.String(), Type.Null()], { description: 'Not supported (400 when set).' })),
+    best_of: Type.Optional(Type.Union([Type.Integer(), Type.Null()], { description: 'Only 1 is supported.' })),
+    logprobs: Type.Optional(Type.Union([Type.Integer(), Type.Null()], { description: 'Not supported (400 when set).' })),
+  },
+  { additionalProperties: true, description: 'OpenAI (legacy) completion request. Unlike OpenAI, max_tokens defaults to the rest of the context, as in llama.cpp and Ollama.' },
+);
+export type CompletionRequest = Static<typeof CompletionRequestSchema>;
+
+const CompletionChoiceSchema = Type.Object({
+  text: Type.String(),
+  index: Type.Integer(),
+  logprobs: Type.Null(),
+  finish_reason: FinishReasonSchema,
+});
+
+export const CompletionSchema = Type.Object({
+  id: Type.String(),
+  object: Type.Literal('text_completion'),
+  created: Type.Integer({ description: 'Unix seconds.' }),
+  model: Type.String(),
+  system_fingerprint: Type.Union([Type.String(), Type.Null()]),
+  choices: Type.Array(CompletionChoiceSchema),
+  usage: UsageSchema,
+}, { description: 'OpenAI completion.' });
+export type Completion = Static<typeof CompletionSchema>;
+
+export const CompletionChunkSchema = Type.Object({
+  id: Type.String(),
+  object: Type.Literal('text_completion'),
+  created: Type.Integer(),
+  model: Type.String(),
+  system_fingerprint: Type.Union([Type.String(), Type.Null()]),
+  choices: Type.Array(Type.Object({
+    text: Type.String(),
+    index: Type.Integer(),
+    logprobs: Type.Null(),
+    finish_reason: Type.Union([FinishReasonSchema, Type.Null()]),
+  })),
+  usage: Type.Optional(Type.Union([UsageSchema, Type.Null()])),
+}, { description: 'One server-sent event of a streamed completion; with include_usage a last chunk with usage and no choices.' });
+export type CompletionChunk = Static<typeof CompletionChunkSchema>;

@@ -1,0 +1,41 @@
+import { existsSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Config } from '../../src/config/config.ts';
+import { getLlamaRuntime } from '../../src/engines/llamacpp/llama-runtime.ts';
+import { CHATML_TEMPLATE, writeTinyLlamaGguf, type TinyLlamaOptions } from './gguf-writer.ts';
+import { SHARED_MODELS } from './app.ts';
+
+/** Config for tests on the real llama engine: CPU only, the machine's cores, no idle unload. */
+export const LLAMA_TEST_CONFIG: Partial<Config> = { gpu: 'false', keepAlive: '-1' };
+
+/** The process-wide backend the engine uses, for in-process reference runs. */
+export async function testLlama() {
+  return (await getLlamaRuntime({ gpu: false })).llama;
+}
+
+export const STORIES_GGUF = path.join(SHARED_MODELS, 'stories260K/stories260K.gguf');
+export const hasStories = existsSync(STORIES_GGUF);
+
+/** Writes a generated tiny llama GGUF and its model.json into `<modelsDir>/<folder>/`; returns the GGUF path. */
+export async function writeFixtureModel(
+  modelsDir: string,
+  folder: string,
+  opts: { gguf?: TinyLlamaOptions; parameters?: Record<string, unknown>; metadata?: Record<string, unknown> } = {},
+): Promise<string> {
+  const dir = path.join(modelsDir, folder);
+  await mkdir(dir, { recursive: true });
+  const file = path.join(dir, `${folder}.gguf`);
+  writeTinyLlamaGguf(file, opts.gguf ?? {});
+  await writeFile(path.join(dir, 'model.json'), JSON.stringify({ parameters: opts.parameters ?? {}, metadata: opts.metadata ?? {} }));
+  return file;
+}
+
+/** A model.json that points at a shared third-party GGUF (never copied into the repo). */
+export async function writeSharedModel(modelsDir: string, folder: string, gguf: string, parameters: Record<string, unknown> = {}): Promise<void> {
+  const dir = path.join(modelsDir, folder);
+  await mkdir(dir, { recursive: true });
+  await writeFile(path.join(dir, 'model.json'), JSON.stringify({ source_url: gguf, parameters }));
+}
+
+export { CHATML_TEMPLATE };

@@ -1,0 +1,199 @@
+import { LlamaChat, resolveChatWrapper, type ChatHistoryItem } from 'node-llama-cpp';
+import OpenAI from 'openai';
+import t from 'tap';
+import { JanChatWrapper } from '../../../src/engines/llamacpp/jan-chat-wrapper.ts';
+import { buildTestApp, tempDir } from '../../helpers/app.ts';
+import {
+  CHATML_TEMPLATE, hasStories, LLAMA_TEST_CONFIG, STORIES_GGUF, testLlama, writeFixtureModel, writeSharedModel,
+} from '../../helpers/llama-fixtures.ts';
+
+const dir = await tempDir();
+const chatml = await writeFixtureModel(dir, 'chatml', { gguf: { chatTemplate: CHATML_TEMPLATE, contextLength: 512 }, parameters: { ctx_len: 512, n_parallel: 4 } });
+await writeFixtureModel(dir, 'solo', { gguf: { contextLength: 512 }, parameters: { ctx_len: 512, n_parallel: 1, max_waiting: 1 } });
+if (hasStories) await writeSharedModel(dir, 'stories', STORIES_GGUF, { ctx_len: 256, n_parallel: 2 });
+const { app } = await buildTestApp(t, { modelsDir: dir, config: LLAMA_TEST_CONFIG });
+const url = await app.listen({ host: '127.0.0.1', port: 0 });
+const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'none', maxRetries: 0 });
+
+const messages = [{ role: 'system' as const, content: 'You are a test.' }, { role: 'user' as const, content: 'hello world' }];
+const history: ChatHistoryItem[] = [{ type: 'system', text: 'You are a test.' }, { type: 'user', text: 'hello world' }, { type: 'model', response: [] }];
+
+/** node-llama-cpp's own greedy answer for the same history and template, in-process. */
+async function ownGreedy(file: string, wrapperFor: (model: Awaited<ReturnType<Awaited<ReturnType<typeof testLlama>>['loadModel']>>) => Parameters<typeof resolveChatWrapper>[0] extends never ? never : import('node-llama-cpp').ChatWrapper, maxTokens: number) {
+  const llama = await testLlama();
+  const model = await llama.loadModel({ modelPath: file });
+  try {
+    const ctx = await model.createContext({ contextSize: 256, threads: 2 });
+    const wrapper = wrapperFor(model);
+    const res = await new LlamaChat({ contextSequence: ctx.getSequence(), chatWrapper: wrapper }).generateResponse(history, { temperature: 0, maxTokens });
+    const promptTokens = wrapper.generateContextState({ chatHistory: history }).contextText.tokenize(model.tokenizer).length;
+    return { text: res.response, promptTokens };
+  } finally {
+    await model.dispose();
+  }
+}
+
+interface Case { id: string; file: string; wrapper: Parameters<typeof ownGreedy>[1] }
+const cases: Case[] = [{ id: 'chatml', file: chatml, wrapper: (m) => resolveChatWrapper(m) }];
+if (hasStories) {
+  cases.push({
+    id: 'stories', file: STORIES_GGUF,
+    wrapper: (m) => new JanChatWrapper({ systemPrompt: 'SYSTEM: ', userPrompt: 'USER: ', aiPrompt: 'ASSISTANT: ', bos: m.tokens.bos != null, specialPrefixes: false }),
+  });
+}
+
+for (const c of cases) {
+  t.test(`${c.id}: greedy chat over HTTP equals node-llama-cpp in-process; stream equals non-stream; usage from the tokenizer`, async (t) => {
+    const own = await ownGreedy(c.file, c.wrapper, 24);
+    const r = await client.chat.completions.create({ model: c.id, messages, temperature: 0, max_tokens: 24 });
+    t.equal(r.object, 'chat.completion');
+    t.match(r.id, /^chatcmpl-/);
+    t.equal(r.model, `${c.id}/model`);
+    t.equal(r.choices.length, 1);
+    t.equal(r.choices[0]!.message.role, 'assistant');
+    t.equal(r.choices[0]!.message.content, own.text, 'nothing mangled');
+    t.equal(r.choices[0]!.finish_reason, 'length');
+    t.same(r.usage, { prompt_tokens: own.promptTokens, completion_tokens: 24, total_tokens: own.promptTokens + 24 });
+
+    const stream = await client.chat.completions.create({ model: c.id, messages, temperature: 0, max_completion_tokens: 24, stream: true, stream_options: { include_usage: true } });
+    let text = '';
+    const chunks: OpenAI.Chat.Completions.ChatCompletionChunk[] = [];
+    for await (const ch of stream) chunks.push(ch);
+    for (const ch of chunks) text += ch.choices[0]?.delta.content ?? '';
+    t.equal(text, own.text, 'streamed deltas concatenate to the same text');
+    t.equal(chunks[0]!.choices[0]!.delta.role, 'assistant', 'the role comes first');
+    t.equal(chunks.at(-2)!.choices[0]!.finish_reason, 'length');
+    t.same(chunks.at(-1)!.choices, [], 'the usage chunk has no choices');
+    t.same(chunks.at(-1)!.usage, r.usage);
+    t.ok(chunks.slice(0, -1).every((ch) => ch.usage === null && ch.object === 'chat.completion.chunk' && ch.id === chunks[0]!.id));
+  });
+}
+
+t.test('raw SSE: data frames in the OpenAI chunk shape, ending data: [DONE]', async (t) => {
+  const res = await fetch(`${url}/v1/chat/completions`, {
+    method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'chatml', messages, temperature: 0, max_tokens: 5, stream: true }),
+  });
+  t.equal(res.status, 200);
+  t.match(res.headers.get('content-type'), /^text\/event-stream/);
+  const frames = (await res.text()).split('\n\n').filter(Boolean);
+  t.equal(frames.at(-1), 'data: [DONE]');
+  for (const f of frames.slice(0, -1)) {
+    t.match(f, /^data: \{/);
+    const chunk = JSON.parse(f.slice(6));
+    t.same(Object.keys(chunk).sort(), ['choices', 'created', 'id', 'model', 'object', 'system_fingerprint']);
+    t.same(Object.keys(chunk.choices[0]).sort(), ['delta', 'finish_reason', 'index', 'logprobs']);
+  }
+  t.same(JSON.parse(frames.at(-2)!.slice(6)).choices[0], { index: 0, delta: {}, logprobs: null, finish_reason: 'length' });
+});
+
+t.test('response_format json_schema: the answer parses and validates', async (t) => {
+  const schema = { type: 'object', properties: { happy: { type: 'boolean' }, color: { type: 'string', enum: ['red', 'blue'] } }, required: ['happy', 'color'], additionalProperties: false };
+  const r = await client.chat.completions.create({
+    model: 'chatml', messages, temperature: 0, max_tokens: 60,
+    response_format: { type: 'json_schema', json_schema: { name: 'answer', schema, strict: true } },
+  });
+  const parsed = JSON.parse(r.choices[0]!.message.content!);
+  t.same(Object.keys(parsed).sort(), ['color', 'happy']);
+  t.type(parsed.happy, 'boolean');
+  t.ok(['red', 'blue'].includes(parsed.color));
+  const obj = await client.chat.completions.create({ model: 'chatml', messages, temperature: 0, max_tokens: 30, response_format: { type: 'json_object' } });
+  t.match(obj.choices[0]!.message.content, /^\s*\{/);
+});
+
+t.test('typed errors from the official client', async (t) => {
+  t.type(await client.chat.completions.create({ model: 'nope', messages }).catch((e: unknown) => e), OpenAI.NotFoundError);
+  const bad = async (body: Record<string, unknown>, param: string, message: RegExp) => {
+    const err = await client.chat.completions.create({ model: 'chatml', messages, ...body } as never).then(() => undefined, (e: unknown) => e);
+    t.type(err, OpenAI.BadRequestError, param);
+    t.equal((err as InstanceType<typeof OpenAI.BadRequestError>).param, param);
+    t.match((err as Error).message, message);
+  };
+  await bad({ temperature: 5 }, 'temperature', /\[0, 2\]/);
+  await bad({ top_p: -1 }, 'top_p', /\[0, 1\]/);
+  await bad({ n: 2 }, 'n', /must be 1/);
+  await bad({ messages: [{ role: 'tool', content: 'x', tool_call_id: 'a' }] }, 'messages[0].role', /not supported/);
+  await bad({ messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'data:image/png;base64,AA==' } }] }] }, 'messages[0].content[0].type', /text parts only/);
+  await bad({ response_format: { type: 'json_schema', json_schema: { name: 'x' } } }, 'response_format.json_schema.schema', /required/);
+  await bad({ messages: [{ role: 'user', content: 'word '.repeat(600) }] }, 'messages', /context/);
+  await t.rejects(client.embeddings.create({ model: 'chatml', input: 'x' }), { status: 400, code: 'model_not_capable' });
+});
+
+t.test('4 concurrent streams on n_parallel 4 complete, decoded in shared batches', async (t) => {
+  await client.chat.completions.create({ model: 'chatml', messages, max_tokens: 1 });
+  const before = (await app.inject({ url: '/v1/models/chatml/state' })).json().info.batching;
+  const texts = await Promise.all(['hello world', 'the cat', 'once upon a time', 'a big red ball'].map(async (content) => {
+    const stream = await client.chat.completions.create({ model: 'chatml', messages: [{ role: 'user', content }], temperature: 0, max_tokens: 40, stream: true });
+    let text = '';
+    let finish: string | null = null;
+    for await (const ch of stream) {
+      text += ch.choices[0]?.delta.content ?? '';
+      finish = ch.choices[0]?.finish_reason ?? finish;
+    }
+    return { text, finish };
+  }));
+  for (const r of texts) t.equal(r.finish, 'length');
+  const after = (await app.inject({ url: '/v1/models/chatml/state' })).json().info.batching;
+  t.equal(after.max_sequences, 4, 'a batch carried all 4 sequences');
+  const fours = (after.sequences_per_batch['4'] ?? 0) - (before.sequences_per_batch['4'] ?? 0);
+  t.ok(fours >= 30, `most steps decode the 4 streams together: ${JSON.stringify(after.sequences_per_batch)}`);
+  const metrics = (await app.inject({ url: '/metrics' })).body;
+  t.match(metrics, /modeld_tokens_total\{model="chatml\/model",kind="completion"\} \d+/);
+  t.match(metrics, /modeld_batch_size_bucket\{le="4",model="chatml\/model"\} \d+/);
+});
+
+t.test('a client that leaves mid-stream frees the sequence: the queued request runs right after', async (t) => {
+  await client.chat.completions.create({ model: 'solo', messages, max_tokens: 1 });
+  const tokensBefore = (await app.inject({ url: '/v1/models/solo/state' })).json().info.batching.tokens;
+  const ac = new AbortController();
+  const stream = await client.chat.completions.create({ model: 'solo', messages, temperature: 0, max_tokens: 400, stream: true }, { signal: ac.signal });
+  const it = stream[Symbol.asyncIterator]();
+  await it.next();
+  await it.next();
+  const queued = client.chat.completions.create({ model: 'solo', messages, temperature: 0, max_tokens: 5 });
+  ac.abort();
+  let finished = false;
+  try {
+    for (let n = await it.next(); !n.done; n = await it.next()) if (n.value.choices[0]?.finish_reason) finished = true;
+  } catch {
+    // the SDK may raise its abort error
+  }
+  t.notOk(finished, 'the aborted stream never finishes');
+  const r = await queued;
+  t.equal(r.choices[0]!.finish_reason, 'length');
+  const state = (await app.inject({ url: '/v1/models/solo/state' })).json();
+  t.same(state.queue, { running: 0, waiting: 0, concurrency: 1, max_waiting: 1 });
+  t.ok(state.info.batching.tokens - tokensBefore < 200, `the aborted answer stopped early (${state.info.batching.tokens - tokensBefore} tokens in all)`);
+});
+
+t.test('full queue: 503 queue_full with retry-after; InternalServerError after the client retries; a waiting client that leaves frees its place', async (t) => {
+  const entry = app.registry.resolve('solo');
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  // Holds the model's only sequence slot, deterministically.
+  const holder = app.manager.run(entry, { capability: 'chat' }, () => gate);
+  const ac = new AbortController();
+  const waiting = fetch(`${url}/v1/chat/completions`, {
+    method: 'POST', headers: { 'content-type': 'application/json' }, signal: ac.signal,
+    body: JSON.stringify({ model: 'solo', messages, max_tokens: 2 }),
+  }).catch((e: unknown) => e);
+  while ((await app.inject({ url: '/v1/models/solo/state' })).json().queue.waiting < 1) await new Promise((r) => setTimeout(r, 10));
+
+  const res = await app.inject({ method: 'POST', url: '/v1/chat/completions', payload: { model: 'solo', messages } });
+  t.equal(res.statusCode, 503);
+  t.equal(res.json().error.code, 'queue_full');
+  t.ok(res.headers['retry-after']);
+  const retrying = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'none', maxRetries: 1 });
+  const retried = await retrying.chat.completions.create({ model: 'solo', messages }).catch((e: unknown) => e);
+  t.type(retried, OpenAI.InternalServerError);
+  t.equal((retried as InstanceType<typeof OpenAI.InternalServerError>).status, 503);
+
+  ac.abort();
+  await waiting;
+  while ((await app.inject({ url: '/v1/models/solo/state' })).json().queue.waiting > 0) await new Promise((r) => setTimeout(r, 10));
+  t.pass('the waiting place is freed');
+  release();
+  await holder;
+  const ok = await client.chat.completions.create({ model: 'solo', messages, max_tokens: 2 });
+  t.equal(ok.choices.length, 1, 'the model serves on');
+});
