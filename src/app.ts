@@ -5,11 +5,13 @@ import type { Config } from './config/config.ts';
 import type { Engine, EngineName } from './engines/engine.ts';
 import { ModelRegistry } from './registry/registry.ts';
 import authPlugin from './plugins/auth.ts';
+import downloadsPlugin from './plugins/downloads.ts';
 import errorHandler from './plugins/error-handler.ts';
 import metricsPlugin from './plugins/metrics.ts';
 import servicesPlugin from './plugins/services.ts';
 import swaggerPlugin from './plugins/swagger.ts';
 import classificationRoutes from './routes/classification/index.ts';
+import downloadRoutes from './routes/downloads/index.ts';
 import modelRoutes from './routes/models/index.ts';
 import systemRoutes from './routes/system/index.ts';
 import chatRoutes from './routes/openai/chat.ts';
@@ -49,9 +51,11 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   }
   await app.register(swaggerPlugin);
   await app.register(servicesPlugin, { config, registry: new ModelRegistry({ modelsDir: config.modelsDir, log: app.log }), engines: engineMap });
+  await app.register(downloadsPlugin);
   await app.register(metricsPlugin);
   await app.register(systemRoutes);
   await app.register(modelRoutes);
+  await app.register(downloadRoutes);
   await app.register(chatRoutes);
   await app.register(completionRoutes);
   await app.register(embeddingRoutes);

@@ -59,6 +59,14 @@ export const ERROR_CODES = {
   request_timeout: { status: 504, type: 'server_error' },
   request_aborted: { status: 499, type: 'invalid_request_error' },
   out_of_memory: { status: 507, type: 'server_error', noRetry: true },
+  // downloads and imports
+  insufficient_storage: { status: 507, type: 'server_error', noRetry: true },
+  model_not_downloadable: { status: 409, type: 'invalid_request_error' },
+  download_failed: { status: 502, type: 'server_error' },
+  checksum_mismatch: { status: 502, type: 'server_error', noRetry: true },
+  source_not_found: { status: 404, type: 'not_found_error' },
+  source_access_denied: { status: 403, type: 'invalid_request_error' },
+  source_unreachable: { status: 502, type: 'server_error' },
   internal_error: { status: 500, type: 'server_error' },
 } as const satisfies Record<string, ErrorDef>;
 

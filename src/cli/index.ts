@@ -1,6 +1,8 @@
 import { Command, Option } from 'commander';
 import { ConfigError, loadConfig, type Config } from '../config/config.ts';
+import { controlCommand } from './control.ts';
 import { listCommand } from './ls.ts';
+import { pullCommand } from './pull.ts';
 
 const program = new Command()
   .name('modeld')
@@ -46,5 +48,21 @@ serverOptions(program.command('ls').alias('list').description('print the model t
   .action(async (opts) => {
     process.exitCode = await listCommand(configFrom(opts), { json: Boolean(opts.json) });
   });
+
+serverOptions(program.command('pull').description('create a model object if needed and download it on the running server, following its progress'))
+  .argument('<model>', 'model id, http(s) URL, local path, Hugging Face URL or org/repo[:QUANT]')
+  .option('-q, --quant <quant>', 'quantization to pull from a repository with several, e.g. Q4_K_M')
+  .option('--all', 'pull every quantization of a repository')
+  .action(async (model: string, opts) => {
+    process.exitCode = await pullCommand(configFrom(opts), model, { quant: opts.quant as string | undefined, all: Boolean(opts.all) });
+  });
+
+for (const [action, what] of [['rm', 'delete a model object and the binaries the server downloaded for it'], ['start', 'load a model'], ['stop', 'unload a model']] as const) {
+  serverOptions(program.command(action).description(`${what} (on the running server)`))
+    .argument('<id>', 'model id')
+    .action(async (id: string, opts) => {
+      process.exitCode = await controlCommand(configFrom(opts), action, id);
+    });
+}
 
 await program.parseAsync(process.argv);

@@ -1,5 +1,23 @@
 import type { Config } from '../config/config.ts';
 
+/** An error answer from the server: the OpenAI envelope's message and code, and the HTTP status. */
+export class ServerError extends Error {
+  constructor(readonly status: number, readonly code: string | undefined, message: string) {
+    super(message);
+  }
+}
+
+/** One Server-Sent Event. */
+export interface ServerEvent {
+  event: string;
+  data: Record<string, unknown>;
+}
+
+/** The path of a per-model route; the id's slash is sent encoded, as the SDKs do. */
+export function modelPath(id: string, suffix = ''): string {
+  return `/v1/models/${encodeURIComponent(id)}${suffix}`;
+}
+
 /** Talks HTTP to a running modeld, with the configured API key. */
 export class ServerClient {
   readonly base: string;
@@ -11,19 +29,51 @@ export class ServerClient {
     this.#key = config.apiKeys[0];
   }
 
+  #headers(body: unknown, extra: Record<string, string> = {}): Record<string, string> {
+    return {
+      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+      ...(this.#key ? { authorization: `Bearer ${this.#key}` } : {}),
+      ...extra,
+    };
+  }
+
   async request<T>(method: string, path: string, body?: unknown, timeoutMs = 0): Promise<T> {
     const res = await fetch(this.base + path, {
       method,
-      headers: {
-        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-        ...(this.#key ? { authorization: `Bearer ${this.#key}` } : {}),
-      },
+      headers: this.#headers(body),
       body: body !== undefined ? JSON.stringify(body) : undefined,
       signal: timeoutMs > 0 ? AbortSignal.timeout(timeoutMs) : undefined,
     });
-    const json = (await res.json().catch(() => ({}))) as T & { error?: { message: string } };
-    if (!res.ok) throw new Error(json.error?.message ?? `${method} ${path}: HTTP ${res.status}`);
+    const json = (await res.json().catch(() => ({}))) as T & { error?: { message: string; code?: string } };
+    if (!res.ok) throw new ServerError(res.status, json.error?.code, json.error?.message ?? `${method} ${path}: HTTP ${res.status}`);
     return json;
+  }
+
+  /**
+   * Sends a request that answers Server-Sent Events and yields them until the stream ends. A
+   * JSON answer (an error, or a 2xx without a stream) is thrown or yielded as one `json` event.
+   */
+  async *events(method: string, path: string, signal?: AbortSignal): AsyncGenerator<ServerEvent> {
+    const res = await fetch(this.base + path, { method, headers: this.#headers(undefined, { accept: 'text/event-stream' }), signal });
+    if (!(res.headers.get('content-type') ?? '').includes('text/event-stream')) {
+      const json = (await res.json().catch(() => ({}))) as Record<string, unknown> & { error?: { message: string; code?: string } };
+      if (!res.ok) throw new ServerError(res.status, json.error?.code, json.error?.message ?? `${method} ${path}: HTTP ${res.status}`);
+      yield { event: 'json', data: json };
+      return;
+    }
+    const decoder = new TextDecoder();
+    let buf = '';
+    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+      buf += decoder.decode(chunk, { stream: true });
+      let cut: number;
+      while ((cut = buf.indexOf('\n\n')) >= 0) {
+        const block = buf.slice(0, cut);
+        buf = buf.slice(cut + 2);
+        const event = /^event: (.*)$/m.exec(block)?.[1] ?? 'message';
+        const data = /^data: (.*)$/m.exec(block)?.[1];
+        if (data !== undefined) yield { event, data: JSON.parse(data) as Record<string, unknown> };
+      }
+    }
   }
 
   /** True when a modeld answers /health quickly. */

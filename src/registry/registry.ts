@@ -80,7 +80,7 @@ export class ModelRegistry extends EventEmitter {
   #entries = new Map<string, ModelEntry>();
   #aliases = new Map<string, string>();
   #scanning: Promise<void> | undefined;
-  #rescanQueued = false;
+  #rescan: Promise<void> | undefined;
   #watcher: { close(): Promise<void> } | undefined;
   #debounce: NodeJS.Timeout | undefined;
   readonly #log: RegistryOptions['log'];
@@ -114,20 +114,22 @@ export class ModelRegistry extends EventEmitter {
     }
   }
 
-  /** Rescans the folder; concurrent calls share one scan and a call during a scan queues one more. */
+  /**
+   * Rescans the folder. A call during a scan resolves after one more scan that starts when the
+   * running one ends (so a caller that just wrote a file sees it); concurrent callers share it.
+   */
   scan(): Promise<void> {
-    if (this.#scanning) {
-      this.#rescanQueued = true;
+    if (!this.#scanning) {
+      this.#scanning = this.#scan().finally(() => {
+        this.#scanning = undefined;
+      });
       return this.#scanning;
     }
-    this.#scanning = this.#scan().finally(() => {
-      this.#scanning = undefined;
-      if (this.#rescanQueued) {
-        this.#rescanQueued = false;
-        void this.scan();
-      }
+    this.#rescan ??= this.#scanning.catch(() => undefined).then(() => {
+      this.#rescan = undefined;
+      return this.scan();
     });
-    return this.#scanning;
+    return this.#rescan;
   }
 
   async #scan(): Promise<void> {
@@ -144,7 +146,12 @@ export class ModelRegistry extends EventEmitter {
           const binaries = files.filter(isBinaryName).map((f) => path.join(folder, f));
           const objects = files.filter((f) => f.endsWith('.json') && !f.startsWith('.') && !NOT_MODEL_OBJECTS.has(f));
           for (const f of objects) {
-            const entry = await this.#load(d.name, folder, path.join(folder, f), binaries);
+            // A model object deleted while the scan runs is simply gone, not a failed scan.
+            const entry = await this.#load(d.name, folder, path.join(folder, f), binaries).catch((err: NodeJS.ErrnoException) => {
+              if (err.code === 'ENOENT') return undefined;
+              throw err;
+            });
+            if (!entry) continue;
             entries.set(entry.id, entry);
             byFolder.set(d.name, [...(byFolder.get(d.name) ?? []), entry.id]);
           }
@@ -237,6 +244,7 @@ export class ModelRegistry extends EventEmitter {
       if (!b.managed || stillUsed.has(b.path) || !isWithin(this.modelsDir, b.path)) continue;
       await rm(b.path, { force: true });
       await rm(`${b.path}.part`, { force: true });
+      await rm(path.join(path.dirname(b.path), `.${path.basename(b.path)}.part.json`), { force: true });
     }
     await rm(entry.file, { force: true });
     await rmdir(entry.folder).catch(() => undefined); // only when empty
@@ -266,7 +274,8 @@ export class ModelRegistry extends EventEmitter {
     clearTimeout(this.#debounce);
     await this.#watcher?.close();
     this.#watcher = undefined;
-    await this.#scanning;
+    await this.#rescan?.catch(() => undefined);
+    await this.#scanning?.catch(() => undefined);
   }
 }
 

@@ -3,10 +3,15 @@ import { gguf, GGMLFileQuantizationType } from '@huggingface/gguf';
 /**
  * Reads what the model table shows from a GGUF header: architecture, parameter count,
  * quantization, context/embedding length, layers, chat template presence, tokenizer.
- * Only the header and tensor infos are read, never the weights.
+ * Only the header and tensor infos are read, never the weights: from a local file, or from
+ * an http(s) URL with range requests (`headers` go with them, e.g. a hub token).
  */
-export async function readGgufHeader(file: string): Promise<Record<string, unknown>> {
-  const { metadata, parameterCount } = await gguf(file, { allowLocalFile: true, computeParametersCount: true });
+export async function readGgufHeader(file: string, headers?: Record<string, string>): Promise<Record<string, unknown>> {
+  const { metadata, parameterCount } = await gguf(file, {
+    allowLocalFile: true,
+    computeParametersCount: true,
+    ...(headers ? { additionalFetchHeaders: headers } : {}),
+  });
   const m = metadata as Record<string, unknown>;
   const arch = typeof m['general.architecture'] === 'string' ? (m['general.architecture'] as string) : undefined;
   const key = (k: string) => (arch ? m[`${arch}.${k}`] : undefined);

@@ -31,7 +31,9 @@ export default async function modelRoutes(app: FastifyInstance) {
     },
     handler: async (entry) => {
       await app.manager.stop(entry.id);
+      await app.downloads.cancel(entry, { discard: true });
       await app.registry.remove(entry);
+      app.downloads.forget(entry.id);
       return { id: entry.id, object: 'model' as const, deleted: true };
     },
   });

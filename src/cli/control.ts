@@ -1,0 +1,26 @@
+import type { Config } from '../config/config.ts';
+import { modelPath, ServerClient } from './server-client.ts';
+
+type Action = 'rm' | 'start' | 'stop';
+
+/** `modeld rm|start|stop <id>`: one model-control call to the running server. */
+export async function controlCommand(config: Config, action: Action, id: string): Promise<number> {
+  const client = new ServerClient(config);
+  if (!(await client.reachable())) {
+    console.error(`modeld: no modeld server answers at ${client.base}; start one with \`modeld serve\``);
+    return 1;
+  }
+  try {
+    if (action === 'rm') {
+      await client.request('DELETE', modelPath(id));
+      console.log(`deleted ${id}`);
+    } else {
+      const res = await client.request<{ id: string; state: string }>('POST', modelPath(id, `/${action}`));
+      console.log(`${res.id}: ${res.state}`);
+    }
+    return 0;
+  } catch (err) {
+    console.error(`modeld: ${action} ${id}: ${(err as Error).message}`);
+    return 1;
+  }
+}

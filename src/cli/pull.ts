@@ -1,0 +1,200 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import cliProgress from 'cli-progress';
+import { expandHome, type Config } from '../config/config.ts';
+import { formatBytes } from '../downloads/disk-space.ts';
+import { modelPath, ServerClient, ServerError } from './server-client.ts';
+
+export interface PullOptions {
+  /** Quantization to pull from a repository with several (e.g. Q4_K_M). */
+  quant?: string;
+  /** Pull every quantization of a repository. */
+  all?: boolean;
+}
+
+interface WireModel {
+  id: string;
+  state: string;
+  source_url: string;
+  metadata: Record<string, unknown>;
+}
+
+/** Quantizations in the order a default is picked when the user names none. */
+const PREFERRED_QUANTS = ['Q4_K_M', 'Q4_K_S', 'Q5_K_M', 'Q4_0', 'Q8_0'];
+
+function fail(message: string): number {
+  console.error(`modeld: ${message}`);
+  return 1;
+}
+
+/**
+ * `modeld pull <id|url|path|org/repo[:QUANT]>`: finds or creates the model object on the
+ * running server, starts its download there and follows the server's progress (bar with
+ * bytes, speed and ETA). Ctrl-C cancels the download, keeping the part for a resume.
+ */
+export async function pullCommand(config: Config, target: string, opts: PullOptions): Promise<number> {
+  const client = new ServerClient(config);
+  if (!(await client.reachable())) return fail(`no modeld server answers at ${client.base}; start one with \`modeld serve\``);
+  let ids: string[];
+  try {
+    ids = await resolveTarget(client, target, opts);
+  } catch (err) {
+    return fail(err instanceof Error ? err.message : String(err));
+  }
+  for (const id of ids) {
+    const code = await download(client, id);
+    if (code !== 0) return code;
+  }
+  return 0;
+}
+
+async function resolveTarget(client: ServerClient, rawTarget: string, opts: PullOptions): Promise<string[]> {
+  let target = rawTarget;
+  let quant = opts.quant;
+  const colon = /^([^:/]+\/[^:/]+):([\w.-]+)$/.exec(target);
+  if (colon) [, target, quant] = colon as unknown as [string, string, string];
+
+  const existing = await client.request<WireModel>('GET', modelPath(target)).catch((err: unknown) => {
+    if (err instanceof ServerError && (err.status === 404 || err.status === 400)) return undefined;
+    throw err;
+  });
+  if (existing) return [existing.id];
+
+  const local = path.resolve(expandHome(target));
+  const source = !/^https?:\/\//i.test(target) && existsSync(local) ? local : target;
+  const all = (await client.request<{ data: WireModel[] }>('GET', '/v1/models')).data;
+  const repo = repoOf(source);
+  let models = all.filter((m) =>
+    repo ? m.metadata.repository === repo : m.source_url === source || m.source_url === source.replace('/blob/', '/resolve/'),
+  );
+  if (models.length === 0) {
+    const created = await client.request<{ data: WireModel[] }>('POST', '/v1/models', { source_url: source });
+    models = created.data;
+    console.log(`created ${models.map((m) => m.id).join(', ')}`);
+  }
+  if (models.length === 1 || opts.all) return models.map((m) => m.id);
+  const quantOf = (m: WireModel) => String(m.metadata.quantization ?? '');
+  if (quant) {
+    const chosen = models.find((m) => quantOf(m).toLowerCase() === quant!.toLowerCase());
+    if (!chosen) throw new Error(`${target} has no ${quant} quantization; it has ${models.map(quantOf).join(', ')}`);
+    return [chosen.id];
+  }
+  const chosen =
+    PREFERRED_QUANTS.map((q) => models.find((m) => quantOf(m) === q)).find(Boolean) ??
+    [...models].sort((a, b) => Number(a.metadata.size ?? 0) - Number(b.metadata.size ?? 0))[0]!;
+  console.log(`${target} has ${models.length} quantizations (${models.map(quantOf).join(', ')}); pulling ${quantOf(chosen)} — choose with --quant or ${target}:<QUANT>, or --all`);
+  return [chosen.id];
+}
+
+/** `org/repo` for a Hugging Face repository reference, else undefined. */
+function repoOf(source: string): string | undefined {
+  if (/^[A-Za-z0-9][\w.-]*\/[\w.-]+$/.test(source)) return source;
+  const m = /^https?:\/\/[^/]+\/([^/]+\/[^/]+)\/?(?:tree\/[^/]+\/?)?$/.exec(source);
+  return m ? m[1] : undefined;
+}
+
+function duration(s: number): string {
+  if (!Number.isFinite(s) || s < 0) return '--';
+  if (s < 60) return `${Math.ceil(s)}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(Math.ceil(s % 60)).padStart(2, '0')}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+}
+
+interface Progress {
+  downloaded_bytes: number;
+  total_bytes: number | null;
+  bytes_per_second: number;
+}
+
+/** Renders progress: a cli-progress bar on a terminal, a line per 10% otherwise (logs, CI). */
+function progressView(id: string) {
+  const tty = process.stderr.isTTY === true;
+  const bar = tty
+    ? new cliProgress.SingleBar(
+        { format: `${id} [{bar}] {percentage}% | {done}/{all} | {speed}/s | ETA {eta_s}`, hideCursor: true, barsize: 30, stream: process.stderr },
+        cliProgress.Presets.shades_classic,
+      )
+    : undefined;
+  let started = false;
+  let lastStep = -1;
+  let last: Progress | undefined;
+  return {
+    /** Shows the bar full: the last progress event may predate the last bytes. */
+    finish() {
+      if (last?.total_bytes) this.update({ ...last, downloaded_bytes: last.total_bytes });
+      this.stop();
+    },
+    update(p: Progress) {
+      last = p;
+      const total = p.total_bytes ?? 0;
+      const eta = p.bytes_per_second > 0 && total ? (total - p.downloaded_bytes) / p.bytes_per_second : Number.NaN;
+      const payload = { done: formatBytes(p.downloaded_bytes), all: total ? formatBytes(total) : '?', speed: formatBytes(p.bytes_per_second), eta_s: duration(eta) };
+      if (bar) {
+        if (!started) bar.start(total || 1, p.downloaded_bytes, payload);
+        else {
+          bar.setTotal(total || 1);
+          bar.update(p.downloaded_bytes, payload);
+        }
+        started = true;
+        return;
+      }
+      const step = total ? Math.floor((p.downloaded_bytes / total) * 10) : 0;
+      if (step === lastStep) return;
+      lastStep = step;
+      console.error(`${id}: ${total ? Math.floor((p.downloaded_bytes / total) * 100) : '?'}% ${payload.done}/${payload.all} ${payload.speed}/s ETA ${payload.eta_s}`);
+    },
+    stop() {
+      if (started) bar?.stop();
+    },
+  };
+}
+
+async function download(client: ServerClient, id: string): Promise<number> {
+  const view = progressView(id);
+  const ac = new AbortController();
+  let cancelled = false;
+  const onSigint = () => {
+    cancelled = true;
+    ac.abort();
+  };
+  process.once('SIGINT', onSigint);
+  const t0 = performance.now();
+  let moved = false;
+  try {
+    for await (const { event, data } of client.events('POST', modelPath(id, '/download'), ac.signal)) {
+      if (event === 'progress' && data.progress) {
+        moved = true;
+        view.update(data.progress as Progress);
+      } else if (event === 'done' || (event === 'json' && data.state !== 'downloading')) {
+        view.finish();
+        if (!moved) {
+          console.log(`${id}: already downloaded (${String(data.state)})`);
+          return 0;
+        }
+        const size = (await client.request<WireModel>('GET', modelPath(id))).metadata.size;
+        const secs = (performance.now() - t0) / 1000;
+        console.log(`${id}: downloaded${typeof size === 'number' ? ` ${formatBytes(size)}` : ''} in ${secs.toFixed(1)}s, verified`);
+        return 0;
+      } else if (event === 'error') {
+        view.stop();
+        return fail(`download of ${id} failed: ${String(data.error)}`);
+      } else if (event === 'cancelled') {
+        view.stop();
+        return fail(`the download of ${id} was cancelled on the server`);
+      }
+    }
+    view.stop();
+    return fail(`lost the connection to the server while downloading ${id}; run \`modeld pull ${id}\` again to resume`);
+  } catch (err) {
+    view.stop();
+    if (cancelled) {
+      const state = await client.request<{ progress?: Progress }>('DELETE', modelPath(id, '/download')).catch(() => undefined);
+      const kept = state?.progress ? ` (${formatBytes(state.progress.downloaded_bytes)} kept)` : '';
+      console.error(`modeld: cancelled the download of ${id}${kept}; run \`modeld pull ${id}\` again to resume`);
+      return 130;
+    }
+    return fail(err instanceof Error ? err.message : String(err));
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
+}

@@ -1,0 +1,283 @@
+import { createHash, type Hash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { open, rename, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ApiError } from '../errors.ts';
+import { ensureFreeSpace } from './disk-space.ts';
+import { discardPart, partPathOf, readPartRecord, sidecarPathOf, writePartRecord, type PartRecord } from './part-files.ts';
+
+export interface FileDownloadOptions {
+  /** Where the bytes come from (http or https; redirects are followed). */
+  url: string;
+  /** Final absolute path. Bytes go to `<dest>.part` and are renamed into place once verified. */
+  dest: string;
+  /** Expected sha256 (hex); the file is never renamed into place when it differs. */
+  sha256?: string;
+  /** Expected size, bytes; checked against the server's answer before writing and after. */
+  size?: number;
+  /** Extra request headers (an Authorization for the hub, say). */
+  headers?: Record<string, string>;
+  signal?: AbortSignal;
+  /** Called after each write with the bytes in the part file and the expected total, when known. */
+  onProgress?: (bytes: number, total: number | undefined) => void;
+  /** Failed attempts in a row before giving up; an attempt that wrote bytes resets the count. Default 5. */
+  retries?: number;
+  /** First back-off delay, ms; doubled after each failure, capped at 30 s. Default 500. */
+  backoffMs?: number;
+}
+
+export interface FileDownloadResult {
+  bytes: number;
+  sha256: string;
+}
+
+/** A failure that a retry cannot mend: it ends the download at once. */
+class Fatal extends Error {
+  /** @param discard the part holds wrong bytes and must go (a mismatch), rather than wait for a resume. */
+  constructor(readonly error: ApiError, readonly discard = false) {
+    super(error.message);
+  }
+}
+
+interface ContentRange {
+  start: number;
+  total?: number;
+}
+
+function parseContentRange(v: string | null): ContentRange | undefined {
+  const m = v?.match(/^bytes\s+(\d+)-(\d+)\/(\d+|\*)$/i);
+  if (!m) return undefined;
+  return { start: Number(m[1]), ...(m[3] !== '*' ? { total: Number(m[3]) } : {}) };
+}
+
+/** The validator for `If-Range`: a strong ETag, else Last-Modified (weak ETags are not allowed there). */
+function validatorOf(record: PartRecord | undefined): string | undefined {
+  if (record?.etag && !record.etag.startsWith('W/')) return record.etag;
+  return record?.last_modified;
+}
+
+async function hashExisting(file: string, signal?: AbortSignal): Promise<{ hash: Hash; bytes: number }> {
+  const hash = createHash('sha256');
+  let bytes = 0;
+  try {
+    for await (const chunk of createReadStream(file, { signal })) {
+      hash.update(chunk as Buffer);
+      bytes += (chunk as Buffer).length;
+    }
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  return { hash, bytes };
+}
+
+function httpFailure(res: Response, url: string): Fatal | Error {
+  const what = `GET ${url} answered HTTP ${res.status}`;
+  if (res.status === 404 || res.status === 410) return new Fatal(new ApiError('source_not_found', `${what}: the file does not exist there`, { param: 'source_url' }));
+  if (res.status === 401 || res.status === 403) {
+    return new Fatal(new ApiError('source_access_denied', `${what}: access denied (a gated or private repository needs HF_TOKEN with access to it)`, { param: 'source_url' }));
+  }
+  if (res.status === 408 || res.status === 429 || res.status >= 500) return new Error(what);
+  return new Fatal(new ApiError('download_failed', what, { param: 'source_url' }));
+}
+
+/**
+ * Downloads one file so that no byte is lost and no half file ever looks complete: streamed to
+ * `<dest>.part` with the sha256 computed while writing, resumed with `Range` + `If-Range`
+ * (after a dropped connection, or after a restart from what the part file and its sidecar
+ * hold — re-hashing the part first), retried with exponential back-off on network errors and
+ * 5xx, then size- and hash-checked and renamed into place. A mismatch deletes the part.
+ */
+export async function downloadFile(o: FileDownloadOptions): Promise<FileDownloadResult> {
+  const name = path.basename(o.dest);
+  const part = partPathOf(o.dest);
+  const expectedSha = o.sha256?.toLowerCase();
+  const retries = o.retries ?? 5;
+  const backoffMs = o.backoffMs ?? 500;
+
+  let record = await readPartRecord(o.dest);
+  const partExists = await stat(part).then(() => true, () => false);
+  const stale =
+    !record ||
+    record.url !== o.url ||
+    (expectedSha !== undefined && record.sha256 !== undefined && record.sha256 !== expectedSha) ||
+    (o.size !== undefined && record.total_bytes !== undefined && record.total_bytes !== o.size);
+  if (partExists && stale) {
+    // Bytes from another source (or of unknown origin) must not be mixed with these.
+    await discardPart(o.dest);
+    record = undefined;
+  }
+  let { hash, bytes } = await hashExisting(part, o.signal);
+  let total = o.size ?? record?.total_bytes;
+  let failures = 0;
+  let lastError = '';
+
+  const restart = () => {
+    hash = createHash('sha256');
+    bytes = 0;
+  };
+  const fail = async (message: string, madeProgress: boolean) => {
+    lastError = message;
+    failures = madeProgress ? 1 : failures + 1;
+    if (failures > retries) {
+      throw new ApiError('download_failed', `downloading ${name} from ${o.url} failed after ${retries + 1} attempts: ${lastError}`, { param: 'source_url' });
+    }
+    await sleep(Math.min(backoffMs * 2 ** (failures - 1), 30_000), undefined, { signal: o.signal });
+  };
+
+  try {
+    for (;;) {
+      o.signal?.throwIfAborted();
+      if (total !== undefined && bytes > total) restart();
+      o.onProgress?.(bytes, total);
+      if (total !== undefined && bytes === total && bytes > 0) break;
+
+      const headers: Record<string, string> = { 'accept-encoding': 'identity', ...o.headers };
+      if (bytes > 0) {
+        headers.range = `bytes=${bytes}-`;
+        const v = validatorOf(record);
+        if (v) headers['if-range'] = v;
+      }
+      let res: Response;
+      try {
+        res = await fetch(o.url, { headers, signal: o.signal, redirect: 'follow' });
+      } catch (err) {
+        if (o.signal?.aborted) throw err;
+        await fail(errorText(err), false);
+        continue;
+      }
+
+      if (res.status === 416) {
+        await res.body?.cancel().catch(() => undefined);
+        // Nothing past our offset: either the part is whole (verify it) or it is not of this file.
+        if (total !== undefined && bytes === total) break;
+        restart();
+        await fail(`HTTP 416 for a range from byte ${bytes}`, false);
+        continue;
+      }
+      if (!res.ok) {
+        await res.body?.cancel().catch(() => undefined);
+        const f = httpFailure(res, o.url);
+        if (f instanceof Fatal) throw f;
+        await fail(f.message, false);
+        continue;
+      }
+      let announced: number | undefined;
+      const length = res.headers.get('content-length');
+      if (res.status === 206) {
+        const cr = parseContentRange(res.headers.get('content-range'));
+        if (!cr || cr.start !== bytes) {
+          await res.body?.cancel().catch(() => undefined);
+          restart();
+          await fail(`the server answered a range from byte ${cr?.start ?? '?'} to a request from byte ${bytes}`, false);
+          continue;
+        }
+        announced = cr.total ?? (length !== null ? bytes + Number(length) : undefined);
+      } else {
+        // 200: the server ignored the range, or the file changed since the part was started.
+        restart();
+        announced = length !== null ? Number(length) : undefined;
+      }
+      if (o.size !== undefined && announced !== undefined && announced !== o.size) {
+        await res.body?.cancel().catch(() => undefined);
+        throw new Fatal(new ApiError('checksum_mismatch', `size mismatch for ${name}: the model object says ${o.size} bytes but ${o.url} serves ${announced}`, { param: 'metadata.binaries' }), true);
+      }
+      total = o.size ?? announced;
+      record = {
+        url: o.url,
+        ...(res.headers.get('etag') ? { etag: res.headers.get('etag')! } : {}),
+        ...(res.headers.get('last-modified') ? { last_modified: res.headers.get('last-modified')! } : {}),
+        ...(total !== undefined ? { total_bytes: total } : {}),
+        ...(expectedSha ? { sha256: expectedSha } : {}),
+      };
+      if (total !== undefined) {
+        try {
+          await ensureFreeSpace(path.dirname(o.dest), total - bytes, name);
+        } catch (err) {
+          await res.body?.cancel().catch(() => undefined);
+          throw err;
+        }
+      }
+      await writePartRecord(o.dest, record);
+
+      const before = bytes;
+      const fh = await open(part, bytes === 0 ? 'w' : 'a');
+      let networkError: unknown;
+      try {
+        const reader = res.body!.getReader();
+        for (;;) {
+          let chunk: Awaited<ReturnType<typeof reader.read>>;
+          try {
+            chunk = await reader.read();
+          } catch (err) {
+            networkError = err;
+            break;
+          }
+          if (chunk.done) break;
+          await writeChunk(fh, chunk.value, name);
+          hash.update(chunk.value);
+          bytes += chunk.value.length;
+          if (total !== undefined && bytes > total) {
+            await reader.cancel().catch(() => undefined);
+            throw new Fatal(new ApiError('checksum_mismatch', `size mismatch for ${name}: ${o.url} sent more than the expected ${total} bytes; the partial file was deleted`, { param: 'metadata.binaries' }), true);
+          }
+          o.onProgress?.(bytes, total);
+        }
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      if (o.signal?.aborted) throw o.signal.reason;
+      if (networkError !== undefined) {
+        await fail(errorText(networkError), bytes > before);
+        continue;
+      }
+      if (total === undefined) {
+        total = bytes;
+        break;
+      }
+      if (bytes === total) break;
+      // The body ended cleanly but short: the connection was closed early.
+      await fail(`the connection closed after ${bytes} of ${total} bytes`, bytes > before);
+    }
+  } catch (err) {
+    if (err instanceof Fatal) {
+      if (err.discard) await discardPart(o.dest);
+      throw err.error;
+    }
+    throw err;
+  }
+
+  const actual = hash.digest('hex');
+  if (total !== undefined && bytes !== total) {
+    await discardPart(o.dest);
+    throw new ApiError('checksum_mismatch', `size mismatch for ${name}: expected ${total} bytes, got ${bytes}; the partial file was deleted`, { param: 'metadata.binaries' });
+  }
+  if (expectedSha && actual !== expectedSha) {
+    await discardPart(o.dest);
+    throw new ApiError('checksum_mismatch', `sha256 mismatch for ${name}: expected ${expectedSha}, got ${actual}; the partial file was deleted`, { param: 'metadata.binaries' });
+  }
+  await rename(part, o.dest);
+  await rm(sidecarPathOf(o.dest), { force: true });
+  o.onProgress?.(bytes, bytes);
+  return { bytes, sha256: actual };
+}
+
+async function writeChunk(fh: import('node:fs/promises').FileHandle, chunk: Uint8Array, name: string): Promise<void> {
+  try {
+    await fh.write(chunk);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new Fatal(
+      code === 'ENOSPC'
+        ? new ApiError('insufficient_storage', `the disk filled up while writing ${name}`, { param: 'model' })
+        : new ApiError('download_failed', `cannot write ${name}: ${(err as Error).message}`, { param: 'model' }),
+    );
+  }
+}
+
+function errorText(err: unknown): string {
+  const e = err as Error & { cause?: Error & { code?: string } };
+  const cause = e.cause ? `: ${e.cause.code ?? e.cause.message}` : '';
+  return `${e.message}${cause}`;
+}

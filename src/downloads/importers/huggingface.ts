@@ -1,0 +1,143 @@
+import { HubApiError, listFiles, pathsInfo } from '@huggingface/hub';
+import { parseGGUFQuantLabel, parseGgufShardFilename } from '@huggingface/gguf';
+import path from 'node:path';
+import { ApiError } from '../../errors.ts';
+import { resolveUrl } from './source.ts';
+
+export interface HubOptions {
+  /** Hub base URL (config `hfEndpoint`, env HF_ENDPOINT). */
+  hubUrl: string;
+  /** Token for gated and private repositories (HF_TOKEN). */
+  token?: string;
+}
+
+export interface HubFile {
+  /** Path in the repository. */
+  path: string;
+  size: number;
+  /** The LFS object id, which is the file's sha256; absent for files kept in git. */
+  sha256?: string;
+  url: string;
+}
+
+/** One downloadable model in a repository: a quantization, possibly split into parts. */
+export interface HubModel {
+  /** Object file name: the GGUF name without `.gguf` and without the split suffix. */
+  name: string;
+  quantization?: string;
+  /** In order; more than one for a split GGUF (`-00001-of-0000N`). */
+  files: HubFile[];
+  /** A vision projector (`mmproj*.gguf`) the repository ships beside the weights. */
+  projector?: HubFile;
+}
+
+/**
+ * The hub client with our token and base URL. The token goes in a header rather than the
+ * client's `accessToken` option, which insists on the public hub's `hf_` prefix.
+ */
+function hubParams(o: HubOptions) {
+  const token = o.token;
+  return {
+    hubUrl: o.hubUrl.replace(/\/+$/, ''),
+    ...(token
+      ? {
+          fetch: (input: string | URL | Request, init?: RequestInit) => {
+            const headers = new Headers(init?.headers);
+            headers.set('authorization', `Bearer ${token}`);
+            return fetch(input, { ...init, headers });
+          },
+        }
+      : {}),
+  };
+}
+
+/** Turns a hub failure into the error the user can act on (401/403 mention HF_TOKEN). */
+export function hubError(err: unknown, repo: string, o: HubOptions): ApiError {
+  if (err instanceof ApiError) return err;
+  if (err instanceof HubApiError) {
+    if (err.statusCode === 401 || err.statusCode === 403) {
+      const why = o.token ? 'the token in HF_TOKEN has no access to it (accept its licence on the hub page, or use another token)' : 'it is gated or private: set HF_TOKEN to a token with access';
+      return new ApiError('source_access_denied', `the Hugging Face repository '${repo}' answered ${err.statusCode}: ${why}`, { param: 'source_url', cause: err });
+    }
+    if (err.statusCode === 404) {
+      return new ApiError('source_not_found', `the Hugging Face repository '${repo}' (or the file asked for) does not exist at ${o.hubUrl}`, { param: 'source_url', cause: err });
+    }
+    return new ApiError('source_unreachable', `the Hugging Face hub at ${o.hubUrl} answered ${err.statusCode} for '${repo}': ${err.message}`, { param: 'source_url', cause: err });
+  }
+  return new ApiError('source_unreachable', `cannot reach the Hugging Face hub at ${o.hubUrl}: ${(err as Error).message}`, { param: 'source_url', cause: err });
+}
+
+/** Every file of a repository revision, with size and LFS sha256. */
+export async function listRepoFiles(repo: string, revision: string, o: HubOptions): Promise<HubFile[]> {
+  const out: HubFile[] = [];
+  try {
+    for await (const f of listFiles({ repo: { type: 'model', name: repo }, revision, recursive: true, ...hubParams(o) })) {
+      if (f.type !== 'file') continue;
+      out.push({ path: f.path, size: f.lfs?.size ?? f.size, ...(f.lfs?.oid ? { sha256: f.lfs.oid } : {}), url: resolveUrl(o.hubUrl, repo, revision, f.path) });
+    }
+  } catch (err) {
+    throw hubError(err, repo, o);
+  }
+  return out;
+}
+
+/** Size and LFS sha256 of one repository file. */
+export async function repoFileInfo(repo: string, revision: string, file: string, o: HubOptions): Promise<HubFile> {
+  let info;
+  try {
+    info = await pathsInfo({ repo: { type: 'model', name: repo }, revision, paths: [file], ...hubParams(o) });
+  } catch (err) {
+    throw hubError(err, repo, o);
+  }
+  const f = info.find((i) => i.path === file && i.type === 'file');
+  if (!f) throw new ApiError('source_not_found', `the file '${file}' does not exist in the Hugging Face repository '${repo}' (${revision})`, { param: 'source_url' });
+  return { path: f.path, size: f.lfs?.size ?? f.size, ...(f.lfs?.oid ? { sha256: f.lfs.oid } : {}), url: resolveUrl(o.hubUrl, repo, revision, f.path) };
+}
+
+const isProjector = (p: string) => /(^|\/)mmproj[^/]*\.gguf$/i.test(p);
+
+/**
+ * Groups a repository's GGUF files into models: one per quantization, the parts of a split
+ * GGUF together in order (an incomplete set is left out), a projector attached to each.
+ */
+export function groupGgufModels(files: HubFile[]): { models: HubModel[]; incomplete: string[] } {
+  const ggufs = files.filter((f) => /\.gguf$/i.test(f.path));
+  const projectors = ggufs.filter((f) => isProjector(f.path));
+  const projector = projectors.find((p) => /f16/i.test(p.path)) ?? projectors[0];
+  const singles: HubModel[] = [];
+  const splits = new Map<string, { total: number; parts: Map<number, HubFile> }>();
+  for (const f of ggufs) {
+    if (isProjector(f.path)) continue;
+    const base = path.posix.basename(f.path);
+    const shard = parseGgufShardFilename(base);
+    if (shard) {
+      const key = `${path.posix.dirname(f.path)}/${shard.prefix}`;
+      const g = splits.get(key) ?? { total: Number(shard.total), parts: new Map() };
+      g.parts.set(Number(shard.shard), f);
+      splits.set(key, g);
+      continue;
+    }
+    const name = base.replace(/\.gguf$/i, '');
+    singles.push({ name, ...quant(name), files: [f] });
+  }
+  const incomplete: string[] = [];
+  const grouped: HubModel[] = [];
+  for (const [key, g] of splits) {
+    const name = path.posix.basename(key);
+    const parts = Array.from({ length: g.total }, (_, i) => g.parts.get(i + 1));
+    if (parts.some((p) => !p)) {
+      incomplete.push(name);
+      continue;
+    }
+    grouped.push({ name, ...quant(name), files: parts as HubFile[] });
+  }
+  const models = [...singles, ...grouped]
+    .map((m) => (projector ? { ...m, projector } : m))
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return { models, incomplete };
+}
+
+function quant(name: string): { quantization?: string } {
+  const q = parseGGUFQuantLabel(name);
+  return q ? { quantization: q } : {};
+}

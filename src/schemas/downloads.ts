@@ -1,0 +1,34 @@
+import { Type, type Static } from './typebox.ts';
+
+export const CreateModelBodySchema = Type.Object(
+  {
+    id: Type.Optional(Type.String({
+      minLength: 1, maxLength: 999,
+      description: '`<folder>/<file>` for the new model object, or a folder name (`<folder>/model`). For a repository it is the folder that holds one object per quantization. Derived from the source when absent.',
+    })),
+    source_url: Type.String({
+      minLength: 1,
+      description: 'A local path (`~` expanded; referenced where it lies, never copied, moved or deleted), an http(s) URL of a .gguf/.onnx file, a Hugging Face `blob` or `resolve` URL (size and sha256 taken from the hub), or a Hugging Face repository URL or `org/repo` (one model object per GGUF quantization, split parts grouped).',
+    }),
+    name: Type.Optional(Type.String()),
+    description: Type.Optional(Type.String()),
+    parameters: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { description: 'Default run parameters, validated at load against the engine descriptors.' })),
+    metadata: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { description: 'Merged into the metadata the server fills in (header facts, quantization, size, binaries).' })),
+  },
+  { $id: 'CreateModelRequest', additionalProperties: false },
+);
+export type CreateModelBody = Static<typeof CreateModelBodySchema>;
+
+export const CreatedModelsSchema = Type.Object(
+  {
+    object: Type.Literal('list'),
+    data: Type.Array(Type.Ref('Model'), { description: 'The model objects created: one for a file, one per quantization for a repository.' }),
+  },
+  { $id: 'CreatedModels' },
+);
+
+export const DownloadQuerySchema = Type.Object({
+  discard: Type.Optional(Type.Union([Type.Literal('true'), Type.Literal('false'), Type.Literal('1'), Type.Literal('0')], {
+    description: 'Also delete the partial files (no later resume).',
+  })),
+});

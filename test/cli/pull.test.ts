@@ -1,0 +1,186 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import t from 'tap';
+import { buildApp } from '../../src/app.ts';
+import { controlCommand } from '../../src/cli/control.ts';
+import { listCommand } from '../../src/cli/ls.ts';
+import { pullCommand, type PullOptions } from '../../src/cli/pull.ts';
+import { loadConfig, type Config } from '../../src/config/config.ts';
+import { tempDir } from '../helpers/app.ts';
+import { captureCli } from '../helpers/cli.ts';
+import { startFakeHub } from '../helpers/fake-hub.ts';
+import { startFileServer } from '../helpers/file-server.ts';
+import { ggufBytes, sha256 } from '../helpers/gguf-bytes.ts';
+
+const bin = path.resolve(import.meta.dirname, '../../bin/modeld.js');
+const baseEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('MODELD_') && !k.startsWith('HF_')));
+type Teardown = { teardown(fn: () => unknown): void };
+
+/** A listening modeld in this process; returns the config a CLI command uses to reach it. */
+async function serve(t: Teardown, modelsDir: string, hubUrl: string): Promise<{ app: FastifyInstance; config: Config }> {
+  const config = loadConfig({ modelsDir, port: 0, logLevel: 'silent', watch: false, hfEndpoint: hubUrl }, {});
+  const app = await buildApp({ config, engines: [], logger: false });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  t.teardown(() => app.close());
+  const port = (app.server.address() as { port: number }).port;
+  return { app, config: loadConfig({ port, modelsDir, hfEndpoint: hubUrl }, {}) };
+}
+
+/** `modeld serve` as a real process (for kill -9); resolves with its port once it listens. */
+async function spawnServe(t: Teardown, modelsDir: string, env: Record<string, string>): Promise<{ child: ChildProcess; port: number }> {
+  const child = spawn(process.execPath, [bin, 'serve', '-m', modelsDir, '-p', '0', '--log-level', 'info'], { env: { ...baseEnv, ...env } });
+  t.teardown(() => child.kill('SIGKILL'));
+  const address = await new Promise<string>((resolve, reject) => {
+    let buf = '';
+    child.stdout!.on('data', (d) => {
+      buf += d;
+      const m = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(buf);
+      if (m) resolve(m[1]!);
+    });
+    child.once('exit', (code) => reject(new Error(`modeld serve exited ${code}: ${buf}`)));
+  });
+  return { child, port: Number(new URL(address).port) };
+}
+
+const pull = (config: Config, target: string, opts: PullOptions = {}) => captureCli(() => pullCommand(config, target, opts));
+
+async function until<T>(fn: () => Promise<T>, ok: (v: T) => boolean): Promise<T> {
+  for (let i = 0; i < 500; i++) {
+    const v = await fn().catch(() => undefined);
+    if (v !== undefined && ok(v)) return v;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error('condition not reached');
+}
+const stateAt = (port: number, id: string) => () => fetch(`http://127.0.0.1:${port}/v1/models/${id}/state`).then((r) => r.json() as Promise<any>);
+
+const Q = { Q2_K: 10, Q4_K_M: 15, Q8_0: 7 } as const;
+
+async function hubWithRepo(t: Teardown) {
+  const files: Record<string, Buffer> = {};
+  for (const [q, ft] of Object.entries(Q)) files[`tiny.${q}.gguf`] = ggufBytes({ fileType: ft, payloadBytes: 400_000 });
+  const hub = await startFakeHub({ 'acme/tiny-GGUF': { files } });
+  for (const [p, body] of Object.entries(files)) hub.files.set(`/acme/tiny-GGUF/resolve/main/${p}`, { body, throttle: 2_000_000 });
+  t.teardown(() => hub.close());
+  return { hub, files };
+}
+
+t.test('modeld pull: org/repo, a direct URL and a local path; rm, start and stop', async (t) => {
+  const { hub, files } = await hubWithRepo(t);
+  const modelsDir = await tempDir();
+  const { config } = await serve(t, modelsDir, hub.origin);
+
+  const repo = await pull(config, 'acme/tiny-GGUF');
+  t.equal(repo.code, 0, repo.stderr);
+  t.match(repo.stdout, /created tiny-GGUF\/tiny\.Q2_K, tiny-GGUF\/tiny\.Q4_K_M, tiny-GGUF\/tiny\.Q8_0/);
+  t.match(repo.stdout, /acme\/tiny-GGUF has 3 quantizations \(Q2_K, Q4_K_M, Q8_0\); pulling Q4_K_M/);
+  t.match(repo.stdout, /tiny-GGUF\/tiny\.Q4_K_M: downloaded 40\d\.\d KB in \d+\.\ds, verified/);
+  t.match(repo.stderr, /tiny-GGUF\/tiny\.Q4_K_M: 100% 40\d\.\d KB\/40\d\.\d KB/, 'progress lines end at 100%');
+  t.same(await readFile(path.join(modelsDir, 'tiny-GGUF', 'tiny.Q4_K_M.gguf')), files['tiny.Q4_K_M.gguf']);
+
+  const q8 = await pull(config, 'acme/tiny-GGUF:Q8_0');
+  t.equal(q8.code, 0, q8.stderr);
+  t.notMatch(q8.stdout, /created/, 'the existing model objects are reused');
+  t.ok(existsSync(path.join(modelsDir, 'tiny-GGUF', 'tiny.Q8_0.gguf')));
+  const again = await pull(config, 'tiny-GGUF/tiny.Q8_0');
+  t.match(again.stdout, /tiny-GGUF\/tiny\.Q8_0: already downloaded/);
+  const none = await pull(config, 'acme/tiny-GGUF', { quant: 'Q3_K_S' });
+  t.equal(none.code, 1);
+  t.match(none.stderr, /acme\/tiny-GGUF has no Q3_K_S quantization; it has Q2_K, Q4_K_M, Q8_0/);
+
+  const direct = ggufBytes({ fileType: 7, payloadBytes: 100_000 });
+  const web = await startFileServer({ files: { '/files/direct-model.gguf': { body: direct } } });
+  t.teardown(() => web.close());
+  const url = await pull(config, web.url('/files/direct-model.gguf'));
+  t.equal(url.code, 0, url.stderr);
+  t.match(url.stdout, /created direct-model\/model/);
+  t.same(await readFile(path.join(modelsDir, 'direct-model', 'direct-model.gguf')), direct);
+
+  const home = await tempDir('modeld-home-');
+  const prevHome = process.env.HOME;
+  process.env.HOME = home;
+  t.teardown(() => {
+    process.env.HOME = prevHome;
+  });
+  await mkdir(path.join(home, 'llms'));
+  await writeFile(path.join(home, 'llms', 'mine.gguf'), ggufBytes());
+  const local = await pull(config, '~/llms/mine.gguf');
+  t.equal(local.code, 0, local.stderr);
+  t.match(local.stdout, /created mine\/model[\s\S]*mine\/model: already downloaded \(stopped\)/);
+
+  const start = await captureCli(() => controlCommand(config, 'start', 'mine/model'));
+  t.equal(start.code, 1, 'no engine is built in on this branch, so start fails with the reason');
+  t.match(start.stderr, /modeld: start mine\/model: engine 'llamacpp' of model 'mine\/model' is not available/);
+  const stop = await captureCli(() => controlCommand(config, 'stop', 'mine/model'));
+  t.equal(stop.code, 0);
+  t.match(stop.stdout, /mine\/model: stopped/);
+  const rm = await captureCli(() => controlCommand(config, 'rm', 'mine/model'));
+  t.equal(rm.code, 0);
+  t.match(rm.stdout, /deleted mine\/model/);
+  t.ok(existsSync(path.join(home, 'llms', 'mine.gguf')), 'the local file stays');
+  const gone = await captureCli(() => controlCommand(config, 'rm', 'mine/model'));
+  t.equal(gone.code, 1);
+  t.match(gone.stderr, /does not exist/);
+});
+
+t.test('modeld pull fails with the reason (wrong bytes), and Ctrl-C cancels keeping the part', async (t) => {
+  const { hub, files } = await hubWithRepo(t);
+  const modelsDir = await tempDir();
+  const { config } = await serve(t, modelsDir, hub.origin);
+  hub.files.set('/acme/tiny-GGUF/resolve/main/tiny.Q2_K.gguf', { body: files['tiny.Q2_K.gguf']!, wrong: true });
+  const bad = await pull(config, 'acme/tiny-GGUF', { quant: 'q2_k' });
+  t.equal(bad.code, 1);
+  t.match(bad.stderr, new RegExp(`modeld: download of tiny-GGUF/tiny\\.Q2_K failed: sha256 mismatch for tiny\\.Q2_K\\.gguf: expected ${sha256(files['tiny.Q2_K.gguf']!)}, got [0-9a-f]{64}`));
+  t.notOk(existsSync(path.join(modelsDir, 'tiny-GGUF', 'tiny.Q2_K.gguf')));
+
+  const key = '/acme/tiny-GGUF/resolve/main/tiny.Q8_0.gguf';
+  hub.files.set(key, { body: files['tiny.Q8_0.gguf']!, holdAt: 100_000 });
+  const pulling = pull(config, 'tiny-GGUF/tiny.Q8_0');
+  await hub.held(key);
+  await until(stateAt(config.port, 'tiny-GGUF/tiny.Q8_0'), (v) => v.progress?.downloaded_bytes === 100_000);
+  process.emit('SIGINT');
+  const cancelled = await pulling;
+  t.equal(cancelled.code, 130);
+  t.match(cancelled.stderr, /cancelled the download of tiny-GGUF\/tiny\.Q8_0 \(100\.0 KB kept\); run `modeld pull tiny-GGUF\/tiny\.Q8_0` again to resume/);
+  t.match(await stateAt(config.port, 'tiny-GGUF/tiny.Q8_0')(), { state: 'not-downloaded', progress: { downloaded_bytes: 100_000 } });
+  t.ok(existsSync(path.join(modelsDir, 'tiny-GGUF', 'tiny.Q8_0.gguf.part')));
+  hub.release(key);
+});
+
+t.test('after kill -9 mid-download a restarted server shows partial progress and the next pull resumes from the offset', async (t) => {
+  const { hub, files } = await hubWithRepo(t);
+  const modelsDir = await tempDir();
+  const key = '/acme/tiny-GGUF/resolve/main/tiny.Q4_K_M.gguf';
+  const first = await spawnServe(t, modelsDir, { HF_ENDPOINT: hub.origin });
+  const base1 = `http://127.0.0.1:${first.port}`;
+  await fetch(`${base1}/v1/models`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ source_url: 'acme/tiny-GGUF' }) });
+  // Held after the header reads, so the download itself stops there.
+  hub.files.set(key, { body: files['tiny.Q4_K_M.gguf']!, holdAt: 250_000 });
+  t.equal((await fetch(`${base1}/v1/models/tiny-GGUF%2Ftiny.Q4_K_M/download`, { method: 'POST' })).status, 202);
+  await hub.held(key);
+  await until(stateAt(first.port, 'tiny-GGUF/tiny.Q4_K_M'), (v) => v.progress?.downloaded_bytes === 250_000);
+  const died = new Promise((r) => first.child.once('exit', r));
+  first.child.kill('SIGKILL');
+  await died;
+  hub.release(key);
+
+  const { config } = await serve(t, modelsDir, hub.origin);
+  const total = files['tiny.Q4_K_M.gguf']!.length;
+  t.match(await stateAt(config.port, 'tiny-GGUF/tiny.Q4_K_M')(), { state: 'not-downloaded', progress: { downloaded_bytes: 250_000, total_bytes: total, bytes_per_second: 0 } });
+  const ls = await captureCli(() => listCommand(config, { json: false }));
+  t.match(ls.stdout, /tiny-GGUF\/tiny\.Q4_K_M.+not-downloaded/);
+
+  const resumed = await pull(config, 'tiny-GGUF/tiny.Q4_K_M');
+  t.equal(resumed.code, 0, resumed.stderr);
+  t.equal(hub.requests.filter((r) => r.path === key && r.method === 'GET').at(-1)!.range, 'bytes=250000-', 'resumed from the offset');
+  t.same(await readFile(path.join(modelsDir, 'tiny-GGUF', 'tiny.Q4_K_M.gguf')), files['tiny.Q4_K_M.gguf'], 'byte-identical');
+});
+
+t.test('modeld pull without a server says how to start one', async (t) => {
+  const r = await pull(loadConfig({ port: 1 }, {}), 'acme/x');
+  t.equal(r.code, 1);
+  t.match(r.stderr, /no modeld server answers at http:\/\/127\.0\.0\.1:1; start one with `modeld serve`/);
+});

@@ -1,0 +1,153 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { readFile, readdir, rm } from 'node:fs/promises';
+import path from 'node:path';
+import t from 'tap';
+import { ensureFreeSpace } from '../../src/downloads/disk-space.ts';
+import { downloadFile } from '../../src/downloads/download-file.ts';
+import { partPathOf, readPartRecord, sidecarPathOf } from '../../src/downloads/part-files.ts';
+import { isApiError } from '../../src/errors.ts';
+import { tempDir } from '../helpers/app.ts';
+import { startFileServer, type FileServer, type ServedFile } from '../helpers/file-server.ts';
+import { sha256 } from '../helpers/gguf-bytes.ts';
+
+const SIZE = 300 * 1024;
+
+async function setup(t: { teardown(fn: () => unknown): void }, files: Record<string, ServedFile>) {
+  const server = await startFileServer({ files });
+  const dir = await tempDir('modeld-dl-');
+  t.teardown(async () => {
+    await server.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+  return { server, dir };
+}
+
+const rangesOf = (s: FileServer, p: string) => s.requests.filter((r) => r.path === p && r.method === 'GET').map((r) => r.range ?? 'full');
+
+t.test('downloads, verifies and renames; no part or sidecar is left', async (t) => {
+  const body = randomBytes(SIZE);
+  const { server, dir } = await setup(t, { '/m.gguf': { body } });
+  const dest = path.join(dir, 'm.gguf');
+  const seen: number[] = [];
+  const res = await downloadFile({ url: server.url('/m.gguf'), dest, sha256: sha256(body), size: SIZE, onProgress: (b) => seen.push(b) });
+  t.equal(res.sha256, sha256(body));
+  t.same(await readFile(dest), body, 'byte-identical');
+  t.same(await readdir(dir), ['m.gguf'], 'only the finished file remains');
+  t.equal(seen.at(-1), SIZE, 'progress reaches the total');
+});
+
+t.test('a connection dropped mid-body twice resumes with Range and ends byte-identical', async (t) => {
+  const body = randomBytes(SIZE);
+  const { server, dir } = await setup(t, { '/m.gguf': { body, dropAt: [50_000, 200_000] } });
+  const dest = path.join(dir, 'm.gguf');
+  await downloadFile({ url: server.url('/m.gguf'), dest, sha256: sha256(body), backoffMs: 10 });
+  t.same(await readFile(dest), body);
+  const ranges = rangesOf(server, '/m.gguf');
+  t.equal(ranges[0], 'full');
+  t.equal(ranges.length, 3, 'two resumes');
+  t.match(ranges[1], /^bytes=\d+-$/);
+  t.ok(Number(ranges[1]!.slice(6, -1)) > 0 && Number(ranges[1]!.slice(6, -1)) <= 50_000, 'resumed from the bytes written before the drop');
+  t.ok(server.requests.filter((r) => r.range).every((r) => r.ifRange?.startsWith('"')), 'If-Range carries the ETag');
+});
+
+t.test('a file server restart mid-download is retried with back-off and resumes', async (t) => {
+  const body = randomBytes(SIZE);
+  const { server, dir } = await setup(t, { '/m.gguf': { body, holdAt: 100_000 } });
+  const dest = path.join(dir, 'm.gguf');
+  const done = downloadFile({ url: server.url('/m.gguf'), dest, sha256: sha256(body), backoffMs: 100, retries: 8 });
+  await server.held('/m.gguf');
+  await server.stop();
+  await new Promise((r) => setTimeout(r, 150));
+  await server.start();
+  await done;
+  t.same(await readFile(dest), body, 'byte-identical after the restart');
+  const from = Number(rangesOf(server, '/m.gguf').at(-1)!.match(/^bytes=(\d+)-$/)?.[1]);
+  // Bytes in flight when the server died are lost with it; the resume starts after what was written.
+  t.ok(from > 0 && from <= 100_000, `resumed from byte ${from}, not from zero`);
+});
+
+t.test('after an abort (a restart of modeld) the part is re-hashed and resumed from its offset', async (t) => {
+  const body = randomBytes(SIZE);
+  const { server, dir } = await setup(t, { '/m.gguf': { body, holdAt: 120_000 } });
+  const dest = path.join(dir, 'm.gguf');
+  const ac = new AbortController();
+  const first = downloadFile({ url: server.url('/m.gguf'), dest, sha256: sha256(body), signal: ac.signal });
+  await server.held('/m.gguf');
+  await new Promise((r) => setTimeout(r, 50));
+  ac.abort();
+  await t.rejects(first);
+  server.release('/m.gguf');
+  t.ok(existsSync(partPathOf(dest)), 'the part file is kept');
+  t.match(await readPartRecord(dest), { url: server.url('/m.gguf'), total_bytes: SIZE, sha256: sha256(body) }, 'the sidecar says where to resume from');
+  await downloadFile({ url: server.url('/m.gguf'), dest, sha256: sha256(body) });
+  t.same(await readFile(dest), body, 'byte-identical');
+  t.same(rangesOf(server, '/m.gguf'), ['full', 'bytes=120000-']);
+  t.notOk(existsSync(sidecarPathOf(dest)), 'sidecar removed');
+});
+
+t.test('wrong bytes never rename into place; the error names expected and actual hash', async (t) => {
+  const body = randomBytes(SIZE);
+  const { server, dir } = await setup(t, { '/m.gguf': { body, wrong: true } });
+  const dest = path.join(dir, 'm.gguf');
+  const expected = sha256(body);
+  const err = await downloadFile({ url: server.url('/m.gguf'), dest, sha256: expected }).catch((e: unknown) => e);
+  t.ok(isApiError(err));
+  t.match(err, { code: 'checksum_mismatch', status: 502 });
+  const wrongBody = Buffer.from(body);
+  wrongBody[Math.floor(SIZE / 2)] ^= 0xff;
+  t.match((err as Error).message, new RegExp(`expected ${expected}, got ${sha256(wrongBody)}`));
+  t.same(await readdir(dir), [], 'no file, no part, no sidecar');
+});
+
+t.test('a changed remote file (ETag differs) restarts from zero instead of mixing bytes', async (t) => {
+  const oldBody = randomBytes(SIZE);
+  const newBody = randomBytes(SIZE);
+  const { server, dir } = await setup(t, { '/m.gguf': { body: oldBody, holdAt: 60_000 } });
+  const dest = path.join(dir, 'm.gguf');
+  const ac = new AbortController();
+  const first = downloadFile({ url: server.url('/m.gguf'), dest, signal: ac.signal });
+  await server.held('/m.gguf');
+  await new Promise((r) => setTimeout(r, 50));
+  ac.abort();
+  await t.rejects(first);
+  server.release('/m.gguf');
+  server.files.set('/m.gguf', { body: newBody });
+  await downloadFile({ url: server.url('/m.gguf'), dest });
+  t.same(await readFile(dest), newBody, 'the new file, whole');
+  const last = server.requests.at(-1)!;
+  t.equal(last.range, 'bytes=60000-', 'asked to resume');
+  t.ok(last.ifRange, 'with If-Range, so the server answered the whole new file');
+});
+
+t.test('a server without Range support restarts from zero and still ends byte-identical', async (t) => {
+  const body = randomBytes(SIZE);
+  const { server, dir } = await setup(t, { '/m.gguf': { body, noRange: true, dropAt: [100_000] } });
+  const dest = path.join(dir, 'm.gguf');
+  await downloadFile({ url: server.url('/m.gguf'), dest, sha256: sha256(body), backoffMs: 10 });
+  t.same(await readFile(dest), body);
+});
+
+t.test('404 fails at once (no retries); 5xx is retried then fails naming the cause', async (t) => {
+  const { server, dir } = await setup(t, { '/gone.gguf': { body: Buffer.alloc(0), status: 404 }, '/busy.gguf': { body: Buffer.alloc(0), status: 503 } });
+  await t.rejects(downloadFile({ url: server.url('/missing.gguf'), dest: path.join(dir, 'a.gguf') }), { code: 'source_not_found' });
+  t.equal(rangesOf(server, '/missing.gguf').length, 1);
+  await t.rejects(downloadFile({ url: server.url('/busy.gguf'), dest: path.join(dir, 'b.gguf'), retries: 2, backoffMs: 5 }), { code: 'download_failed', message: /after 3 attempts: .*HTTP 503/ });
+  t.equal(rangesOf(server, '/busy.gguf').length, 3);
+});
+
+t.test('declared size that the server contradicts fails before writing', async (t) => {
+  const body = randomBytes(1000);
+  const { server, dir } = await setup(t, { '/m.gguf': { body } });
+  await t.rejects(downloadFile({ url: server.url('/m.gguf'), dest: path.join(dir, 'm.gguf'), size: 999 }), { code: 'checksum_mismatch', message: /says 999 bytes but .* serves 1000/ });
+  t.same(await readdir(dir), []);
+});
+
+t.test('not enough disk space: 507 insufficient_storage naming the need and the free space', async (t) => {
+  const dir = await tempDir('modeld-dl-');
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  // A petabyte: no test machine has that free.
+  const err = await ensureFreeSpace(dir, 1e15, 'the model x').catch((e: unknown) => e);
+  t.match(err, { code: 'insufficient_storage', status: 507, message: /needs 1\.0 PB and .* free/ });
+  await t.resolves(ensureFreeSpace(dir, 1000, 'a small file'));
+});
