@@ -78,6 +78,7 @@ export class ModelRegistry extends EventEmitter {
   readonly modelsDir: string;
   readonly #headers = new HeaderCache();
   #entries = new Map<string, ModelEntry>();
+  #sorted: ModelEntry[] | undefined;
   #aliases = new Map<string, string>();
   #scanning: Promise<void> | undefined;
   #rescan: Promise<void> | undefined;
@@ -91,8 +92,10 @@ export class ModelRegistry extends EventEmitter {
     this.#log = options.log;
   }
 
-  list(): ModelEntry[] {
-    return [...this.#entries.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  /** Every model, sorted by id; the array is rebuilt by each scan, so callers must not mutate it. */
+  list(): readonly ModelEntry[] {
+    this.#sorted ??= [...this.#entries.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    return this.#sorted;
   }
 
   /** Finds a model by id or single-object folder alias; throws 400 for a bad id, 404 for none. */
@@ -158,6 +161,7 @@ export class ModelRegistry extends EventEmitter {
         }),
     );
     this.#entries = entries;
+    this.#sorted = undefined;
     this.#aliases = new Map([...byFolder].filter(([, ids]) => ids.length === 1).map(([f, ids]) => [f, ids[0]!]));
     this.emit('change');
   }

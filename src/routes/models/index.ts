@@ -5,7 +5,7 @@ import {
 } from '../../schemas/models.ts';
 import { Type } from '../../schemas/typebox.ts';
 import type { ModelEntry } from '../../registry/registry.ts';
-import { metadataOf, stateOf, toWireModel, toWireState } from '../../runtime/model-view.ts';
+import { metadataOf, stateOf, toWireModel, toWireState, wireModelJson } from '../../runtime/model-view.ts';
 import { modelRoute } from './model-route.ts';
 
 const tags = ['models'];
@@ -14,7 +14,10 @@ const tags = ['models'];
 export default async function modelRoutes(app: FastifyInstance) {
   app.get('/v1/models', {
     schema: { tags: ['openai', ...tags], summary: 'List models', description: 'Every model object in the models folder, sorted by id.', response: { 200: ModelListSchema, ...errorResponses } },
-  }, async () => ({ object: 'list' as const, data: app.registry.list().map((e) => toWireModel(app, e)) }));
+  }, async (_request, reply) => {
+    const data = app.registry.list().map((e) => wireModelJson(app, e));
+    return reply.type('application/json; charset=utf-8').send(`{"object":"list","data":[${data.join(',')}]}`);
+  });
 
   modelRoute(app, {
     method: 'GET', suffix: '',
