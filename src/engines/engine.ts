@@ -107,6 +107,10 @@ export interface TokenUsage {
   promptTokens: number;
   /** Tokens the model generated (stop sequences included, though they are not in `text`). */
   completionTokens: number;
+  /** Leading prompt tokens reused from the engine's cache, not evaluated again (OpenAI `prompt_tokens_details.cached_tokens`); absent when the engine has no prompt cache. */
+  cachedPromptTokens?: number;
+  /** Prompt tokens the engine evaluated for this request, as it measured them (promptTokens − cachedPromptTokens when the cache worked as reported). */
+  evaluatedPromptTokens?: number;
 }
 
 export interface GenerationResult {

@@ -16,7 +16,7 @@ export class Metrics {
     buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60],
   });
   readonly tokens = new client.Counter({
-    name: 'modeld_tokens_total', help: 'Tokens processed, by model and kind (prompt, completion, embedding).',
+    name: 'modeld_tokens_total', help: 'Tokens processed, by model and kind (prompt, completion, embedding; prompt_cached: prompt tokens reused from a KV cache, prompt_evaluated: prompt tokens evaluated).',
     labelNames: ['model', 'kind'] as const, registers: [this.registry],
   });
   readonly batchSize = new client.Histogram({

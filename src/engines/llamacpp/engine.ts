@@ -1,6 +1,6 @@
 import { resolveChatWrapper, type ChatWrapper, type LlamaContext, type LlamaEmbeddingContext, type LlamaModel } from 'node-llama-cpp';
 import type { Engine, EngineStatus, LoadedModel, LoadSpec } from '../engine.ts';
-import { BatchTrace } from './batch-trace.ts';
+import { createBatchScheduler } from './batch-schedule.ts';
 import { LLAMACPP_DESCRIPTORS } from './descriptors.ts';
 import { JanChatWrapper, parsePromptTemplate } from './jan-chat-wrapper.ts';
 import { describeRuntime, getLlamaRuntime, runtimeHint, type LlamaGpuOption, type LlamaRuntimeInfo } from './llama-runtime.ts';
@@ -76,7 +76,8 @@ export class LlamaCppEngine implements Engine {
       const pooling = meta[arch]?.pooling_type;
       const embeddingModel = spec.metadata.task === 'embedding' || (typeof pooling === 'number' && pooling !== POOLING_NONE);
       const wantEmbedding = (p.embedding as boolean | undefined) ?? embeddingModel;
-      const trace = new BatchTrace(spec.onBatch);
+      // batch_gather: hold each decode until every generating sequence has queued (docs/cpu-batching.md).
+      const scheduler = createBatchScheduler({ barrier: p.batch_gather !== false, onBatch: (b) => spec.onBatch?.(b.sequences) });
 
       let context: LlamaContext | undefined;
       let chatWrapper: ChatWrapper | undefined;
@@ -86,7 +87,7 @@ export class LlamaCppEngine implements Engine {
           contextSize: ctxLen,
           batchSize: nBatch,
           threads,
-          batching: trace.batchingOptions(p.batch_gather !== false),
+          batching: scheduler.batching,
           createSignal: signal,
           failedCreationRemedy: false,
         });
@@ -102,7 +103,7 @@ export class LlamaCppEngine implements Engine {
       }
       signal.throwIfAborted();
       return new LoadedLlamaModel({
-        id: spec.id, llama, model, context, embeddingContext, embeddingContextSize, chatWrapper, params: p, trace,
+        id: spec.id, llama, model, context, embeddingContext, embeddingContextSize, chatWrapper, params: p, scheduler,
         facts: {
           engine: 'llamacpp',
           ctx_len: context?.contextSize ?? embeddingContextSize,

@@ -8,8 +8,9 @@ import { resolveParams } from '../descriptors.ts';
 import type {
   Capability, ChatMessage, EmbeddingResult, GenerateOptions, GenerationResult, LoadedModel, ResponseFormat,
 } from '../engine.ts';
-import type { BatchTrace } from './batch-trace.ts';
+import type { BatchScheduler, BatchStats } from './batch-schedule.ts';
 import { LLAMACPP_DESCRIPTORS } from './descriptors.ts';
+import { SequencePool } from './sequence-pool.ts';
 import { StopText } from './stop-text.ts';
 
 export interface LoadedLlamaModelParts {
@@ -24,7 +25,8 @@ export interface LoadedLlamaModelParts {
   chatWrapper?: ChatWrapper;
   /** Run parameters in effect after the load (every scope), the base of each request's. */
   params: Record<string, unknown>;
-  trace: BatchTrace;
+  /** The batch barrier the context was created with (`batching: scheduler.batching`); counts every decode. */
+  scheduler: BatchScheduler;
   /** Facts shown in the model state beside the live batching counters. */
   facts: Record<string, unknown>;
 }
@@ -61,17 +63,29 @@ interface Sampling {
   repeatLastN: number;
 }
 
+/** Prompt-cache counters since the load, shown in the model state as `info.prompt_cache`. */
+interface PromptCacheCounters {
+  /** Generations run. */
+  requests: number;
+  /** Prompt tokens taken from a sequence's KV cache (the sum of `cached_tokens`). */
+  cached_tokens: number;
+  /** Prompt tokens evaluated, as node-llama-cpp's token meter counted them. */
+  evaluated_tokens: number;
+}
+
 /**
  * A GGUF model loaded for serving: one context with `n_parallel` sequences that node-llama-cpp
- * decodes in shared batches, plus an embedding context when the model embeds. Each request
- * borrows a sequence for its lifetime; the sequence keeps its evaluated tokens, so a request
- * that shares a prefix with the one before it on that sequence skips re-evaluating it.
+ * decodes in shared batches (held together by the batch barrier), plus an embedding context
+ * when the model embeds. Each request leases, from a {@link SequencePool}, the free sequence
+ * whose cached tokens share the longest prefix with its prompt; the sequence keeps its KV cache
+ * after the request, so the next turn of a conversation evaluates only its new tokens.
  */
 export class LoadedLlamaModel implements LoadedModel {
   readonly capabilities: ReadonlySet<Capability>;
   readonly concurrency: number;
   readonly #p: LoadedLlamaModelParts;
-  readonly #free: LlamaContextSequence[] = [];
+  readonly #pool: SequencePool<LlamaContextSequence> | undefined;
+  readonly #cache: PromptCacheCounters = { requests: 0, cached_tokens: 0, evaluated_tokens: 0 };
   #disposed: Promise<void> | undefined;
 
   constructor(parts: LoadedLlamaModelParts) {
@@ -80,8 +94,7 @@ export class LoadedLlamaModel implements LoadedModel {
     if (parts.context) {
       caps.add('chat');
       caps.add('completion');
-      for (let i = 0; i < parts.context.totalSequences; i++) this.#free.push(parts.context.getSequence());
-      parts.trace.attach(() => parts.context!.totalSequences - this.#free.length);
+      this.#pool = new SequencePool(Array.from({ length: parts.context.totalSequences }, () => parts.context!.getSequence()));
     }
     if (parts.embeddingContext) caps.add('embedding');
     this.capabilities = caps;
@@ -89,7 +102,7 @@ export class LoadedLlamaModel implements LoadedModel {
   }
 
   get info(): Record<string, unknown> {
-    return { ...this.#p.facts, batching: this.#p.trace.snapshot() };
+    return { ...this.#p.facts, batching: batchingState(this.#p.scheduler.stats()), prompt_cache: { ...this.#cache } };
   }
 
   async complete(prompt: string, options: GenerateOptions): Promise<GenerationResult> {
@@ -99,13 +112,12 @@ export class LoadedLlamaModel implements LoadedModel {
     const tokens: Token[] = [...(bos != null ? [bos] : []), ...model.tokenize(prompt, false, bos != null ? 'trimLeadingSpace' : undefined)];
     const maxTokens = this.#budget(tokens.length, s.maxTokens);
     const grammar = await this.#grammar(options.responseFormat);
-    return this.#withSequence(options.signal, async (sequence) => {
+    // The BOS is ours: LlamaCompletion would prepend another to a token array.
+    const input = bos != null ? tokens.slice(1) : tokens;
+    return this.#onSequence(tokens, s, maxTokens, options, async (sequence, o) => {
       const completion = new LlamaCompletion({ contextSequence: sequence, autoDisposeSequence: false });
       try {
-        // The BOS is ours: LlamaCompletion would prepend another to a token array.
-        const input = bos != null ? tokens.slice(1) : tokens;
-        return await this.#generate(s, maxTokens, tokens.length, options, (o) =>
-          completion.generateCompletionWithMeta(input, { ...o, grammar }));
+        return await completion.generateCompletionWithMeta(input, { ...o, grammar });
       } finally {
         completion.dispose({ disposeSequence: false });
       }
@@ -116,13 +128,14 @@ export class LoadedLlamaModel implements LoadedModel {
     const wrapper = this.#p.chatWrapper!;
     const s = this.#sampling(options.params);
     const history = this.#history(messages);
-    const promptTokens = wrapper.generateContextState({ chatHistory: history }).contextText.tokenize(this.#p.model.tokenizer).length;
-    const maxTokens = this.#budget(promptTokens, s.maxTokens);
+    // The tokens LlamaChat will evaluate (same wrapper, same history): they pick the sequence.
+    const promptTokens = wrapper.generateContextState({ chatHistory: history }).contextText.tokenize(this.#p.model.tokenizer);
+    const maxTokens = this.#budget(promptTokens.length, s.maxTokens);
     const grammar = await this.#grammar(options.responseFormat);
-    return this.#withSequence(options.signal, async (sequence) => {
+    return this.#onSequence(promptTokens, s, maxTokens, options, async (sequence, o) => {
       const chat = new LlamaChat({ contextSequence: sequence, chatWrapper: wrapper, autoDisposeSequence: false });
       try {
-        return await this.#generate(s, maxTokens, promptTokens, options, (o) => chat.generateResponse(history, { ...o, grammar }));
+        return await chat.generateResponse(history, { ...o, grammar });
       } finally {
         chat.dispose({ disposeSequence: false });
       }
@@ -266,19 +279,57 @@ export class LoadedLlamaModel implements LoadedModel {
     return history;
   }
 
-  async #withSequence<T>(signal: AbortSignal, fn: (sequence: LlamaContextSequence) => Promise<T>): Promise<T> {
+  /**
+   * Leases the sequence that caches the longest prefix of `promptTokens` and runs one generation
+   * on it, counted by the batch barrier. The sequence's history is never cleared: node-llama-cpp
+   * erases only the cached tokens that differ from the new prompt and evaluates the rest.
+   */
+  async #onSequence(
+    promptTokens: readonly Token[],
+    s: Sampling,
+    maxTokens: number,
+    options: GenerateOptions,
+    run: (sequence: LlamaContextSequence, o: GenerationCallOptions) => Promise<{ metadata: { stopReason: string } }>,
+  ): Promise<GenerationResult> {
+    const signal = options.signal;
     signal.throwIfAborted();
-    const sequence = this.#free.pop();
-    if (!sequence) throw new ApiError('internal_error', `no free sequence on '${this.#p.id}' (the queue runs more requests than n_parallel)`);
+    // The manager's queue runs at most n_parallel requests, so a lease is free here.
+    const lease = await this.#pool!.acquire(promptTokens, signal);
     try {
-      return await fn(sequence);
+      const sequence = lease.sequence;
+      const meter = sequence.tokenMeter;
+      const decodedBefore = meter.usedInputTokens + meter.usedOutputTokens;
+      const result = await this.#p.scheduler.track(() => this.#generate(s, maxTokens, promptTokens.length, options, (o) => run(sequence, o)));
+      // Measured, not derived from the lease: every token decoded for this request, less the
+      // generated ones the sequence now holds after the prompt.
+      const decoded = meter.usedInputTokens + meter.usedOutputTokens - decodedBefore;
+      const evaluated = decoded - (sequence.nextTokenIndex - promptTokens.length);
+      result.usage.cachedPromptTokens = lease.cachedPrefix;
+      result.usage.evaluatedPromptTokens = evaluated;
+      this.#cache.requests++;
+      this.#cache.cached_tokens += lease.cachedPrefix;
+      this.#cache.evaluated_tokens += evaluated;
+      return result;
     } catch (err) {
       if (signal.aborted) throw signal.reason;
       throw err;
     } finally {
-      this.#free.push(sequence);
+      lease.release();
     }
   }
+}
+
+/** The batch barrier's counters in the model state's `info.batching` form. */
+function batchingState(stats: BatchStats) {
+  const sizes = Object.keys(stats.histogram).map(Number);
+  return {
+    batches: stats.batches,
+    tokens: stats.tokens,
+    shared_batches: sizes.filter((n) => n > 1).reduce((sum, n) => sum + stats.histogram[n]!, 0),
+    max_sequences: sizes.length > 0 ? Math.max(...sizes) : 0,
+    sequences_per_batch: Object.fromEntries(sizes.sort((a, b) => a - b).map((n) => [String(n), stats.histogram[n]!])),
+    timeouts: stats.timeouts,
+  };
 }
 
 /**

@@ -35,7 +35,10 @@ export interface CachedSequence {
 /** A sequence handed out by {@link SequencePool.acquire}. */
 export interface SequenceLease<S extends CachedSequence> {
   readonly sequence: S;
-  /** Leading prompt tokens already in the sequence's cache at acquire time (what node-llama-cpp will skip). */
+  /**
+   * Leading prompt tokens already in the sequence's cache at acquire time: what node-llama-cpp
+   * will not evaluate again. At most the prompt's length − 1 (the last prompt token is always evaluated).
+   */
   readonly cachedPrefix: number;
   /** Gives the sequence back; later calls do nothing. */
   release(): void;
@@ -134,7 +137,8 @@ export class SequencePool<S extends CachedSequence> {
     const minPrefix = Math.max(1, Math.ceil(this.#minSimilarity * tokens.length));
     for (const slot of this.#slots) {
       if (slot.busy) continue;
-      const prefix = commonPrefixLength(slot.sequence.contextTokens, tokens);
+      // node-llama-cpp always evaluates the prompt's last token again (its logits pick the first answer token).
+      const prefix = Math.min(commonPrefixLength(slot.sequence.contextTokens, tokens), Math.max(tokens.length - 1, 0));
       const score = prefix >= minPrefix ? prefix : 0;
       if (score > bestScore || (best !== undefined && score === bestScore && isColder(slot, best))) {
         best = slot;

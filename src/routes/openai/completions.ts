@@ -4,7 +4,7 @@ import type { GenerationResult } from '../../engines/engine.ts';
 import { ApiError } from '../../errors.ts';
 import { errorResponses } from '../../schemas/common.ts';
 import { CompletionRequestSchema, CompletionSchema, type Completion, type CompletionRequest } from '../../schemas/openai/completions.ts';
-import { clientSignal, countTokens, requestParams, sendEventStream, unixNow, wireUsage } from './inference.ts';
+import { clientSignal, countTokens, requestParams, sendEventStream, sumUsage, unixNow, wireUsage } from './inference.ts';
 
 function rejectUnsupported(body: CompletionRequest): void {
   if (body.echo === true) throw new ApiError('unsupported_feature', `'echo' is not supported by this server`, { param: 'echo' });
@@ -13,11 +13,8 @@ function rejectUnsupported(body: CompletionRequest): void {
   if (body.logprobs != null) throw new ApiError('unsupported_feature', `'logprobs' are not supported by this server`, { param: 'logprobs' });
 }
 
-function sumUsage(results: GenerationResult[]) {
-  return wireUsage({
-    promptTokens: results.reduce((n, r) => n + r.usage.promptTokens, 0),
-    completionTokens: results.reduce((n, r) => n + r.usage.completionTokens, 0),
-  });
+function totalUsage(results: GenerationResult[]) {
+  return wireUsage(sumUsage(results.map((r) => r.usage)));
 }
 
 /** POST /v1/completions: raw prompt continuation, one choice per prompt. */
@@ -47,7 +44,7 @@ export default async function completionRoutes(app: FastifyInstance) {
       const answer: Completion = {
         id, object: 'text_completion', created, model: entry.id, system_fingerprint: null,
         choices: results.map((r, index) => ({ text: r.text, index, logprobs: null, finish_reason: r.finishReason })),
-        usage: sumUsage(results),
+        usage: totalUsage(results),
       };
       return answer;
     }
@@ -74,7 +71,7 @@ export default async function completionRoutes(app: FastifyInstance) {
         emit(chunk(index, '', r.finishReason));
         return r;
       }));
-      if (includeUsage) emit({ ...base, choices: [], usage: sumUsage(results) });
+      if (includeUsage) emit({ ...base, choices: [], usage: totalUsage(results) });
     });
   });
 }

@@ -46,12 +46,35 @@ export function requestParams(app: FastifyInstance, entry: ModelEntry, body: Sam
 }
 
 export function wireUsage(u: TokenUsage) {
-  return { prompt_tokens: u.promptTokens, completion_tokens: u.completionTokens, total_tokens: u.promptTokens + u.completionTokens };
+  return {
+    prompt_tokens: u.promptTokens,
+    completion_tokens: u.completionTokens,
+    total_tokens: u.promptTokens + u.completionTokens,
+    ...(u.cachedPromptTokens !== undefined ? { prompt_tokens_details: { cached_tokens: u.cachedPromptTokens } } : {}),
+  };
 }
 
+/** Sums the usage of several generations (one per prompt); cache counts only when every one has them. */
+export function sumUsage(usages: TokenUsage[]): TokenUsage {
+  const sum = (f: (u: TokenUsage) => number | undefined) =>
+    usages.every((u) => f(u) !== undefined) ? usages.reduce((n, u) => n + f(u)!, 0) : undefined;
+  return {
+    promptTokens: sum((u) => u.promptTokens)!,
+    completionTokens: sum((u) => u.completionTokens)!,
+    cachedPromptTokens: sum((u) => u.cachedPromptTokens),
+    evaluatedPromptTokens: sum((u) => u.evaluatedPromptTokens),
+  };
+}
+
+/** `modeld_tokens_total`: prompt, completion, and for engines with a prompt cache prompt_cached and prompt_evaluated. */
 export function countTokens(app: FastifyInstance, model: string, usage: TokenUsage): void {
-  if (usage.promptTokens > 0) app.metrics.tokens.inc({ model, kind: 'prompt' }, usage.promptTokens);
-  if (usage.completionTokens > 0) app.metrics.tokens.inc({ model, kind: 'completion' }, usage.completionTokens);
+  const count = (kind: string, n: number | undefined) => {
+    if (n !== undefined && n > 0) app.metrics.tokens.inc({ model, kind }, n);
+  };
+  count('prompt', usage.promptTokens);
+  count('completion', usage.completionTokens);
+  count('prompt_cached', usage.cachedPromptTokens);
+  count('prompt_evaluated', usage.evaluatedPromptTokens);
 }
 
 export const unixNow = () => Math.floor(Date.now() / 1000);

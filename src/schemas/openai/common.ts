@@ -30,6 +30,11 @@ export const UsageSchema = Type.Object({
   prompt_tokens: Type.Integer({ description: 'Tokens of the prompt as the model saw it, template and special tokens included.' }),
   completion_tokens: Type.Integer({ description: 'Tokens the model generated.' }),
   total_tokens: Type.Integer(),
+  prompt_tokens_details: Type.Optional(Type.Object({
+    cached_tokens: Type.Integer({
+      description: 'Leading prompt tokens reused from the KV cache of the sequence that served the request (an earlier request with the same prefix, e.g. the previous chat turn) instead of being evaluated again. At most prompt_tokens − 1: the last prompt token is always evaluated.',
+    }),
+  }, { description: 'Prompt token breakdown, as in OpenAI. Present for models served with a prompt cache (llamacpp).' })),
 });
 
 export const FinishReasonSchema = Type.Union([Type.Literal('stop'), Type.Literal('length')], {

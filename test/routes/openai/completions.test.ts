@@ -36,7 +36,7 @@ for (const c of cases) {
     const model = await (await testLlama()).loadModel({ modelPath: c.file });
     const promptTokens = 1 + model.tokenize(c.prompt, false, 'trimLeadingSpace').length;
     await model.dispose();
-    t.same(r.usage, { prompt_tokens: promptTokens, completion_tokens: 20, total_tokens: promptTokens + 20 });
+    t.same(r.usage, { prompt_tokens: promptTokens, completion_tokens: 20, total_tokens: promptTokens + 20, prompt_tokens_details: { cached_tokens: 0 } });
 
     const stream = await client.completions.create({ model: c.id, prompt: c.prompt, temperature: 0, max_tokens: 20, stream: true, stream_options: { include_usage: true } });
     let text = '';
@@ -49,7 +49,7 @@ for (const c of cases) {
     }
     t.equal(text, own, 'streamed pieces concatenate to the same text');
     t.equal(finish, 'length');
-    t.same(usage, r.usage);
+    t.same(usage, { ...r.usage, prompt_tokens_details: { cached_tokens: promptTokens - 1 } }, 'the same prompt again: all but its last token cached');
 
     const two = await client.completions.create({ model: c.id, prompt: [c.prompt, 'the cat'], temperature: 0, max_tokens: 8 });
     t.same(two.choices.map((x) => x.index), [0, 1]);
