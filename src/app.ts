@@ -39,7 +39,15 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     routerOptions: { maxParamLength: 4000 },
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
     forceCloseConnections: true,
+    // Two info lines per request cost more than serving /v1/models itself; one line at debug
+    // (below) keeps the trail for those who ask, failures are logged by the error handler.
+    disableRequestLogging: true,
   }).withTypeProvider<TypeBoxTypeProvider>();
+  app.addHook('onResponse', async (request, reply) => {
+    if (request.log.isLevelEnabled('debug')) {
+      request.log.debug({ method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
+    }
+  });
 
   const engines = options.engines ?? (await (await import('./engines/index.ts')).createEngines(config));
   const engineMap = new Map<EngineName, Engine>(engines.map((e) => [e.name, e]));
