@@ -19,6 +19,7 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY package.json package-lock.json .npmrc ./
+COPY patches ./patches
 RUN npm ci --no-audit --no-fund
 COPY scripts ./scripts
 # OpenMP build from the llama.cpp source inside node-llama-cpp (offline): ~2x faster CPU decoding

@@ -122,6 +122,8 @@ function sizeOnDisk(b: BinaryRef): number | undefined {
  *
  * Events: `progress` (modelId, DownloadProgress), throttled; `end` (modelId, DownloadEnd).
  */
+type IdleView = { state?: 'downloading'; progress?: DownloadProgress; error?: string };
+
 export class DownloadManager extends EventEmitter {
   readonly #registry: ModelRegistry;
   readonly #queue: PQueue;
@@ -130,6 +132,7 @@ export class DownloadManager extends EventEmitter {
   readonly #starting = new Map<string, Promise<DownloadJob | undefined>>();
   /** The last failure per model, shown with its `not-downloaded` state until the next attempt. */
   readonly #errors = new Map<string, string>();
+  #idleViews = new WeakMap<ModelEntry, IdleView | undefined>();
 
   constructor(options: DownloadManagerOptions) {
     super();
@@ -194,6 +197,7 @@ export class DownloadManager extends EventEmitter {
     const job = new DownloadJob(entry.id, files);
     this.#jobs.set(entry.id, job);
     this.#errors.delete(entry.id);
+    this.#idleViews = new WeakMap();
     job.promise = this.#run(job, entry);
     return job;
   }
@@ -256,6 +260,7 @@ export class DownloadManager extends EventEmitter {
     await this.#registry.scan().catch(() => undefined);
     job.phase = end.phase;
     job.error = end.error;
+    this.#idleViews = new WeakMap();
     this.emit('end', job.modelId, end);
     return end;
   }
@@ -284,6 +289,7 @@ export class DownloadManager extends EventEmitter {
       for (const b of entry.binaries) if (!b.present && b.managed) await discardPart(b.path);
       this.#errors.delete(entry.id);
     }
+    this.#idleViews = new WeakMap();
     return job !== undefined;
   }
 
@@ -292,9 +298,18 @@ export class DownloadManager extends EventEmitter {
    * runs; otherwise, for a model not yet downloaded, the bytes already in part files (after a
    * cancel or a restart) and the last failure.
    */
-  view(entry: ModelEntry): { state?: 'downloading'; progress?: DownloadProgress; error?: string } | undefined {
+  view(entry: ModelEntry): IdleView | undefined {
     const job = this.job(entry.id);
     if (job) return { state: 'downloading', progress: job.progress() };
+    // Listing reads this for every model on every request: the part files are peeked once per
+    // scan (entries are replaced) or download event, not once per request.
+    if (this.#idleViews.has(entry)) return this.#idleViews.get(entry);
+    const view = this.#idleView(entry);
+    this.#idleViews.set(entry, view);
+    return view;
+  }
+
+  #idleView(entry: ModelEntry): IdleView | undefined {
     if (staticState(entry) !== 'not-downloaded' || entry.binaries.length === 0) return undefined;
     let downloaded = 0;
     let total: number | null = 0;
@@ -326,6 +341,7 @@ export class DownloadManager extends EventEmitter {
   forget(modelId: string): void {
     this.#errors.delete(modelId);
     if (!this.#jobs.get(modelId)?.active) this.#jobs.delete(modelId);
+    this.#idleViews = new WeakMap();
   }
 
   /** Pauses every download (part files stay for a resume) and waits for them to stop. */

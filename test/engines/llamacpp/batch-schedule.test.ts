@@ -94,3 +94,31 @@ t.test('4 concurrent completions decode in shared batches of 4 on node-llama-cpp
   t.equal(after.stats.timeouts, 0);
   t.ok(after.stats.batches < before.stats.batches, `fewer decodes than default batching (${after.stats.batches} < ${before.stats.batches})`);
 });
+
+t.test('a request that must erase stale KV cells is not starved by running generations (patches/node-llama-cpp)', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'modeld-starve-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const modelPath = join(dir, 'tiny.gguf');
+  writeTinyLlamaGguf(modelPath);
+  const llama = await getLlama({ gpu: false, maxThreads: 2, build: 'never', logLevel: LlamaLogLevel.error });
+  const model: LlamaModel = await llama.loadModel({ modelPath });
+  t.teardown(() => model.dispose());
+  const scheduler = createBatchScheduler({ barrier: true });
+  const context = await model.createContext({ sequences: 4, threads: 2, contextSize: 2048, batching: scheduler.batching });
+  t.teardown(() => context.dispose());
+  t.equal((context as unknown as { _contextLockWaiters?: number })._contextLockWaiters, 0, 'the patch is applied (npm ci runs patch-package)');
+  const sequences = [0, 1, 2, 3].map(() => context.getSequence());
+  // The fourth sequence holds an old conversation, so a new prompt must first erase its cells.
+  await new LlamaCompletion({ contextSequence: sequences[3]! }).generateCompletion('an old conversation', { maxTokens: 4 });
+  const maxTokens = 120;
+  let steps = 0;
+  const running = [0, 1, 2].map((i) => scheduler.track(() => new LlamaCompletion({ contextSequence: sequences[i]! })
+    .generateCompletion(`story ${i}`, { maxTokens, onToken: () => { if (i === 0) steps++; } })));
+  while (steps < 10) await new Promise((r) => setTimeout(r, 1));
+  let firstTokenAt = -1;
+  const late = scheduler.track(() => new LlamaCompletion({ contextSequence: sequences[3]! })
+    .generateCompletion('a brand new prompt', { maxTokens: 4, onToken: () => { if (firstTokenAt < 0) firstTokenAt = steps; } }));
+  await Promise.all([...running, late]);
+  // Unpatched node-llama-cpp holds the context lock until the others finish (first token at ~maxTokens).
+  t.ok(firstTokenAt >= 0 && firstTokenAt < maxTokens / 2, `late request's first token at step ${firstTokenAt} of ${maxTokens}`);
+});
