@@ -299,7 +299,11 @@ export class LoadedLlamaModel implements LoadedModel {
       const sequence = lease.sequence;
       const meter = sequence.tokenMeter;
       const decodedBefore = meter.usedInputTokens + meter.usedOutputTokens;
+      const sampledBefore = meter.usedOutputTokens;
       const result = await this.#p.scheduler.track(() => this.#generate(s, maxTokens, promptTokens.length, options, (o) => run(sequence, o)));
+      // Every sampled token counts, also the last few node-llama-cpp holds back as an incomplete
+      // UTF-8 sequence when max_tokens cuts it (they never reach onToken).
+      result.usage.completionTokens = Math.max(result.usage.completionTokens, meter.usedOutputTokens - sampledBefore);
       // Measured, not derived from the lease: every token decoded for this request, less the
       // generated ones the sequence now holds after the prompt.
       const decoded = meter.usedInputTokens + meter.usedOutputTokens - decodedBefore;
