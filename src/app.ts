@@ -1,6 +1,6 @@
 import cors from '@fastify/cors';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Config } from './config/config.ts';
 import type { Engine, EngineName } from './engines/engine.ts';
 import { ModelRegistry } from './registry/registry.ts';
@@ -17,6 +17,20 @@ import systemRoutes from './routes/system/index.ts';
 import chatRoutes from './routes/openai/chat.ts';
 import completionRoutes from './routes/openai/completions.ts';
 import embeddingRoutes from './routes/openai/embeddings.ts';
+
+/**
+ * Fastify's two info lines per request cost more than serving /v1/models itself; they move to
+ * debug, where `--log-level debug` brings them back. Failures are logged by the error handler.
+ */
+class DebugRequestLog extends LogController {
+  override incomingRequest(request: FastifyRequest): void {
+    request.log.debug({ req: request }, 'incoming request');
+  }
+
+  override requestCompleted(error: Error | null | undefined, _request: FastifyRequest, reply: FastifyReply): void {
+    reply.log.debug({ res: reply, err: error ?? undefined, responseTime: reply.elapsedTime }, 'request completed');
+  }
+}
 
 export interface BuildAppOptions {
   config: Config;
@@ -39,15 +53,8 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     routerOptions: { maxParamLength: 4000 },
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
     forceCloseConnections: true,
-    // Two info lines per request cost more than serving /v1/models itself; one line at debug
-    // (below) keeps the trail for those who ask, failures are logged by the error handler.
-    disableRequestLogging: true,
+    logController: new DebugRequestLog(),
   }).withTypeProvider<TypeBoxTypeProvider>();
-  app.addHook('onResponse', async (request, reply) => {
-    if (app.log.level === 'debug' || app.log.level === 'trace') {
-      request.log.debug({ method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
-    }
-  });
 
   const engines = options.engines ?? (await (await import('./engines/index.ts')).createEngines(config));
   const engineMap = new Map<EngineName, Engine>(engines.map((e) => [e.name, e]));
