@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +11,19 @@ const item = (tokens: number, evaluationPriority = 5): BatchItem => ({
   logits: [],
   evaluationPriority: evaluationPriority as never,
 });
+
+
+/** A generated tiny llama model on real node-llama-cpp (2 threads), removed after the test. */
+async function loadTinyModel(t: Test): Promise<LlamaModel> {
+  const dir = mkdtempSync(join(tmpdir(), 'modeld-batch-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const modelPath = join(dir, 'tiny.gguf');
+  writeTinyLlamaGguf(modelPath);
+  const llama = await getLlama({ gpu: false, maxThreads: 2, build: 'never', logLevel: LlamaLogLevel.error });
+  const model = await llama.loadModel({ modelPath });
+  t.teardown(() => model.dispose());
+  return model;
+}
 
 t.test('barrier holds a batch until every generating sequence has queued, then gives up after maxWaitMs', async (t) => {
   let active = 3;
@@ -57,13 +70,7 @@ t.test('maximumParallelism shares the batch and never exceeds its size', async (
 });
 
 t.test('4 concurrent completions decode in shared batches of 4 on node-llama-cpp', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'modeld-batch-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const modelPath = join(dir, 'tiny.gguf');
-  writeTinyLlamaGguf(modelPath);
-  const llama = await getLlama({ gpu: false, maxThreads: 2, build: 'never', logLevel: LlamaLogLevel.error });
-  const model: LlamaModel = await llama.loadModel({ modelPath });
-  t.teardown(() => model.dispose());
+  const model = await loadTinyModel(t);
   const maxTokens = 12;
 
   const generate = async (barrier: boolean) => {
@@ -96,13 +103,7 @@ t.test('4 concurrent completions decode in shared batches of 4 on node-llama-cpp
 });
 
 t.test('a request that must erase stale KV cells is not starved by running generations (patches/node-llama-cpp)', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'modeld-starve-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const modelPath = join(dir, 'tiny.gguf');
-  writeTinyLlamaGguf(modelPath);
-  const llama = await getLlama({ gpu: false, maxThreads: 2, build: 'never', logLevel: LlamaLogLevel.error });
-  const model: LlamaModel = await llama.loadModel({ modelPath });
-  t.teardown(() => model.dispose());
+  const model = await loadTinyModel(t);
   const scheduler = createBatchScheduler({ barrier: true });
   const context = await model.createContext({ sequences: 4, threads: 2, contextSize: 2048, batching: scheduler.batching });
   t.teardown(() => context.dispose());
