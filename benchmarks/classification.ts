@@ -81,7 +81,8 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
-interface Row {
+/** One result row; `sections/classification.ts` reads these from the JSON this script writes. */
+export interface Row {
   mode: string;
   concurrency: number;
   batch_size?: number;

@@ -5,7 +5,6 @@
  * 1/8/32, one generated MLP image classifier). It runs that script three
  * times, each in its own process, and turns its rows into figures.
  */
-import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -13,17 +12,8 @@ import { BENCH_DIR } from '../lib/paths.ts';
 import { spawnLogged } from '../lib/process.ts';
 import { SectionRecorder } from '../lib/results.ts';
 import { sectionArgs } from '../lib/section-cli.ts';
+import type { Row } from '../classification.ts';
 
-interface Row {
-  mode: string;
-  concurrency: number;
-  batch_size?: number;
-  requests_per_s: number;
-  p50_ms: number;
-  p99_ms: number;
-  runs_per_request?: number;
-  errors?: number;
-}
 interface Output {
   model: Record<string, unknown>;
   settings: Record<string, unknown>;
@@ -35,11 +25,6 @@ const rec = new SectionRecorder('classification', 'Classification', args.quick);
 // Quick mode is a smoke test with a two-minute budget: two short runs.
 const reps = args.quick ? 2 : 3;
 const duration = args.quick ? 1 : 5;
-if (!existsSync(path.join(BENCH_DIR, 'classification.ts'))) {
-  rec.skip('benchmarks/classification.ts (from the ONNX engine work) is not in this checkout');
-  await rec.write(args.out);
-  process.exit(0);
-}
 const tmp = await mkdtemp(path.join(os.tmpdir(), 'modeld-bench-cls-'));
 
 try {
