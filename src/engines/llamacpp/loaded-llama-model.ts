@@ -87,6 +87,8 @@ export class LoadedLlamaModel implements LoadedModel {
   readonly #pool: SequencePool<LlamaContextSequence> | undefined;
   readonly #cache: PromptCacheCounters = { requests: 0, cached_tokens: 0, evaluated_tokens: 0 };
   #disposed: Promise<void> | undefined;
+  /** The JSON grammar holds no per-generation state, so one serves every json_object request. */
+  #jsonGrammar: Promise<LlamaGrammar> | undefined;
 
   constructor(parts: LoadedLlamaModelParts) {
     this.#p = parts;
@@ -220,7 +222,7 @@ export class LoadedLlamaModel implements LoadedModel {
       topK: p.top_k as number,
       minP: p.min_p as number,
       seed: seed === undefined || seed < 0 ? undefined : seed,
-      stop: (p.stop as string[] | undefined)?.filter((x) => x.length > 0) ?? [],
+      stop: (p.stop as string[] | undefined) ?? [],
       presencePenalty: p.presence_penalty as number,
       frequencyPenalty: p.frequency_penalty as number,
       repeatPenalty: p.repeat_penalty as number,
@@ -255,7 +257,7 @@ export class LoadedLlamaModel implements LoadedModel {
 
   async #grammar(format: ResponseFormat | undefined): Promise<LlamaGrammar | undefined> {
     if (!format || format.type === 'text') return undefined;
-    if (format.type === 'json_object') return this.#p.llama.getGrammarFor('json');
+    if (format.type === 'json_object') return (this.#jsonGrammar ??= this.#p.llama.getGrammarFor('json'));
     try {
       return await this.#p.llama.createGrammarForJsonSchema(format.schema as never);
     } catch (err) {

@@ -29,6 +29,11 @@ export class StopText {
   /** Feeds decoded text; returns true once a stop sequence matched (then ignores more). */
   push(chunk: string): boolean {
     if (this.#matched) return true;
+    // Most requests have no stop strings: pass the token's text straight through.
+    if (this.#stops.length === 0) {
+      this.#out(chunk);
+      return false;
+    }
     const buf = this.#held + chunk;
     let cut = -1;
     for (const s of this.#stops) {
