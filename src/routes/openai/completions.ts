@@ -32,14 +32,20 @@ export default async function completionRoutes(app: FastifyInstance) {
     rejectUnsupported(body);
     const prompts = typeof body.prompt === 'string' ? [body.prompt] : body.prompt;
     const params = requestParams(app, entry, body);
-    const signal = clientSignal(reply);
+    // One prompt failing ends the answer, so it also stops the other prompts' generations.
+    const failed = new AbortController();
+    const signal = AbortSignal.any([clientSignal(reply), failed.signal]);
+    const stopOthers = (err: unknown): never => {
+      failed.abort(err);
+      throw err;
+    };
     const id = `cmpl-${randomUUID().replaceAll('-', '')}`;
     const created = unixNow();
     const run = { capability: 'completion' as const, signal };
 
     if (!body.stream) {
       const results = await Promise.all(prompts.map((prompt) =>
-        app.manager.run(entry, run, (loaded, sig) => loaded.complete!(prompt, { params, signal: sig }))));
+        app.manager.run(entry, run, (loaded, sig) => loaded.complete!(prompt, { params, signal: sig })).catch(stopOthers)));
       for (const r of results) countTokens(app, entry.id, r.usage);
       const answer: Completion = {
         id, object: 'text_completion', created, model: entry.id, system_fingerprint: null,
@@ -66,7 +72,7 @@ export default async function completionRoutes(app: FastifyInstance) {
               if (text) emit(chunk(index, text));
             },
           });
-        });
+        }).catch(stopOthers);
         countTokens(app, entry.id, r.usage);
         emit(chunk(index, '', r.finishReason));
         return r;
