@@ -203,8 +203,8 @@ export async function downloadFile(o: FileDownloadOptions): Promise<FileDownload
       const before = bytes;
       const fh = await open(part, bytes === 0 ? 'w' : 'a');
       let networkError: unknown;
+      const reader = res.body!.getReader();
       try {
-        const reader = res.body!.getReader();
         for (;;) {
           let chunk: Awaited<ReturnType<typeof reader.read>>;
           try {
@@ -224,6 +224,10 @@ export async function downloadFile(o: FileDownloadOptions): Promise<FileDownload
           o.onProgress?.(bytes, total);
         }
         await fh.sync();
+      } catch (err) {
+        // A failed write (disk full) must not leave the response body and its socket open.
+        await reader.cancel().catch(() => undefined);
+        throw err;
       } finally {
         await fh.close();
       }
