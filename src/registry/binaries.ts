@@ -32,7 +32,8 @@ function fileNameOfUrl(url: string): string {
   return decodeURIComponent(path.posix.basename(u.pathname)) || 'model.bin';
 }
 
-function isInside(dir: string, p: string): boolean {
+/** True when `p` lies strictly inside `dir` (never the folder itself, never outside). */
+export function isInside(dir: string, p: string): boolean {
   const rel = path.relative(dir, p);
   return rel !== '' && !rel.startsWith('..') && !path.isAbsolute(rel);
 }

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { Value } from 'typebox/value';
 import { ApiError } from '../errors.ts';
 import type { EngineName } from '../engines/engine.ts';
-import { isBinaryName, isRemote, resolveBinaries, type BinaryRef } from './binaries.ts';
+import { isBinaryName, isInside, isRemote, resolveBinaries, type BinaryRef } from './binaries.ts';
 import { HeaderCache } from './headers/header-cache.ts';
 import { parseModelId } from './ids.ts';
 import { ModelObjectFileSchema, type ModelObjectFile } from './model-object-schema.ts';
@@ -245,7 +245,7 @@ export class ModelRegistry extends EventEmitter {
     const others = this.list().filter((e) => e.id !== entry.id);
     const stillUsed = new Set(others.flatMap((e) => e.binaries.map((b) => b.path)));
     for (const b of entry.binaries) {
-      if (!b.managed || stillUsed.has(b.path) || !isWithin(this.modelsDir, b.path)) continue;
+      if (!b.managed || stillUsed.has(b.path) || !isInside(this.modelsDir, b.path)) continue;
       await rm(b.path, { force: true });
       await rm(`${b.path}.part`, { force: true });
       await rm(path.join(path.dirname(b.path), `.${path.basename(b.path)}.part.json`), { force: true });
@@ -285,9 +285,4 @@ export class ModelRegistry extends EventEmitter {
 
 export function inferEngine(file: string | undefined): EngineName {
   return file && /\.onnx(\?|$)/i.test(file) ? 'onnx' : 'llamacpp';
-}
-
-function isWithin(dir: string, p: string): boolean {
-  const rel = path.relative(dir, p);
-  return rel !== '' && !rel.startsWith('..') && !path.isAbsolute(rel);
 }

@@ -214,8 +214,11 @@ export class ModelManager extends EventEmitter {
       if (slot.queue) {
         slot.queue.close(reason);
         const idle = slot.queue.onIdle();
-        const grace = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), graceMs).unref());
-        if ((await Promise.race([idle, grace])) === 'timeout') {
+        let timer: NodeJS.Timeout | undefined;
+        const grace = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), graceMs)));
+        const winner = await Promise.race([idle, grace]);
+        clearTimeout(timer);
+        if (winner === 'timeout') {
           slot.queue.abortRunning(reason);
           await idle;
         }
