@@ -1,4 +1,7 @@
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { getLlama, LlamaLogLevel, type LlamaModel } from 'node-llama-cpp';
+import type { Test } from 'tap';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../../src/config/config.ts';
@@ -39,3 +42,15 @@ export async function writeSharedModel(modelsDir: string, folder: string, gguf: 
 }
 
 export { CHATML_TEMPLATE };
+
+/** A generated tiny llama model on real node-llama-cpp (2 threads), removed after the test. */
+export async function loadTinyModel(t: Test): Promise<LlamaModel> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'modeld-tiny-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const modelPath = path.join(dir, 'tiny.gguf');
+  writeTinyLlamaGguf(modelPath);
+  const llama = await getLlama({ gpu: false, maxThreads: 2, build: 'never', logLevel: LlamaLogLevel.error });
+  const model = await llama.loadModel({ modelPath });
+  t.teardown(() => model.dispose());
+  return model;
+}

@@ -1,10 +1,7 @@
-import t, { type Test } from 'tap';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { getLlama, LlamaCompletion, LlamaLogLevel, type BatchItem, type LlamaModel } from 'node-llama-cpp';
+import t from 'tap';
+import { LlamaCompletion, type BatchItem } from 'node-llama-cpp';
 import { createBatchScheduler, maximumParallelism } from '../../../src/engines/llamacpp/batch-schedule.ts';
-import { writeTinyLlamaGguf } from '../../helpers/gguf-writer.ts';
+import { loadTinyModel } from '../../helpers/llama-fixtures.ts';
 
 const item = (tokens: number, evaluationPriority = 5): BatchItem => ({
   tokens: Array.from({ length: tokens }, (_, i) => i) as never,
@@ -12,18 +9,6 @@ const item = (tokens: number, evaluationPriority = 5): BatchItem => ({
   evaluationPriority: evaluationPriority as never,
 });
 
-
-/** A generated tiny llama model on real node-llama-cpp (2 threads), removed after the test. */
-async function loadTinyModel(t: Test): Promise<LlamaModel> {
-  const dir = mkdtempSync(join(tmpdir(), 'modeld-batch-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const modelPath = join(dir, 'tiny.gguf');
-  writeTinyLlamaGguf(modelPath);
-  const llama = await getLlama({ gpu: false, maxThreads: 2, build: 'never', logLevel: LlamaLogLevel.error });
-  const model = await llama.loadModel({ modelPath });
-  t.teardown(() => model.dispose());
-  return model;
-}
 
 t.test('barrier holds a batch until every generating sequence has queued, then gives up after maxWaitMs', async (t) => {
   let active = 3;

@@ -1,10 +1,7 @@
 import t from 'tap';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { getLlama, LlamaCompletion, LlamaLogLevel, type LlamaContextSequence, type Token } from 'node-llama-cpp';
+import { LlamaCompletion, type LlamaContextSequence, type Token } from 'node-llama-cpp';
 import { commonPrefixLength, SequencePool } from '../../../src/engines/llamacpp/sequence-pool.ts';
-import { writeTinyLlamaGguf } from '../../helpers/gguf-writer.ts';
+import { loadTinyModel } from '../../helpers/llama-fixtures.ts';
 
 const fake = (name: string, contextTokens: number[]) => ({ name, contextTokens });
 
@@ -72,13 +69,7 @@ t.test('waits in FIFO order while every sequence is busy, and honours abort', as
 });
 
 t.test('second turn of a conversation reuses its sequence and evaluates only the new tokens', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'modeld-pool-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const modelPath = join(dir, 'tiny.gguf');
-  writeTinyLlamaGguf(modelPath);
-  const llama = await getLlama({ gpu: false, maxThreads: 2, build: 'never', logLevel: LlamaLogLevel.error });
-  const model = await llama.loadModel({ modelPath });
-  t.teardown(() => model.dispose());
+  const model = await loadTinyModel(t);
   const context = await model.createContext({ sequences: 2, threads: 2, contextSize: 1024 });
   t.teardown(() => context.dispose());
   const pool = new SequencePool<LlamaContextSequence>([context.getSequence(), context.getSequence()]);
