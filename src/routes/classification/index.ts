@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { ClassificationInput } from '../../engines/engine.ts';
 import { errorResponses } from '../../schemas/common.ts';
 import { ClassificationRequestSchema, ClassificationResponseSchema, type ClassificationRequest } from '../../schemas/classification.ts';
-import { requestSignal } from './request-signal.ts';
+import { clientSignal } from '../client-signal.ts';
 
 /** The wire input as engine items: strings are texts (a data URL string is an image), objects are images. */
 export function toClassificationInputs(input: ClassificationRequest['input']): ClassificationInput[] {
@@ -30,16 +30,12 @@ const classificationRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const body = request.body;
     const entry = app.registry.resolve(body.model);
     const inputs = toClassificationInputs(body.input);
-    const { signal, done } = requestSignal(reply);
-    try {
-      const result = await app.manager.run(entry, { capability: 'classification', signal }, (loaded, runSignal) =>
-        loaded.classify!(inputs, { topK: body.top_k, scores: body.scores }, runSignal),
-      );
-      if (result.usage.prompt_tokens) app.metrics.tokens.inc({ model: entry.id, kind: 'prompt' }, result.usage.prompt_tokens);
-      return { object: 'list' as const, model: entry.id, data: result.data, usage: result.usage };
-    } finally {
-      done();
-    }
+    const signal = clientSignal(reply);
+    const result = await app.manager.run(entry, { capability: 'classification', signal }, (loaded, runSignal) =>
+      loaded.classify!(inputs, { topK: body.top_k, scores: body.scores }, runSignal),
+    );
+    if (result.usage.prompt_tokens) app.metrics.tokens.inc({ model: entry.id, kind: 'prompt' }, result.usage.prompt_tokens);
+    return { object: 'list' as const, model: entry.id, data: result.data, usage: result.usage };
   });
 };
 export default classificationRoutes;

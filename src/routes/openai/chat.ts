@@ -6,7 +6,8 @@ import { errorResponses } from '../../schemas/common.ts';
 import {
   ChatCompletionRequestSchema, ChatCompletionSchema, type ChatCompletion, type ChatCompletionRequest,
 } from '../../schemas/openai/chat.ts';
-import { clientSignal, countTokens, requestParams, sendEventStream, unixNow, wireUsage } from './inference.ts';
+import { clientSignal } from '../client-signal.ts';
+import { countTokens, requestParams, sendEventStream, unixNow, wireUsage } from './inference.ts';
 
 const ROLES: Record<string, ChatMessage['role']> = { system: 'system', developer: 'system', user: 'user', assistant: 'assistant' };
 

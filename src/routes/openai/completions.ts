@@ -4,7 +4,8 @@ import type { GenerationResult } from '../../engines/engine.ts';
 import { ApiError } from '../../errors.ts';
 import { errorResponses } from '../../schemas/common.ts';
 import { CompletionRequestSchema, CompletionSchema, type Completion, type CompletionRequest } from '../../schemas/openai/completions.ts';
-import { clientSignal, countTokens, requestParams, sendEventStream, sumUsage, unixNow, wireUsage } from './inference.ts';
+import { clientSignal } from '../client-signal.ts';
+import { countTokens, requestParams, sendEventStream, sumUsage, unixNow, wireUsage } from './inference.ts';
 
 function rejectUnsupported(body: CompletionRequest): void {
   if (body.echo === true) throw new ApiError('unsupported_feature', `'echo' is not supported by this server`, { param: 'echo' });

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { ApiError } from '../../errors.ts';
 import { errorResponses } from '../../schemas/common.ts';
 import { EmbeddingListSchema, EmbeddingRequestSchema, type EmbeddingList, type EmbeddingRequest } from '../../schemas/openai/embeddings.ts';
-import { clientSignal } from './inference.ts';
+import { clientSignal } from '../client-signal.ts';
 
 /** Little-endian float32 bytes in base64, what the OpenAI SDKs decode. */
 export function toBase64(vector: number[]): string {
