@@ -112,7 +112,7 @@ export class LoadedLlamaModel implements LoadedModel {
     const model = this.#p.model;
     const bos = beginningToken(model);
     const tokens: Token[] = [...(bos != null ? [bos] : []), ...model.tokenize(prompt, false, bos != null ? 'trimLeadingSpace' : undefined)];
-    const maxTokens = this.#budget(tokens.length, s.maxTokens);
+    const maxTokens = this.#budget(tokens.length, s.maxTokens, 'prompt');
     const grammar = await this.#grammar(options.responseFormat);
     // The BOS is ours: LlamaCompletion would prepend another to a token array.
     const input = bos != null ? tokens.slice(1) : tokens;
@@ -132,7 +132,7 @@ export class LoadedLlamaModel implements LoadedModel {
     const history = this.#history(messages);
     // The tokens LlamaChat will evaluate (same wrapper, same history): they pick the sequence.
     const promptTokens = wrapper.generateContextState({ chatHistory: history }).contextText.tokenize(this.#p.model.tokenizer);
-    const maxTokens = this.#budget(promptTokens.length, s.maxTokens);
+    const maxTokens = this.#budget(promptTokens.length, s.maxTokens, 'messages');
     const grammar = await this.#grammar(options.responseFormat);
     return this.#onSequence(promptTokens, s, maxTokens, options, async (sequence, o) => {
       const chat = new LlamaChat({ contextSequence: sequence, chatWrapper: wrapper, autoDisposeSequence: false });
@@ -246,11 +246,11 @@ export class LoadedLlamaModel implements LoadedModel {
   }
 
   /** Tokens left for the answer in one sequence; a prompt that fills it is a 400. */
-  #budget(promptTokens: number, maxTokens: number | undefined): number {
+  #budget(promptTokens: number, maxTokens: number | undefined, param: 'prompt' | 'messages'): number {
     const ctxLen = this.#p.context!.contextSize;
     const room = ctxLen - promptTokens;
     if (room < 1) {
-      throw new ApiError('context_length_exceeded', `the prompt has ${promptTokens} tokens; this model's context holds ${ctxLen} per sequence (ctx_len) including the answer`, { param: 'messages' });
+      throw new ApiError('context_length_exceeded', `the prompt has ${promptTokens} tokens; this model's context holds ${ctxLen} per sequence (ctx_len) including the answer`, { param });
     }
     return Math.min(room, maxTokens ?? room);
   }

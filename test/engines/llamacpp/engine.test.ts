@@ -119,7 +119,7 @@ t.test('stories260K (no chat template): Jan prompts; greedy, stop, seed, penalti
   const obj = await m.chat!([{ role: 'user', content: 'JSON please' }], { params: { ...greedy, max_tokens: 40 }, responseFormat: { type: 'json_object' }, signal: never });
   t.match(obj.text, /^\s*\{/, 'json_object output is a JSON object');
   if (obj.finishReason === 'stop') t.doesNotThrow(() => JSON.parse(obj.text));
-  await t.rejects(m.complete!('word '.repeat(400), { params: greedy, signal: never }), { code: 'context_length_exceeded', status: 400 });
+  await t.rejects(m.complete!('word '.repeat(400), { params: greedy, signal: never }), { code: 'context_length_exceeded', status: 400, param: 'prompt' });
 });
 
 t.test('4 parallel generations decode in shared batches; abort frees the sequence within one token', async (t) => {
