@@ -22,8 +22,8 @@ interface Output {
 
 const args = sectionArgs('classification');
 const rec = new SectionRecorder('classification', 'Classification', args.quick);
-// Quick mode is a smoke test with a two-minute budget: two short runs.
-const reps = args.quick ? 2 : 3;
+// Quick mode is a smoke test with a two-minute budget for every section: one short run.
+const reps = args.quick ? 1 : 3;
 const duration = args.quick ? 1 : 5;
 const tmp = await mkdtemp(path.join(os.tmpdir(), 'modeld-bench-cls-'));
 

@@ -17,7 +17,8 @@ const rec = new SectionRecorder('control-plane', 'Control plane', args.quick);
 const MODEL_COUNT = 200;
 const CONNECTIONS = 10;
 const durationS = args.quick ? 1 : 10;
-const runs = 3;
+// Quick mode is a smoke test with a two-minute budget for every section together.
+const runs = args.quick ? 2 : 3;
 
 /** 200 not-downloaded model objects shaped like the repository's default ones (remote GGUFs, parameters, metadata). */
 function modelFolders(): ModelFolder[] {
@@ -65,7 +66,7 @@ try {
     { key: 'bare', url: bareUrl, label: 'bare Fastify' },
   ] as const;
   // One short warm-up each so JIT and connection setup are out of the numbers.
-  for (const t of targets) for (const s of servers) await autocannon({ url: s.url + t.path, connections: CONNECTIONS, duration: 1 });
+  for (const t of args.quick ? targets.slice(0, 1) : targets) for (const s of servers) await autocannon({ url: s.url + t.path, connections: CONNECTIONS, duration: 1 });
   for (let r = 0; r < runs; r++) {
     for (const t of targets) {
       for (const s of servers) {

@@ -22,10 +22,11 @@ import { percentile } from '../lib/stats.ts';
 
 const args = sectionArgs('generation');
 const rec = new SectionRecorder('generation', 'Generation', args.quick);
-const reps = 3;
+const reps = args.quick ? 2 : 3;
 const promptWords = args.quick ? 24 : 128;
 const genTokens = args.quick ? 16 : 128;
-const levels = [1, 2, 4, 8];
+// Quick mode (a smoke test, two minutes for every section) keeps one shared-batch level.
+const levels = args.quick ? [1, 4] : [1, 2, 4, 8];
 /** Context per sequence: prompt + generation with headroom, the same for every engine. */
 const ctxPerSeq = 512;
 

@@ -13,7 +13,7 @@ import { sectionArgs } from '../lib/section-cli.ts';
 
 const args = sectionArgs('lifecycle');
 const rec = new SectionRecorder('lifecycle', 'Lifecycle', args.quick);
-const reps = 3;
+const reps = args.quick ? 2 : 3;
 const ctx = 512;
 /** Settle time before reading RSS after a stop: native frees and the allocator trimming are not synchronous. */
 const SETTLE_MS = 500;

@@ -19,8 +19,9 @@ import { streamCompletion } from '../lib/sse-client.ts';
 
 const args = sectionArgs('prefix-reuse');
 const rec = new SectionRecorder('prefix-reuse', 'Prompt prefix reuse (multi-turn chat)', args.quick);
-const reps = 3;
-const turns = 5;
+const reps = args.quick ? 2 : 3;
+// Quick mode keeps the turns the turn 2 ÷ turn 1 ratio needs, plus one.
+const turns = args.quick ? 3 : 5;
 const systemWords = args.quick ? 100 : 400;
 const userWords = 24;
 const replyTokens = args.quick ? 8 : 32;
@@ -33,10 +34,10 @@ rec.setup('llama-server: `--chat-template chatml`, `cache_prompt: true` (its def
 
 type Msg = { role: string; content: string };
 
-async function conversation(baseUrl: string, model: string, conv: string, extra: Record<string, unknown>): Promise<number[]> {
+async function conversation(baseUrl: string, model: string, conv: string, extra: Record<string, unknown>, n = turns): Promise<number[]> {
   const messages: Msg[] = [{ role: 'system', content: benchPrompt(`system ${conv}`, systemWords) }];
   const ttfts: number[] = [];
-  for (let t = 0; t < turns; t++) {
+  for (let t = 0; t < n; t++) {
     messages.push({ role: 'user', content: benchPrompt(`user ${conv}.${t}`, userWords) });
     const r = await streamCompletion({ baseUrl, model, prompt: messages, maxTokens: replyTokens, extra });
     ttfts.push(r.ttftMs);
@@ -58,7 +59,7 @@ if ('missing' in bins) rec.note(`llama-server: ${bins.missing}`);
 else {
   const server = await startLlamaServer(bins.server, { model: model.path, threads: args.threads, parallel: 1, ctxPerSlot: ctx, extraArgs: ['--chat-template', 'chatml'] });
   try {
-    await conversation(server.baseUrl, 'bench', 'warm', { ignore_eos: true, cache_prompt: true });
+    await conversation(server.baseUrl, 'bench', 'warm', { ignore_eos: true, cache_prompt: true }, 2);
     for (let r = 0; r < reps; r++) record('llama-server', 'llama-server', await conversation(server.baseUrl, 'bench', `ls-${r}`, { ignore_eos: true, cache_prompt: true }));
   } finally {
     await server.stop();
@@ -73,7 +74,7 @@ const modeld = await startModeld({
 });
 try {
   await modeld.startModel(id, { n_parallel: 1, ctx_len: ctx });
-  await conversation(modeld.baseUrl, id, 'warm', { ignore_eos: true });
+  await conversation(modeld.baseUrl, id, 'warm', { ignore_eos: true }, 2);
   for (let r = 0; r < reps; r++) record('modeld', 'modeld', await conversation(modeld.baseUrl, id, `md-${r}`, { ignore_eos: true }));
 } catch (err) {
   rec.note(`modeld: ${(err as Error).message.slice(0, 300)}`);
