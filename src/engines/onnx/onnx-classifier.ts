@@ -162,6 +162,7 @@ export class OnnxClassifier implements LoadedModel {
       ...(m?.text ? { preprocess: m.text.settings } : {}),
       runs: this.#batcher.runs,
       rows: this.#batcher.rows,
+      delayed_runs: this.#batcher.delayed,
     };
   }
 
