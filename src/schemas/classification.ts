@@ -5,8 +5,9 @@ export const MAX_CLASSIFICATION_ITEMS = 2048;
 
 export const ImageInputSchema = Type.Object(
   {
+    // No minLength: ajv checks it by counting the code points of the whole (large) string;
+    // an empty image is refused as invalid_image when decoded.
     image: Type.String({
-      minLength: 1,
       description: 'A PNG, JPEG or WebP image, base64-encoded or as a data URL (`data:image/png;base64,...`).',
     }),
   },

@@ -2,7 +2,10 @@
 export interface DynamicBatcherOptions<R, O> {
   /** Most rows one run takes (>= 1). */
   maxRows: number;
-  /** How long the first waiting row waits for others to join its batch, ms (0 = only rows added in the same turn). */
+  /**
+   * How long the oldest waiting row waits for others to join its batch, ms, while a batch
+   * is running or rows are already waiting. Rows that find the batcher idle run at once.
+   */
   delayMs: number;
   /** Runs one batch; returns one output per row, in order. Never called twice at once. */
   run: (rows: R[]) => Promise<O[]>;
@@ -27,19 +30,25 @@ interface Pending<R, O> {
 }
 
 /**
- * Gathers the rows of concurrent requests into batches: a batch runs when it is full or
- * when its oldest row has waited `delayMs`, one batch at a time (a session runs one batch
- * at once). A request's rows may span batches; it resolves when all of them have run. An
- * aborted request leaves the waiting rows at once; a batch already running completes.
+ * Gathers the rows of concurrent requests into batches, one batch at a time (a session runs
+ * one batch at once). Rows that find nothing running and nothing waiting run at once, with
+ * whatever else arrives in the same event-loop turn: waiting could only add latency, as
+ * nothing else is there to join (Triton's dynamic batcher does the same with an empty
+ * queue). Otherwise a batch runs when it is full, or when the session is free and its
+ * oldest row has waited `delayMs`. A request's rows may span batches; it resolves when all
+ * of them have run. An aborted request leaves the waiting rows at once; a batch already
+ * running completes.
  */
 export class DynamicBatcher<R, O> {
   readonly #opts: DynamicBatcherOptions<R, O>;
   #pending: Pending<R, O>[] = [];
   #timer: NodeJS.Timeout | undefined;
+  #immediate: NodeJS.Immediate | undefined;
   #running: Promise<void> | undefined;
   #closed: unknown;
   #runs = 0;
   #rows = 0;
+  #delayed = 0;
 
   constructor(options: DynamicBatcherOptions<R, O>) {
     this.#opts = { ...options, maxRows: Math.max(1, Math.floor(options.maxRows)), delayMs: Math.max(0, options.delayMs) };
@@ -53,6 +62,11 @@ export class DynamicBatcher<R, O> {
   /** Rows run so far. */
   get rows(): number {
     return this.#rows;
+  }
+
+  /** Batches that waited for `delayMs` to pass (the others ran when full, idle or already late). */
+  get delayed(): number {
+    return this.#delayed;
   }
 
   /** Rows waiting for a batch. */
@@ -76,7 +90,9 @@ export class DynamicBatcher<R, O> {
         cleanup: () => signal?.removeEventListener('abort', onAbort),
       };
       signal?.addEventListener('abort', onAbort, { once: true });
-      const at = performance.now();
+      const idle = !this.#running && this.#pending.length === 0;
+      // Idle rows count as having waited already, so the batch runs in this turn's check phase.
+      const at = idle ? -Infinity : performance.now();
       rows.forEach((row, position) => this.#pending.push({ row, position, request, at }));
       this.#schedule();
     });
@@ -85,7 +101,7 @@ export class DynamicBatcher<R, O> {
   /** Rejects every waiting request with `reason`, refuses new ones and waits for the running batch. */
   async close(reason: unknown): Promise<void> {
     this.#closed = reason;
-    clearTimeout(this.#timer);
+    this.#clearTimers();
     for (const p of [...this.#pending]) this.#fail(p.request, reason);
     await this.#running;
   }
@@ -98,22 +114,30 @@ export class DynamicBatcher<R, O> {
     request.reject(err);
   }
 
-  #schedule(): void {
-    if (this.#running || this.#pending.length === 0 || this.#closed !== undefined) return;
+  #clearTimers(): void {
     clearTimeout(this.#timer);
+    clearImmediate(this.#immediate);
     this.#timer = undefined;
-    if (this.#pending.length >= this.#opts.maxRows) {
-      this.#flush();
-      return;
-    }
-    const wait = this.#opts.delayMs - (performance.now() - this.#pending[0]!.at);
-    this.#timer = setTimeout(() => this.#flush(), Math.max(0, wait));
+    this.#immediate = undefined;
   }
 
-  #flush(): void {
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
+  #schedule(): void {
+    if (this.#running || this.#pending.length === 0 || this.#closed !== undefined) return;
+    if (this.#pending.length >= this.#opts.maxRows) {
+      this.#flush(false);
+      return;
+    }
+    if (this.#timer || this.#immediate) return;
+    const wait = this.#opts.delayMs - (performance.now() - this.#pending[0]!.at);
+    // setTimeout(0) waits at least 1 ms; setImmediate still takes the rows that arrive in this turn.
+    if (wait <= 0) this.#immediate = setImmediate(() => this.#flush(false));
+    else this.#timer = setTimeout(() => this.#flush(true), wait);
+  }
+
+  #flush(delayed: boolean): void {
+    this.#clearTimers();
     if (this.#running || this.#pending.length === 0) return;
+    if (delayed) this.#delayed++;
     const batch = this.#pending.splice(0, this.#opts.maxRows);
     this.#runs++;
     this.#rows += batch.length;

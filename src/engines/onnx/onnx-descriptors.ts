@@ -53,7 +53,7 @@ export function onnxDescriptors(defaultThreads: number): ParamDescriptor[] {
       min_value: 0,
       max_value: 1000,
       increment: 1,
-      description: 'How long the first waiting row waits for others to join its batch, ms. 0 batches only what arrives together.',
+      description: 'How long the oldest waiting row waits for others to join its batch, ms, while another batch runs or rows already wait; a request that finds the model idle runs at once. 0 batches only what arrives together.',
       scope: 'load',
     },
     {
