@@ -167,8 +167,14 @@ export function describeRuntime(info: LlamaRuntimeInfo): string {
  * A one-line suggestion when a faster build is within reach, else undefined.
  * Only CPU decoding benefits: with a GPU the thread pool is not the bottleneck.
  */
-export function runtimeHint(info: LlamaRuntimeInfo): string | undefined {
-  if (info.gpu !== false || info.openmp) return undefined;
+export function runtimeHint(info: LlamaRuntimeInfo, uvThreadpoolSize = process.env.UV_THREADPOOL_SIZE): string | undefined {
+  if (info.gpu !== false) return undefined;
+  if (info.openmp) {
+    // Decodes run on whichever libuv pool thread is free; each thread has its own OpenMP team (bin/modeld.js).
+    return uvThreadpoolSize === '1'
+      ? undefined
+      : `UV_THREADPOOL_SIZE is ${uvThreadpoolSize ?? 'unset (4)'}: decodes hop between OpenMP teams and run up to ~1.5× slower; start with \`node bin/modeld.js\` (it sets 1) or set UV_THREADPOOL_SIZE=1`;
+  }
   if (info.build === 'prebuilt') {
     return `prebuilt llama.cpp lacks OpenMP: run \`npm run build:llama\` (≈${LOCAL_BUILD_MINUTES} min, once) for ~${LOCAL_BUILD_SPEEDUP} faster CPU decoding`;
   }

@@ -69,7 +69,8 @@ t.test('runtimeInfoFromLlama parses llama.cpp system info', async (t) => {
 t.test('runtimeHint suggests the OpenMP build only where it helps', async (t) => {
   const base: LlamaRuntimeInfo = { build: 'prebuilt', openmp: false, gpu: false, cpuFeatures: 'AVX2', threads: 2, llamaCppRelease: 'v0.5.0' };
   t.match(runtimeHint(base), /npm run build:llama.*faster CPU decoding/);
-  t.equal(runtimeHint({ ...base, build: 'local', openmp: true }), undefined, 'already on the fast build');
+  t.equal(runtimeHint({ ...base, build: 'local', openmp: true }, '1'), undefined, 'already on the fast build, one pool thread');
+  t.match(runtimeHint({ ...base, build: 'local', openmp: true }, undefined), /UV_THREADPOOL_SIZE is unset.*set UV_THREADPOOL_SIZE=1/, 'OpenMP build with libuv\'s default pool');
   t.equal(runtimeHint({ ...base, gpu: 'cuda' }), undefined, 'GPU decoding does not depend on the CPU thread pool');
   t.match(runtimeHint({ ...base, build: 'local' }), /--force/, 'local build without OpenMP points at a rebuild');
   t.match(describeRuntime(base), /prebuilt binary, OpenMP off, CPU AVX2, no GPU, 2 threads/);
