@@ -58,4 +58,4 @@ EXPOSE 1337
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
   CMD node -e "fetch('http://127.0.0.1:'+(process.env.MODELD_PORT||1337)+'/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
 # Binds 0.0.0.0 inside the container only (MODELD_HOST); the default elsewhere is 127.0.0.1.
-CMD ["node", "bin/modeld.js", "serve"]
+CMD ["node", "bin/modeld.cjs", "serve"]

@@ -153,7 +153,7 @@ async function main(): Promise<void> {
   const png = await sharp(pixels, { raw: { width: SIZE, height: SIZE, channels: 3 } }).png().toBuffer();
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
-  const child = spawn(process.execPath, [path.join(ROOT, 'bin/modeld.js'), 'serve', '-m', dir, '-p', String(port), '-l', 'warn', '--keep-alive', '-1'], {
+  const child = spawn(process.execPath, [path.join(ROOT, 'bin/modeld.cjs'), 'serve', '-m', dir, '-p', String(port), '-l', 'warn', '--keep-alive', '-1'], {
     cwd: ROOT,
     env: { ...process.env, MODELD_WATCH: 'false', MODELD_MAX_WAITING: '256' },
     stdio: ['ignore', 'inherit', 'inherit'],

@@ -1,5 +1,5 @@
 /**
- * Why modeld runs with one libuv pool thread (bin/modeld.js): llama.cpp's OpenMP build gives
+ * Why modeld runs with one libuv pool thread (bin/modeld.cjs): llama.cpp's OpenMP build gives
  * every calling thread its own worker team, and node-llama-cpp decodes on whichever libuv pool
  * thread is free. This diagnostic times each `llama_decode` (node-llama-cpp's native
  * `decodeBatch`, wrapped) and the gap between decodes for N sequences generating in one context

@@ -1,5 +1,5 @@
 /**
- * modeld as a user runs it: `node bin/modeld.js serve` in its own process on a
+ * modeld as a user runs it: `node bin/modeld.cjs serve` in its own process on a
  * temporary models folder. A separate process (rather than `buildApp` in the
  * benchmark process) keeps the load generator's event loop and the llama.cpp
  * backend out of each other's way, gives llama-server-like isolation (one
@@ -55,7 +55,7 @@ export async function startModeld(opts: ModeldServerOptions): Promise<RunningMod
   const root = opts.repoRoot ?? REPO_ROOT;
   const proc = spawnLogged(
     process.execPath,
-    [path.join(root, 'bin', 'modeld.js'), 'serve', '-p', String(port), '-m', opts.modelsDir, '-l', 'warn', '--keep-alive', '-1'],
+    [path.join(root, 'bin', 'modeld.cjs'), 'serve', '-p', String(port), '-m', opts.modelsDir, '-l', 'warn', '--keep-alive', '-1'],
     {
       cwd: root,
       env: { ...process.env, MODELD_WATCH: 'false', MODELD_THREADS: String(opts.threads), MODELD_GPU: 'false', MODELD_HOST: '127.0.0.1', ...opts.env },

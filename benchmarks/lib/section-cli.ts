@@ -12,7 +12,7 @@ export interface SectionArgs {
   threads: number;
   /** Model shapes to run; quick mode defaults to the 135M shape only. */
   shapes: BenchShape[];
-  /** Checkout whose `bin/modeld.js` is benchmarked; default this one. */
+  /** Checkout whose `bin/modeld.cjs` is benchmarked; default this one. */
   modeldRoot: string | undefined;
 }
 

@@ -55,7 +55,7 @@ try {
   rec.setup(`autocannon, ${CONNECTIONS} connections, ${durationS} s per measurement, ${runs} runs alternating modeld and the bare route; load generator in a third process`);
   rec.setup(`/v1/models body: ${MODEL_COUNT} model objects, ${(table.length / 1024).toFixed(0)} KiB of JSON`);
   rec.setup('bare route: Fastify 5, no plugins, logger off, returning the parsed modeld body (serialised with JSON.stringify per request)');
-  rec.setup('modeld: `node bin/modeld.js serve`, log level warn, watcher off');
+  rec.setup('modeld: `node bin/modeld.cjs serve`, log level warn, watcher off');
 
   const targets = [
     { path: '/v1/models', key: 'models' },

@@ -32,7 +32,7 @@ const ctxPerSeq = 512;
 
 rec.setup(`${args.threads} threads everywhere; prompt ≈${promptWords} words (distinct per request, so no prompt cache hits), exactly ${genTokens} generated tokens, greedy; ${reps} runs per figure after one warm-up`);
 rec.setup(`context ${ctxPerSeq} tokens per sequence; concurrency levels ${levels.join('/')} with llama-server \`-np\` and modeld \`n_parallel\` equal to the streams`);
-rec.setup('modeld runs as users start it (`node bin/modeld.js`, which sets UV_THREADPOOL_SIZE=1 so every decode stays on one OpenMP team); node-llama-cpp in-process runs with libuv\'s default pool, as a library user gets it (`benchmarks/decode-threads.ts` shows both)');
+rec.setup('modeld runs as users start it (`node bin/modeld.cjs`, which sets UV_THREADPOOL_SIZE=1 so every decode stays on one OpenMP team); node-llama-cpp in-process runs with libuv\'s default pool, as a library user gets it (`benchmarks/decode-threads.ts` shows both)');
 rec.setup('decode tok/s = (tokens − 1) / (last token − first token) as the client sees them; aggregate tok/s = all tokens / (first send → last end), prefill included');
 
 const bins = findLlamaBinaries();

@@ -1,12 +1,13 @@
 import { execFile, spawn } from 'node:child_process';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
 import { tempDir } from '../helpers/app.ts';
 import { writeTinyLlamaGguf } from '../helpers/gguf-writer.ts';
 
-const bin = path.resolve(import.meta.dirname, '../../bin/modeld.js');
+const bin = path.resolve(import.meta.dirname, '../../bin/modeld.cjs');
 const run = promisify(execFile);
 const cleanEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('MODELD_')));
 
@@ -52,6 +53,34 @@ t.test('modeld serve listens, answers, and modeld ls asks it; SIGTERM closes cle
   const exit = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   child.kill('SIGTERM');
   t.equal(await exit, 0);
+});
+
+t.test('the modeld command runs with one libuv pool thread unless UV_THREADPOOL_SIZE says otherwise', { skip: !existsSync('/proc/self/status') && 'needs /proc' }, async (t) => {
+  // One pool thread keeps every llama.cpp decode on one OpenMP team (docs/cpu-batching.md §4).
+  // The pool is started by the time the server listens (the registry scan reads files through it).
+  const threadsOf = async (env: NodeJS.ProcessEnv): Promise<number> => {
+    const dir = await tempDir();
+    // tap puts an ES-module preload into every child's NODE_OPTIONS, which would start the pool
+    // before the command's first line (a user's own NODE_OPTIONS=--import would too): drop it.
+    const child = spawn('env', ['-u', 'NODE_OPTIONS', process.execPath, bin, 'serve', '-m', dir, '-p', '0', '--log-level', 'info'], { env: { ...cleanEnv, MODELD_WATCH: 'false', ...env } });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        let buf = '';
+        child.stdout.on('data', (d) => {
+          buf += d;
+          if (buf.includes('Server listening at')) resolve();
+        });
+        child.once('exit', (code) => reject(new Error(`exited ${code}: ${buf}`)));
+      });
+      const status = await readFile(`/proc/${child.pid}/status`, 'utf8');
+      return Number(/Threads:\s+(\d+)/.exec(status)![1]);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  };
+  const one = await threadsOf({ UV_THREADPOOL_SIZE: undefined });
+  const four = await threadsOf({ UV_THREADPOOL_SIZE: '4' });
+  t.equal(four - one, 3, `libuv's default pool of 4 would add 3 threads (${one} vs ${four})`);
 });
 
 t.test('bad settings exit 2 with the setting named', async (t) => {

@@ -15,7 +15,7 @@ import { startFakeHub } from '../helpers/fake-hub.ts';
 import { startFileServer } from '../helpers/file-server.ts';
 import { ggufBytes, sha256 } from '../helpers/gguf-bytes.ts';
 
-const bin = path.resolve(import.meta.dirname, '../../bin/modeld.js');
+const bin = path.resolve(import.meta.dirname, '../../bin/modeld.cjs');
 const baseEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('MODELD_') && !k.startsWith('HF_')));
 type Teardown = { teardown(fn: () => unknown): void };
 
