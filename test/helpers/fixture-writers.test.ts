@@ -149,9 +149,11 @@ t.test('tiny llama GGUF: header readers', async (t) => {
 t.test('tiny llama GGUF: node-llama-cpp', async (t) => {
   // Explicit threads everywhere: node-llama-cpp's default thread count is far too high for small CI machines.
   const llama: Llama = await getLlama({ gpu: false, maxThreads: 2, build: 'never', logLevel: 'error' as never });
-  // One CI run saw this dispose reject after every subtest had passed, which aborted the rest
-  // of the file; the backend's teardown is not what this file proves, so say it and go on.
-  t.teardown(() => llama.dispose().catch((err: unknown) => console.error(`llama.dispose() rejected: ${String(err)}`)));
+  // No llama.dispose() at teardown: in two of about eight full CI-style runs the backend's
+  // teardown failed this test after all its subtests had passed (with no message, even when the
+  // rejection was caught) and tap dropped the rest of the file. The models and contexts are
+  // disposed by the subtests; the backend ends with this process. Disposal is proven elsewhere
+  // (test/engines/llamacpp/llama-runtime.test.ts, test/routes/llamacpp-models.test.ts).
 
   const generate = async (model: LlamaModel, text: string, n: number): Promise<number[]> => {
     const context = await model.createContext({ contextSize: 128, threads: 2 });
