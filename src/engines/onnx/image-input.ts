@@ -104,6 +104,12 @@ function acceptedSignature(b: Buffer): boolean {
   return b.length >= 12 && b.toString('latin1', 0, 4) === 'RIFF' && b.toString('latin1', 8, 12) === 'WEBP';
 }
 
+/** The image_too_large error when the header's size exceeds the model's pixel limit. */
+function tooManyPixels(meta: Metadata, param: string, s: ImageSettings): ApiError | undefined {
+  if ((meta.width ?? 0) * (meta.height ?? 0) <= s.max_image_pixels) return undefined;
+  return new ApiError('image_too_large', `'${param}' is ${meta.width}x${meta.height} pixels; this model accepts up to ${s.max_image_pixels} pixels (metadata.preprocess.max_image_pixels)`, { param });
+}
+
 /** The invalid_image or image_too_large error for bytes the fast path refused; reads the header. */
 async function explainRefusal(buf: Buffer, param: string, s: ImageSettings, cause: unknown): Promise<ApiError> {
   let meta: Metadata;
@@ -115,10 +121,7 @@ async function explainRefusal(buf: Buffer, param: string, s: ImageSettings, caus
   if (!meta.format || !FORMATS.has(meta.format)) {
     return new ApiError('invalid_image', `'${param}' is a ${meta.format ?? 'unknown'} image; send PNG, JPEG or WebP`, { param });
   }
-  if ((meta.width ?? 0) * (meta.height ?? 0) > s.max_image_pixels) {
-    return new ApiError('image_too_large', `'${param}' is ${meta.width}x${meta.height} pixels; this model accepts up to ${s.max_image_pixels} pixels (metadata.preprocess.max_image_pixels)`, { param });
-  }
-  return new ApiError('invalid_image', `'${param}' cannot be decoded: ${(cause as Error | undefined)?.message ?? 'unknown error'}`, { param });
+  return tooManyPixels(meta, param, s) ?? new ApiError('invalid_image', `'${param}' cannot be decoded: ${(cause as Error | undefined)?.message ?? 'unknown error'}`, { param });
 }
 
 /**
@@ -143,7 +146,8 @@ export async function imageToRow(input: string, param: string, s: ImageSettings)
     } catch (err) {
       throw await explainRefusal(buf, param, s, err);
     }
-    if ((meta.width ?? 0) * (meta.height ?? 0) > s.max_image_pixels) throw await explainRefusal(buf, param, s, undefined);
+    const tooLarge = tooManyPixels(meta, param, s);
+    if (tooLarge) throw tooLarge;
   }
   img = img.autoOrient().removeAlpha();
   img = s.channels === 1 ? img.toColourspace('b-w') : img.toColourspace('srgb');
