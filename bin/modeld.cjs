@@ -5,8 +5,11 @@
 // threads consecutive decodes hop between teams and run 15% (one sequence) to 50% (four in one
 // batch) slower on 2 cores (docs/cpu-batching.md §4). One pool thread keeps every decode on one
 // team. An explicit UV_THREADPOOL_SIZE wins. This file is CommonJS on purpose: Node reads an ES
-// module entry through the pool, which would fix the pool's size before this line runs.
-process.env.UV_THREADPOOL_SIZE ??= '1';
+// module entry through the pool, which would fix the pool's size before this line runs. An ES
+// module preload (`--import`, `--loader`, also from NODE_OPTIONS) has started the pool already:
+// then the variable stays unset, so the start-up hint tells the truth and says what to set.
+const preloaded = /--(?:import|loader|experimental-loader)\b/.test(`${process.env.NODE_OPTIONS ?? ''} ${process.execArgv.join(' ')}`);
+if (!preloaded) process.env.UV_THREADPOOL_SIZE ??= '1';
 
 // Runs the TypeScript sources through tsx's loader, so the CLI and `npm start` share one code path.
 import('tsx/esm/api')

@@ -173,7 +173,7 @@ export function runtimeHint(info: LlamaRuntimeInfo, uvThreadpoolSize = process.e
     // Decodes run on whichever libuv pool thread is free; each thread has its own OpenMP team (bin/modeld.cjs).
     return uvThreadpoolSize === '1'
       ? undefined
-      : `UV_THREADPOOL_SIZE is ${uvThreadpoolSize ?? 'unset (4)'}: decodes hop between OpenMP teams and run up to ~1.5× slower; start with \`node bin/modeld.cjs\` (it sets 1) or set UV_THREADPOOL_SIZE=1`;
+      : `UV_THREADPOOL_SIZE is ${uvThreadpoolSize ?? 'unset (4)'}: decodes hop between OpenMP teams and run up to ~1.5× slower; set UV_THREADPOOL_SIZE=1 in the environment (\`node bin/modeld.cjs\` does, unless an --import preload started the pool first)`;
   }
   if (info.build === 'prebuilt') {
     return `prebuilt llama.cpp lacks OpenMP: run \`npm run build:llama\` (≈${LOCAL_BUILD_MINUTES} min, once) for ~${LOCAL_BUILD_SPEEDUP} faster CPU decoding`;
