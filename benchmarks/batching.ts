@@ -17,7 +17,7 @@
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { getLlama, LlamaCompletion, LlamaLogLevel, type LlamaContext, type LlamaModel } from 'node-llama-cpp';
-import { createBatchScheduler } from '../src/engines/llamacpp/batch-schedule.ts';
+import { createBatchScheduler } from './lib/batch-schedule.ts';
 
 const { values: args } = parseArgs({
   options: {

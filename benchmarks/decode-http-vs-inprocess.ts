@@ -2,8 +2,8 @@
  * Single-stream decode speed and time to first token through modeld's HTTP streaming
  * (/v1/completions, SSE) against node-llama-cpp in-process, on the same GGUF, threads,
  * prompt and greedy sampling, in one run. The ratio is the figure: what the server costs.
- * A second table shows 4 parallel streams over HTTP with modeld's batch gathering on and
- * off (node-llama-cpp's default scheduling), as aggregate tokens/s and tokens per step.
+ * A second table shows 4 parallel streams over HTTP (modeld's decode loop, n_parallel 4) as
+ * aggregate tokens/s and sequences per decode step.
  *
  * The server runs in a child process so the HTTP client does not share its event loop;
  * the in-process runs use the same llama.cpp build the server picks (llama-runtime).
@@ -103,11 +103,11 @@ async function main() {
   const tmp = await mkdtemp(path.join(os.tmpdir(), 'modeld-bench-'));
   const file = await modelFile(tmp);
   const models = path.join(tmp, 'models');
-  for (const [folder, gather] of [['single', true], ['gather', true], ['nogather', false]] as const) {
+  for (const folder of ['single', 'parallel']) {
     await mkdir(path.join(models, folder), { recursive: true });
     const parallel = folder === 'single' ? 1 : 4;
     await writeFile(path.join(models, folder, 'model.json'), JSON.stringify({
-      source_url: file, parameters: { ctx_len: CTX, n_parallel: parallel, threads: THREADS, batch_gather: gather, keep_alive: -1 },
+      source_url: file, parameters: { ctx_len: CTX, n_parallel: parallel, threads: THREADS, keep_alive: -1 },
     }));
   }
 
@@ -123,7 +123,7 @@ async function main() {
       if (i > 600) throw new Error('server did not start');
       await new Promise((r) => setTimeout(r, 100));
     }
-    for (const m of ['single', 'gather', 'nogather']) {
+    for (const m of ['single', 'parallel']) {
       const r = await fetch(`${base}/v1/models/${m}/start`, { method: 'POST' });
       if (!r.ok) throw new Error(`start ${m}: ${await r.text()}`);
     }
@@ -171,7 +171,7 @@ async function main() {
     const ratio = median(http.map((x) => x.decodeTps)) / median(own.map((x) => x.decodeTps));
 
     const parallel = new Table({ head: ['4 streams over HTTP', 'aggregate tok/s', 'sequences per step'] });
-    for (const m of ['gather', 'nogather']) {
+    for (const m of ['parallel']) {
       await Promise.all([0, 1, 2, 3].map(() => httpRun(base, m)));
       const batching = async () => ((await (await fetch(`${base}/v1/models/${m}/state`)).json()) as { info: { batching: { sequences_per_batch: Record<string, number> } } }).info.batching;
       const before = await batching();
@@ -187,7 +187,7 @@ async function main() {
         steps += d;
         seqs += d * Number(k);
       }
-      parallel.push([m === 'gather' ? 'batch_gather on (default)' : 'batch_gather off (node-llama-cpp default)', (tokens / secs).toFixed(1), (seqs / steps).toFixed(2)]);
+      parallel.push(['modeld decode loop, n_parallel 4', (tokens / secs).toFixed(1), (seqs / steps).toFixed(2)]);
     }
 
     console.log(`model ${path.relative(ROOT, file) || file}, ${THREADS} threads, greedy, ${TOKENS} max tokens, median of ${RUNS}; ${describeRuntime(info)}; load average ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);

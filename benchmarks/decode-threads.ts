@@ -12,7 +12,7 @@ import { spawnSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import Table from 'cli-table3';
 import { LlamaCompletion, type LlamaContext } from 'node-llama-cpp';
-import { createBatchScheduler } from '../src/engines/llamacpp/batch-schedule.ts';
+import { createBatchScheduler } from './lib/batch-schedule.ts';
 import { getLlamaRuntime, physicalCoreCount } from '../src/engines/llamacpp/llama-runtime.ts';
 import { ensureBenchModel, type BenchShape } from './lib/models.ts';
 

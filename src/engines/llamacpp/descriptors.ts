@@ -28,10 +28,6 @@ export const LLAMACPP_DESCRIPTORS: readonly ParamDescriptor[] = [
     description: 'Tokens evaluated in one native decode call (prompt processing chunk, shared by all sequences).',
   },
   {
-    name: 'batch_gather', type: 'boolean', default: true, scope: 'load',
-    description: 'Hold each decode step until every generating sequence has queued its next token, so parallel requests share every batch; false = node-llama-cpp\'s default scheduling, where one of several streams often misses a step.',
-  },
-  {
     name: 'embedding', type: 'boolean', default: null, scope: 'load',
     description: 'Serve /v1/embeddings from this model (a separate embedding context). Defaults to on for embedding models (a GGUF pooling type, or metadata.task "embedding"), off otherwise.',
   },

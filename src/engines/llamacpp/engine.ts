@@ -1,6 +1,5 @@
 import { resolveChatWrapper, type ChatWrapper, type LlamaContext, type LlamaEmbeddingContext, type LlamaModel } from 'node-llama-cpp';
 import type { Engine, EngineStatus, LoadedModel, LoadSpec } from '../engine.ts';
-import { createBatchScheduler } from './batch-schedule.ts';
 import { LLAMACPP_DESCRIPTORS } from './descriptors.ts';
 import { JanChatWrapper, parsePromptTemplate } from './jan-chat-wrapper.ts';
 import { describeRuntime, getLlamaRuntime, runtimeHint, type LlamaGpuOption, type LlamaRuntimeInfo } from './llama-runtime.ts';
@@ -76,8 +75,6 @@ export class LlamaCppEngine implements Engine {
       const pooling = meta[arch]?.pooling_type;
       const embeddingModel = spec.metadata.task === 'embedding' || (typeof pooling === 'number' && pooling !== POOLING_NONE);
       const wantEmbedding = (p.embedding as boolean | undefined) ?? embeddingModel;
-      // batch_gather: hold each decode until every generating sequence has queued (docs/cpu-batching.md).
-      const scheduler = createBatchScheduler({ barrier: p.batch_gather !== false, onBatch: (b) => spec.onBatch?.(b.sequences) });
 
       let context: LlamaContext | undefined;
       let chatWrapper: ChatWrapper | undefined;
@@ -87,7 +84,6 @@ export class LlamaCppEngine implements Engine {
           contextSize: ctxLen,
           batchSize: nBatch,
           threads,
-          batching: scheduler.batching,
           createSignal: signal,
           failedCreationRemedy: false,
         });
@@ -103,13 +99,12 @@ export class LlamaCppEngine implements Engine {
       }
       signal.throwIfAborted();
       return new LoadedLlamaModel({
-        id: spec.id, llama, model, context, embeddingContext, embeddingContextSize, chatWrapper, params: p, scheduler,
+        id: spec.id, llama, model, context, embeddingContext, embeddingContextSize, chatWrapper, params: p, onBatch: spec.onBatch,
         facts: {
           engine: 'llamacpp',
           ctx_len: context?.contextSize ?? embeddingContextSize,
           n_parallel: context?.totalSequences ?? 1,
           n_batch: context?.batchSize ?? nBatch,
-          batch_gather: p.batch_gather !== false,
           threads,
           gpu_layers: model.gpuLayers,
           flash_attn: context?.flashAttention ?? false,

@@ -1,17 +1,18 @@
 import {
-  LlamaChat, LlamaCompletion, LlamaVocabularyType,
-  type ChatHistoryItem, type ChatWrapper, type Llama, type LlamaContext, type LlamaContextSequence,
-  type LlamaEmbeddingContext, type LlamaGrammar, type LLamaContextualRepeatPenalty, type LlamaModel, type Token,
+  LlamaGrammarEvaluationState, LlamaVocabularyType,
+  type ChatHistoryItem, type ChatWrapper, type Llama, type LlamaContext,
+  type LlamaEmbeddingContext, type LlamaGrammar, type LlamaModel, type LlamaText, type Token,
 } from 'node-llama-cpp';
 import { ApiError } from '../../errors.ts';
 import { resolveParams } from '../descriptors.ts';
 import type {
   Capability, ChatMessage, EmbeddingResult, GenerateOptions, GenerationResult, LoadedModel, ResponseFormat,
 } from '../engine.ts';
-import type { BatchScheduler, BatchStats } from './batch-schedule.ts';
+import { DecodeLoop, type KvSequence } from './decode-loop.ts';
 import { LLAMACPP_DESCRIPTORS } from './descriptors.ts';
+import { Generation, type RepeatPenalty } from './generation.ts';
+import { createNativeSampler, nativeContext, nativeGrammarState, type NativeSamplerConfig } from './native-context.ts';
 import { SequencePool } from './sequence-pool.ts';
-import { StopText } from './stop-text.ts';
 
 export interface LoadedLlamaModelParts {
   id: string;
@@ -25,28 +26,11 @@ export interface LoadedLlamaModelParts {
   chatWrapper?: ChatWrapper;
   /** Run parameters in effect after the load (every scope), the base of each request's. */
   params: Record<string, unknown>;
-  /** The batch barrier the context was created with (`batching: scheduler.batching`); counts every decode. */
-  scheduler: BatchScheduler;
+  /** Called once per decode with the number of sequences in the batch (the batch-size metric). */
+  onBatch?: (sequences: number) => void;
   /** Facts shown in the model state beside the live batching counters. */
   facts: Record<string, unknown>;
 }
-
-interface SamplerOptions {
-  maxTokens: number;
-  temperature: number;
-  topP: number;
-  topK: number;
-  minP: number;
-  seed?: number;
-  repeatPenalty: false | LLamaContextualRepeatPenalty;
-}
-
-type GenerationCallOptions = SamplerOptions & {
-  signal: AbortSignal;
-  stopOnAbortSignal: boolean;
-  onTextChunk: (text: string) => void;
-  onToken: (tokens: Token[]) => void;
-};
 
 /** Request parameters after precedence, as the sampler reads them. */
 interface Sampling {
@@ -63,6 +47,22 @@ interface Sampling {
   repeatLastN: number;
 }
 
+/** Counters of the decodes since the load, shown in the model state as `info.batching`. */
+interface BatchStats {
+  /** Decode calls. */
+  batches: number;
+  /** Tokens decoded, summed over batches. */
+  tokens: number;
+  /** Decode calls by number of sequences in the batch (key: sequences, value: batches). */
+  histogram: Record<number, number>;
+}
+
+/** What ends an answer besides the model's end-of-generation tokens. */
+interface StopTriggers {
+  strings: string[];
+  tokens: Set<Token>;
+}
+
 /** Prompt-cache counters since the load, shown in the model state as `info.prompt_cache`. */
 interface PromptCacheCounters {
   /** Generations run. */
@@ -74,18 +74,20 @@ interface PromptCacheCounters {
 }
 
 /**
- * A GGUF model loaded for serving: one context with `n_parallel` sequences that node-llama-cpp
- * decodes in shared batches (held together by the batch barrier), plus an embedding context
- * when the model embeds. Each request leases, from a {@link SequencePool}, the free sequence
- * whose cached tokens share the longest prefix with its prompt; the sequence keeps its KV cache
- * after the request, so the next turn of a conversation evaluates only its new tokens.
+ * A GGUF model loaded for serving: one context with `n_parallel` sequences that modeld's
+ * {@link DecodeLoop} decodes in shared batches, plus an embedding context when the model
+ * embeds. Each request leases, from a {@link SequencePool}, the free sequence whose cached
+ * tokens share the longest prefix with its prompt; the sequence keeps its KV cache after the
+ * request, so the next turn of a conversation evaluates only its new tokens.
  */
 export class LoadedLlamaModel implements LoadedModel {
   readonly capabilities: ReadonlySet<Capability>;
   readonly concurrency: number;
   readonly #p: LoadedLlamaModelParts;
-  readonly #pool: SequencePool<LlamaContextSequence> | undefined;
+  readonly #pool: SequencePool<KvSequence> | undefined;
+  readonly #loop: DecodeLoop | undefined;
   readonly #cache: PromptCacheCounters = { requests: 0, cached_tokens: 0, evaluated_tokens: 0 };
+  readonly #batches: BatchStats = { batches: 0, tokens: 0, histogram: {} };
   #disposed: Promise<void> | undefined;
   /** The JSON grammar holds no per-generation state, so one serves every json_object request. */
   #jsonGrammar: Promise<LlamaGrammar> | undefined;
@@ -96,7 +98,18 @@ export class LoadedLlamaModel implements LoadedModel {
     if (parts.context) {
       caps.add('chat');
       caps.add('completion');
-      this.#pool = new SequencePool(Array.from({ length: parts.context.totalSequences }, () => parts.context!.getSequence()));
+      const sequences = Array.from({ length: parts.context.totalSequences }, (_, id): KvSequence => ({ id, contextTokens: [] }));
+      this.#pool = new SequencePool(sequences);
+      this.#loop = new DecodeLoop(nativeContext(parts.context), {
+        batchSize: parts.context.batchSize,
+        onBatch: (sequences, tokens) => {
+          const b = this.#batches;
+          b.batches++;
+          b.tokens += tokens;
+          b.histogram[sequences] = (b.histogram[sequences] ?? 0) + 1;
+          parts.onBatch?.(sequences);
+        },
+      });
     }
     if (parts.embeddingContext) caps.add('embedding');
     this.capabilities = caps;
@@ -104,7 +117,7 @@ export class LoadedLlamaModel implements LoadedModel {
   }
 
   get info(): Record<string, unknown> {
-    return { ...this.#p.facts, batching: batchingState(this.#p.scheduler.stats()), prompt_cache: { ...this.#cache } };
+    return { ...this.#p.facts, batching: batchingState(this.#batches), prompt_cache: { ...this.#cache } };
   }
 
   async complete(prompt: string, options: GenerateOptions): Promise<GenerationResult> {
@@ -114,34 +127,16 @@ export class LoadedLlamaModel implements LoadedModel {
     const tokens: Token[] = [...(bos != null ? [bos] : []), ...model.tokenize(prompt, false, bos != null ? 'trimLeadingSpace' : undefined)];
     const maxTokens = this.#budget(tokens.length, s.maxTokens, 'prompt');
     const grammar = await this.#grammar(options.responseFormat);
-    // The BOS is ours: LlamaCompletion would prepend another to a token array.
-    const input = bos != null ? tokens.slice(1) : tokens;
-    return this.#onSequence(tokens, s, maxTokens, options, async (sequence, o) => {
-      const completion = new LlamaCompletion({ contextSequence: sequence, autoDisposeSequence: false });
-      try {
-        return await completion.generateCompletionWithMeta(input, { ...o, grammar });
-      } finally {
-        completion.dispose({ disposeSequence: false });
-      }
-    });
+    return this.#generate(tokens, s, maxTokens, options, grammar, { strings: [], tokens: new Set() });
   }
 
   async chat(messages: ChatMessage[], options: GenerateOptions): Promise<GenerationResult> {
-    const wrapper = this.#p.chatWrapper!;
     const s = this.#sampling(options.params);
-    const history = this.#history(messages);
-    // The tokens LlamaChat will evaluate (same wrapper, same history): they pick the sequence.
-    const promptTokens = wrapper.generateContextState({ chatHistory: history }).contextText.tokenize(this.#p.model.tokenizer);
+    const state = this.#p.chatWrapper!.generateContextState({ chatHistory: this.#history(messages) });
+    const promptTokens = state.contextText.tokenize(this.#p.model.tokenizer);
     const maxTokens = this.#budget(promptTokens.length, s.maxTokens, 'messages');
     const grammar = await this.#grammar(options.responseFormat);
-    return this.#onSequence(promptTokens, s, maxTokens, options, async (sequence, o) => {
-      const chat = new LlamaChat({ contextSequence: sequence, chatWrapper: wrapper, autoDisposeSequence: false });
-      try {
-        return await chat.generateResponse(history, { ...o, grammar });
-      } finally {
-        chat.dispose({ disposeSequence: false });
-      }
-    });
+    return this.#generate(promptTokens, s, maxTokens, options, grammar, stopTriggers(state.stopGenerationTriggers, this.#p.model));
   }
 
   async embed(inputs: string[], signal: AbortSignal): Promise<EmbeddingResult> {
@@ -166,6 +161,7 @@ export class LoadedLlamaModel implements LoadedModel {
   /** Waits for running generations to end (the manager aborts them first), then frees native memory. */
   dispose(): Promise<void> {
     this.#disposed ??= (async () => {
+      await this.#loop?.close();
       await this.#p.embeddingContext?.dispose();
       await this.#p.context?.dispose();
       await this.#p.model.dispose();
@@ -174,35 +170,60 @@ export class LoadedLlamaModel implements LoadedModel {
   }
 
   /**
-   * Runs one generation with the request's sampling, streaming text through the stop-sequence
-   * filter; a stop match ends it like the model's own end. The client's abort rejects.
+   * Runs one generation on the free sequence that caches the longest prefix of `prompt`,
+   * streaming text through `options.onText`. The client's abort rejects with its reason.
    */
   async #generate(
+    prompt: readonly Token[],
     s: Sampling,
     maxTokens: number,
-    promptTokens: number,
     options: GenerateOptions,
-    run: (o: GenerationCallOptions) => Promise<{ metadata: { stopReason: string } }>,
+    grammar: LlamaGrammar | undefined,
+    triggers: StopTriggers,
   ): Promise<GenerationResult> {
-    const stopAc = new AbortController();
-    const stop = new StopText(s.stop, options.onText);
-    let generated = 0;
-    const res = await run({
-      ...this.#samplerOptions(s, maxTokens),
-      signal: AbortSignal.any([options.signal, stopAc.signal]),
-      stopOnAbortSignal: true,
-      onTextChunk: (text) => {
-        if (stop.push(text)) stopAc.abort();
-      },
-      onToken: (t) => (generated += t.length),
-    });
-    options.signal.throwIfAborted();
-    stop.flush();
-    return {
-      text: stop.text,
-      finishReason: !stop.matched && res.metadata.stopReason === 'maxTokens' ? 'length' : 'stop',
-      usage: { promptTokens, completionTokens: generated },
-    };
+    const signal = options.signal;
+    signal.throwIfAborted();
+    const { llama, model } = this.#p;
+    // The manager's queue runs at most n_parallel requests, so a lease is free here.
+    const lease = await this.#pool!.acquire(prompt, signal);
+    const sampler = createNativeSampler(llama, model);
+    try {
+      const generation = new Generation({
+        model,
+        sequence: lease.sequence,
+        prompt,
+        sampler,
+        samplerConfig: samplerConfig(s, grammar ? new LlamaGrammarEvaluationState({ model, grammar }) : undefined),
+        repeatPenalty: repeatPenalty(s),
+        maxTokens,
+        stopStrings: [...s.stop, ...triggers.strings, ...(grammar ? grammar.stopGenerationTriggers.map(String) : [])],
+        stopTokens: triggers.tokens,
+        trimWhitespaceSuffix: grammar?.trimWhitespaceSuffix ?? false,
+        signal,
+        onText: options.onText,
+      });
+      const use = await this.#loop!.run(generation);
+      generation.finish();
+      this.#cache.requests++;
+      this.#cache.cached_tokens += use.cachedTokens;
+      this.#cache.evaluated_tokens += use.evaluatedTokens;
+      return {
+        text: generation.text,
+        finishReason: generation.finishReason,
+        usage: {
+          promptTokens: prompt.length,
+          completionTokens: generation.tokens.length,
+          cachedPromptTokens: use.cachedTokens,
+          evaluatedPromptTokens: use.evaluatedTokens,
+        },
+      };
+    } catch (err) {
+      if (signal.aborted) throw signal.reason;
+      throw err;
+    } finally {
+      sampler.dispose();
+      lease.release();
+    }
   }
 
   #sampling(request: Record<string, unknown>): Sampling {
@@ -227,21 +248,6 @@ export class LoadedLlamaModel implements LoadedModel {
       frequencyPenalty: p.frequency_penalty as number,
       repeatPenalty: p.repeat_penalty as number,
       repeatLastN: p.repeat_last_n as number,
-    };
-  }
-
-  #samplerOptions(s: Sampling, maxTokens: number): SamplerOptions {
-    const penalize = s.repeatPenalty !== 1 || s.presencePenalty !== 0 || s.frequencyPenalty !== 0;
-    return {
-      maxTokens,
-      temperature: s.temperature,
-      topP: s.topP,
-      topK: s.topK,
-      minP: s.minP,
-      seed: s.seed,
-      repeatPenalty: penalize && s.repeatLastN > 0
-        ? { lastTokens: s.repeatLastN, penalty: s.repeatPenalty, presencePenalty: s.presencePenalty, frequencyPenalty: s.frequencyPenalty, penalizeNewLine: true }
-        : (false as const),
     };
   }
 
@@ -280,52 +286,48 @@ export class LoadedLlamaModel implements LoadedModel {
     if (history.at(-1)?.type !== 'model') history.push({ type: 'model', response: [] });
     return history;
   }
-
-  /**
-   * Leases the sequence that caches the longest prefix of `promptTokens` and runs one generation
-   * on it, counted by the batch barrier. The sequence's history is never cleared: node-llama-cpp
-   * erases only the cached tokens that differ from the new prompt and evaluates the rest.
-   */
-  async #onSequence(
-    promptTokens: readonly Token[],
-    s: Sampling,
-    maxTokens: number,
-    options: GenerateOptions,
-    run: (sequence: LlamaContextSequence, o: GenerationCallOptions) => Promise<{ metadata: { stopReason: string } }>,
-  ): Promise<GenerationResult> {
-    const signal = options.signal;
-    signal.throwIfAborted();
-    // The manager's queue runs at most n_parallel requests, so a lease is free here.
-    const lease = await this.#pool!.acquire(promptTokens, signal);
-    try {
-      const sequence = lease.sequence;
-      const meter = sequence.tokenMeter;
-      const decodedBefore = meter.usedInputTokens + meter.usedOutputTokens;
-      const sampledBefore = meter.usedOutputTokens;
-      const result = await this.#p.scheduler.track(() => this.#generate(s, maxTokens, promptTokens.length, options, (o) => run(sequence, o)));
-      // Every sampled token counts, also the last few node-llama-cpp holds back as an incomplete
-      // UTF-8 sequence when max_tokens cuts it (they never reach onToken).
-      result.usage.completionTokens = Math.max(result.usage.completionTokens, meter.usedOutputTokens - sampledBefore);
-      // Measured, not derived from the lease: every token decoded for this request, less the
-      // generated ones the sequence now holds after the prompt.
-      const decoded = meter.usedInputTokens + meter.usedOutputTokens - decodedBefore;
-      const evaluated = decoded - (sequence.nextTokenIndex - promptTokens.length);
-      result.usage.cachedPromptTokens = lease.cachedPrefix;
-      result.usage.evaluatedPromptTokens = evaluated;
-      this.#cache.requests++;
-      this.#cache.cached_tokens += lease.cachedPrefix;
-      this.#cache.evaluated_tokens += evaluated;
-      return result;
-    } catch (err) {
-      if (signal.aborted) throw signal.reason;
-      throw err;
-    } finally {
-      lease.release();
-    }
-  }
 }
 
-/** The batch barrier's counters in the model state's `info.batching` form. */
+/** node-llama-cpp's sampler settings for a request (its `_resolveSamplerConfig`, less what modeld never sets). */
+function samplerConfig(s: Sampling, grammar: LlamaGrammarEvaluationState | undefined): NativeSamplerConfig {
+  return {
+    temperature: s.temperature,
+    minP: s.minP,
+    topK: s.topK,
+    topP: s.topP,
+    // node-llama-cpp's default for an unseeded request: the clock in seconds.
+    seed: Math.max(0, Math.floor(s.seed ?? Date.now() / 1000)),
+    ...(grammar ? { grammarEvaluationState: nativeGrammarState(grammar) } : {}),
+  };
+}
+
+/** The penalty window, or none when every penalty is neutral. */
+function repeatPenalty(s: Sampling): RepeatPenalty | undefined {
+  const penalize = s.repeatPenalty !== 1 || s.presencePenalty !== 0 || s.frequencyPenalty !== 0;
+  if (!penalize || s.repeatLastN <= 0) return undefined;
+  return { lastTokens: s.repeatLastN, penalty: s.repeatPenalty, presencePenalty: s.presencePenalty, frequencyPenalty: s.frequencyPenalty };
+}
+
+/**
+ * A chat template's stop triggers: a trigger made of one token (the template's end-of-turn
+ * special token) ends the answer when sampled; a textual one joins the stop strings.
+ * Templates list both forms (e.g. ChatML's special `<|im_end|>` and the text `<|im_end|>`).
+ */
+function stopTriggers(triggers: readonly LlamaText[], model: LlamaModel): StopTriggers {
+  const out: StopTriggers = { strings: [], tokens: new Set() };
+  for (const trigger of triggers) {
+    if (trigger.values.every((v) => typeof v === 'string')) {
+      const text = trigger.values.join('');
+      if (text) out.strings.push(text);
+      continue;
+    }
+    const tokens = trigger.tokenize(model.tokenizer);
+    if (tokens.length === 1) out.tokens.add(tokens[0]!);
+  }
+  return out;
+}
+
+/** The decode counters in the model state's `info.batching` form. */
 function batchingState(stats: BatchStats) {
   const sizes = Object.keys(stats.histogram).map(Number);
   return {
@@ -334,7 +336,6 @@ function batchingState(stats: BatchStats) {
     shared_batches: sizes.filter((n) => n > 1).reduce((sum, n) => sum + stats.histogram[n]!, 0),
     max_sequences: sizes.length > 0 ? Math.max(...sizes) : 0,
     sequences_per_batch: Object.fromEntries(sizes.sort((a, b) => a - b).map((n) => [String(n), stats.histogram[n]!])),
-    timeouts: stats.timeouts,
   };
 }
 

@@ -122,9 +122,6 @@ t.test('typed errors from the official client', async (t) => {
 });
 
 t.test('4 concurrent streams on n_parallel 4 complete, decoded in shared batches', async (t) => {
-  // Started without a request, so no sequence holds an older conversation: a request whose sequence
-  // must first erase stale KV cells waits for node-llama-cpp's context lock until the other
-  // generations end (docs/cpu-batching.md, upstream), which this test is not about.
   t.equal((await app.inject({ method: 'POST', url: '/v1/models/quad/start' })).statusCode, 200);
   const before = (await app.inject({ url: '/v1/models/quad/state' })).json().info.batching;
   const texts = await Promise.all(['hello world', 'the cat', 'once upon a time', 'a big red ball'].map(async (content) => {

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { LlamaCompletion, type BatchItem } from 'node-llama-cpp';
-import { createBatchScheduler, maximumParallelism } from '../../../src/engines/llamacpp/batch-schedule.ts';
-import { loadTinyModel } from '../../helpers/llama-fixtures.ts';
+import { createBatchScheduler, maximumParallelism } from '../../benchmarks/lib/batch-schedule.ts';
+import { loadTinyModel } from '../helpers/llama-fixtures.ts';
 
 const item = (tokens: number, evaluationPriority = 5): BatchItem => ({
   tokens: Array.from({ length: tokens }, (_, i) => i) as never,

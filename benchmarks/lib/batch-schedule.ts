@@ -1,7 +1,11 @@
 import type { BatchItem, BatchingOptions, PrioritizedBatchItem } from 'node-llama-cpp';
 
 /**
- * Batch scheduling for N concurrent sequences in one node-llama-cpp context.
+ * Batch scheduling for N concurrent sequences in one node-llama-cpp context — a diagnostic
+ * of node-llama-cpp's own dispatch, used by `benchmarks/batching.ts` and
+ * `benchmarks/decode-threads.ts`. modeld served with it until its own decode loop
+ * (src/engines/llamacpp/decode-loop.ts) replaced node-llama-cpp's scheduling; it stays
+ * here because it is how those diagnostics make node-llama-cpp's batches full.
  *
  * Why: node-llama-cpp 3.22.1 decodes one batch per turn of the `while (queue
  * not empty)` loop inside `LlamaContext.dispatchPendingBatch`, under the

@@ -1,0 +1,331 @@
+import type { NativeContext, NativeSampler } from './native-context.ts';
+
+/**
+ * Continuous batching over one llama.cpp context, the way llama-server's slot loop does it:
+ * every step puts the next token of every generating sequence (and chunks of the prompts
+ * still being read) into one batch, decodes it, samples each sequence, and goes round again.
+ *
+ * Why not node-llama-cpp's own scheduling: there each sequence runs its own promise chain
+ * (`LlamaContextSequence.evaluate` → `LlamaCompletion`/`LlamaChat`) and queues its next token
+ * only after a dozen hops, so the context's dispatch loop must either decode short batches or
+ * wait for stragglers, and every token's text handling sits between two decodes. Here the
+ * loop owns the step: a sequence's next token goes into the next batch the moment it is
+ * sampled, and the text work of a step (detokenising, stop strings, sending) runs while the
+ * next batch decodes on the libuv pool thread (docs/cpu-batching.md §5 has the figures).
+ */
+
+/** One sequence (slot) of the context and the tokens its KV cache holds, in position order. */
+export interface KvSequence {
+  readonly id: number;
+  /** Tokens whose KV state the sequence holds; the loop keeps it in step with the cache. */
+  readonly contextTokens: number[];
+}
+
+/** A generation as the loop drives it; the per-request logic lives in the job. */
+export interface DecodeJob {
+  readonly sequence: KvSequence;
+  /** Every token of the prompt; the cached prefix the sequence holds is not decoded again. */
+  readonly prompt: readonly number[];
+  readonly sampler: NativeSampler;
+  readonly signal: AbortSignal;
+  /** Called right before each sampling (e.g. to hand the sampler the repeat-penalty window). */
+  beforeSample?(): void;
+  /**
+   * A token was sampled. Return false to end the generation (end of generation, max tokens):
+   * it then decodes nothing more. Runs between sampling and the next decode: keep it cheap.
+   */
+  accept(token: number): boolean;
+  /**
+   * Text work for the tokens accepted since the last call; runs while the next batch decodes.
+   * Return false to end the generation (a stop string matched).
+   */
+  drain(): boolean;
+}
+
+/** What a finished job reports about its prompt. */
+export interface PromptUse {
+  /** Prompt tokens the sequence already held (not decoded again). */
+  cachedTokens: number;
+  /** Prompt tokens decoded for this job. */
+  evaluatedTokens: number;
+}
+
+export interface DecodeLoopOptions {
+  /** Most tokens in one decode call (the context's `n_batch`). */
+  batchSize: number;
+  /** Called once per decode with the sequences and tokens it carried. */
+  onBatch?(sequences: number, tokens: number): void;
+}
+
+interface Sampling {
+  r: Running;
+  token: Promise<number>;
+}
+
+interface Running {
+  job: DecodeJob;
+  /** Tokens still to decode: the rest of the prompt, then the last sampled token. */
+  pending: number[];
+  /** Position of `pending[0]`. */
+  position: number;
+  /** The batch index of this job's logits in the decode in flight; −1 = none. */
+  logitIndex: number;
+  /** Set once the job must decode nothing more; it finishes after its last drain. */
+  ending: boolean;
+  /** Tokens accepted since the last drain. */
+  undrained: boolean;
+  failure?: { error: unknown };
+  use: PromptUse;
+  resolve(use: PromptUse): void;
+  reject(error: unknown): void;
+}
+
+export class DecodeLoop {
+  readonly #native: NativeContext;
+  readonly #options: DecodeLoopOptions;
+  readonly #queued: Running[] = [];
+  readonly #running: Running[] = [];
+  /** The loop's promise while it runs; it ends when nothing is left to do and restarts on the next job. */
+  #loop: Promise<void> | undefined;
+  #closed = false;
+
+  constructor(native: NativeContext, options: DecodeLoopOptions) {
+    this.#native = native;
+    this.#options = options;
+  }
+
+  /** Generations admitted or waiting for the next step. */
+  get active(): number {
+    return this.#running.length + this.#queued.length;
+  }
+
+  /**
+   * Runs a job to its end. Resolves when its last text work has run; rejects with the signal's
+   * reason when it aborts, or with the native error when a decode or sampling fails.
+   */
+  run(job: DecodeJob): Promise<PromptUse> {
+    if (this.#closed) return Promise.reject(new Error('the model is being unloaded'));
+    if (job.signal.aborted) return Promise.reject(job.signal.reason);
+    return new Promise<PromptUse>((resolve, reject) => {
+      this.#queued.push({
+        job, pending: [], position: 0, logitIndex: -1, ending: false, undrained: false,
+        use: { cachedTokens: 0, evaluatedTokens: 0 }, resolve, reject,
+      });
+      // Started on the next turn of the event loop, so requests that arrive together share the first batch.
+      this.#loop ??= new Promise<void>((started) => setImmediate(started)).then(() => this.#run());
+    });
+  }
+
+  /** Rejects what has not finished and resolves once no decode is in flight. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.#loop;
+  }
+
+  async #run(): Promise<void> {
+    for (;;) {
+      this.#admit();
+      this.#dropAborted();
+      const batch = this.#buildBatch();
+      if (batch.length === 0) {
+        this.#drainAll();
+        this.#settle();
+        // Every running job has tokens to decode or is ending; one with neither would spin this loop.
+        for (const r of this.#running) this.#fail(r, new Error('decode loop: a generation has nothing to decode'), false);
+        this.#settle();
+        if (this.#queued.length > 0) continue;
+        // Cleared in the same turn as the last check, so a job queued from now on starts a new loop.
+        this.#loop = undefined;
+        return;
+      }
+      let decoded: Promise<void>;
+      try {
+        decoded = this.#native.decodeBatch();
+      } catch (error) {
+        decoded = Promise.reject(error);
+      }
+      // The previous step's text work overlaps the decode that just started.
+      this.#drainAll();
+      try {
+        await decoded;
+      } catch (error) {
+        for (const r of batch) this.#fail(r, error, true);
+        this.#settle();
+        continue;
+      }
+      await this.#accept(this.#queueSamples(batch));
+      this.#settle();
+    }
+  }
+
+  /** Moves waiting jobs in: trims each sequence's cache to the prompt prefix it shares. */
+  #admit(): void {
+    while (this.#queued.length > 0) {
+      const r = this.#queued.shift()!;
+      if (this.#closed) {
+        r.reject(new Error('the model is being unloaded'));
+        continue;
+      }
+      const { sequence, prompt } = r.job;
+      const cached = sequence.contextTokens;
+      let keep = 0;
+      // The prompt's last token is always decoded again: its logits pick the first answer token.
+      const limit = Math.min(cached.length, prompt.length - 1);
+      while (keep < limit && cached[keep] === prompt[keep]) keep++;
+      if (cached.length > keep) {
+        this.#native.removeTokenCellsFromSequence(sequence.id, keep, -1);
+        cached.length = keep;
+      }
+      r.pending = prompt.slice(keep);
+      r.position = keep;
+      r.use = { cachedTokens: keep, evaluatedTokens: prompt.length - keep };
+      this.#running.push(r);
+    }
+  }
+
+  #dropAborted(): void {
+    for (const r of this.#running) {
+      if (!r.failure && (r.job.signal.aborted || this.#closed)) {
+        r.failure = { error: r.job.signal.aborted ? r.job.signal.reason : new Error('the model is being unloaded') };
+        r.ending = true;
+        r.pending = [];
+      }
+    }
+  }
+
+  /**
+   * One batch: the next token of every generating sequence first (one each), then prompt
+   * chunks in arrival order with what room is left. Only a chunk that ends a job's pending
+   * tokens asks for logits.
+   */
+  #buildBatch(): Running[] {
+    const size = this.#options.batchSize;
+    const picked: Array<{ r: Running; count: number }> = [];
+    let room = size;
+    for (const r of this.#running) {
+      if (room > 0 && !r.ending && r.pending.length === 1) {
+        picked.push({ r, count: 1 });
+        room--;
+      }
+    }
+    for (const r of this.#running) {
+      if (room > 0 && !r.ending && r.pending.length > 1) {
+        const count = Math.min(r.pending.length, room);
+        picked.push({ r, count });
+        room -= count;
+      }
+    }
+    if (picked.length === 0) return [];
+    const total = size - room;
+    this.#native.initBatch(total);
+    const batch: Running[] = [];
+    for (const { r, count } of picked) {
+      const tokens = r.pending.length === count ? r.pending : r.pending.slice(0, count);
+      const last = count === r.pending.length;
+      try {
+        const indexes = this.#native.addToBatch(r.job.sequence.id, r.position, Uint32Array.from(tokens), last ? Uint32Array.of(count - 1) : new Uint32Array(0));
+        r.logitIndex = last ? indexes[0]! : -1;
+      } catch (error) {
+        this.#fail(r, error, false);
+        continue;
+      }
+      const held = r.job.sequence.contextTokens;
+      for (const t of tokens) held.push(t);
+      r.position += count;
+      r.pending = last ? [] : r.pending.slice(count);
+      batch.push(r);
+    }
+    this.#options.onBatch?.(batch.length, total);
+    return batch;
+  }
+
+  /** Starts sampling every job of the batch that asked for logits. */
+  #queueSamples(batch: Running[]): Sampling[] {
+    const sampling: Sampling[] = [];
+    for (const r of batch) {
+      const index = r.logitIndex;
+      r.logitIndex = -1;
+      if (index < 0 || r.ending) continue;
+      try {
+        r.job.beforeSample?.();
+        sampling.push({ r, token: this.#native.sampleToken(index, r.job.sampler) });
+      } catch (error) {
+        this.#fail(r, error, false);
+      }
+    }
+    return sampling;
+  }
+
+  async #accept(sampling: Sampling[]): Promise<void> {
+    const results = await Promise.allSettled(sampling.map((s) => s.token));
+    for (const [i, { r }] of sampling.entries()) {
+      // A job that ended while its batch decoded (a stop string, an abort) takes no token.
+      if (r.ending) continue;
+      const result = results[i]!;
+      if (result.status === 'rejected') {
+        this.#fail(r, result.reason, false);
+        continue;
+      }
+      const token = result.value;
+      if (token === -1) {
+        this.#fail(r, new Error('llama.cpp could not sample a token'), false);
+        continue;
+      }
+      // No token: the sampler has nothing left to allow (a finished grammar); the generation ends.
+      const more = token != null && r.job.accept(token);
+      r.undrained = true;
+      if (more) r.pending = [token];
+      else r.ending = true;
+    }
+  }
+
+  /** Runs the text work of every job with new tokens; a stop string ends the job. */
+  #drainAll(): void {
+    for (const r of this.#running) {
+      if (!r.undrained || r.failure) continue;
+      r.undrained = false;
+      try {
+        if (!r.job.drain()) {
+          r.ending = true;
+          r.pending = [];
+        }
+      } catch (error) {
+        this.#fail(r, error, false);
+      }
+    }
+  }
+
+  /** Finishes the jobs that end, once no decode in flight still holds their tokens. */
+  #settle(): void {
+    for (let i = 0; i < this.#running.length; i++) {
+      const r = this.#running[i]!;
+      if (!r.ending) continue;
+      if (r.undrained && !r.failure) {
+        r.undrained = false;
+        try {
+          r.job.drain();
+        } catch (error) {
+          this.#fail(r, error, false);
+        }
+      }
+      this.#running.splice(i--, 1);
+      if (r.failure) r.reject(r.failure.error);
+      else r.resolve(r.use);
+    }
+  }
+
+  /**
+   * Ends a job with an error. After a failed decode the sequence's cache is in an unknown
+   * state, so it is emptied (the next request there reads its whole prompt).
+   */
+  #fail(r: Running, error: unknown, resetCache: boolean): void {
+    r.failure ??= { error };
+    r.ending = true;
+    r.pending = [];
+    r.logitIndex = -1;
+    if (resetCache) {
+      this.#native.removeTokenCellsFromSequence(r.job.sequence.id, 0, -1);
+      r.job.sequence.contextTokens.length = 0;
+    }
+  }
+}

@@ -1,0 +1,140 @@
+import type { LlamaModel, Token } from 'node-llama-cpp';
+import type { DecodeJob, KvSequence } from './decode-loop.ts';
+import type { NativeSampler, NativeSamplerConfig } from './native-context.ts';
+import { StopText } from './stop-text.ts';
+
+/** Repeat-penalty settings in node-llama-cpp's terms. */
+export interface RepeatPenalty {
+  /** How many of the last generated tokens are penalised. */
+  lastTokens: number;
+  penalty: number;
+  presencePenalty: number;
+  frequencyPenalty: number;
+}
+
+export interface GenerationOptions {
+  model: LlamaModel;
+  sequence: KvSequence;
+  prompt: readonly Token[];
+  sampler: NativeSampler;
+  /** Sampler settings without the repeat-penalty window (filled in per token). */
+  samplerConfig: NativeSamplerConfig;
+  repeatPenalty?: RepeatPenalty;
+  maxTokens: number;
+  /** OpenAI `stop` strings plus textual stop triggers of the chat template. */
+  stopStrings: string[];
+  /** Tokens that end the answer besides the model's end-of-generation tokens (chat template triggers). */
+  stopTokens: ReadonlySet<Token>;
+  /** Whitespace at the end of the answer is dropped (node-llama-cpp's JSON grammars ask for it). */
+  trimWhitespaceSuffix: boolean;
+  signal: AbortSignal;
+  onText?: (text: string) => void;
+}
+
+/**
+ * One request's generation for the {@link DecodeLoop}: counts tokens against `max_tokens`,
+ * ends on end-of-generation tokens, and turns tokens into text the way node-llama-cpp's
+ * `LlamaCompletion` streams it (each chunk detokenised after the tokens generated before it;
+ * a token whose text is an incomplete UTF-8 sequence waits for the next), through the
+ * stop-string filter to `onText`.
+ */
+export class Generation implements DecodeJob {
+  readonly sequence: KvSequence;
+  readonly prompt: readonly Token[];
+  readonly sampler: NativeSampler;
+  readonly signal: AbortSignal;
+  /** Accepted tokens (the answer), end-of-generation tokens excluded. */
+  readonly tokens: Token[] = [];
+  /** Why it ended: a stop (end of generation, stop string, template trigger) or `max_tokens`. */
+  finishReason: 'stop' | 'length' = 'length';
+  readonly #o: GenerationOptions;
+  readonly #stop: StopText;
+  /** Tokens up to here have been turned into text. */
+  #textUpTo = 0;
+  /** Whitespace held back while `trimWhitespaceSuffix` applies. */
+  #heldWhitespace = '';
+
+  constructor(options: GenerationOptions) {
+    this.#o = options;
+    this.sequence = options.sequence;
+    this.prompt = options.prompt;
+    this.sampler = options.sampler;
+    this.signal = options.signal;
+    this.#stop = new StopText(options.stopStrings, options.onText);
+    options.sampler.applyConfig(options.samplerConfig);
+  }
+
+  /** The answer's text so far (held-back text excluded until {@link finish}). */
+  get text(): string {
+    return this.#stop.text;
+  }
+
+  beforeSample(): void {
+    const rp = this.#o.repeatPenalty;
+    if (!rp) return;
+    // node-llama-cpp's window: the last N generated tokens, prompt excluded.
+    this.sampler.applyConfig({
+      ...this.#o.samplerConfig,
+      repeatPenalty: rp.penalty,
+      repeatPenaltyMaxTokens: rp.lastTokens,
+      repeatPenaltyTokens: Uint32Array.from(this.tokens.slice(-rp.lastTokens)),
+      repeatPenaltyPresencePenalty: rp.presencePenalty,
+      repeatPenaltyFrequencyPenalty: rp.frequencyPenalty,
+    });
+  }
+
+  accept(token: Token): boolean {
+    if (this.#o.stopTokens.has(token) || this.#o.model.isEogToken(token)) {
+      this.finishReason = 'stop';
+      return false;
+    }
+    this.tokens.push(token);
+    return this.tokens.length < this.#o.maxTokens;
+  }
+
+  drain(): boolean {
+    return this.#textOf(false);
+  }
+
+  /** After the loop ended the job: the last held tokens and text become part of the answer. */
+  finish(): void {
+    if (this.#stop.matched) return;
+    this.#textOf(true);
+    if (this.#stop.matched) return;
+    if (this.#o.trimWhitespaceSuffix) return;
+    this.#stop.flush();
+  }
+
+  #textOf(final: boolean): boolean {
+    const { model } = this.#o;
+    while (this.#textUpTo < this.tokens.length && !this.#stop.matched) {
+      // Grow the chunk until its text is complete UTF-8 (a character can span tokens).
+      // node-llama-cpp looks at the last 3 tokens before a chunk (maxRecentDetokenizerTokens).
+      const before = this.tokens.slice(Math.max(0, this.#textUpTo - 3), this.#textUpTo);
+      let end = this.#textUpTo + 1;
+      let text = model.detokenize(this.tokens.slice(this.#textUpTo, end), false, before);
+      while (text.endsWith('\uFFFD') && end < this.tokens.length) {
+        end++;
+        text = model.detokenize(this.tokens.slice(this.#textUpTo, end), false, before);
+      }
+      if (text.endsWith('\uFFFD') && end - this.#textUpTo < 4) {
+        if (!final) return true;
+        // Cut by max_tokens mid-character: like node-llama-cpp, the partial character is not sent.
+        this.#textUpTo = this.tokens.length;
+        break;
+      }
+      this.#textUpTo = end;
+      if (this.#o.trimWhitespaceSuffix && text.trim() === '') {
+        this.#heldWhitespace += text;
+        continue;
+      }
+      const chunk = this.#heldWhitespace + text;
+      this.#heldWhitespace = '';
+      if (this.#stop.push(chunk)) {
+        this.finishReason = 'stop';
+        return false;
+      }
+    }
+    return !this.#stop.matched;
+  }
+}

@@ -1,0 +1,196 @@
+import t from 'tap';
+import { DecodeLoop, type DecodeJob, type KvSequence } from '../../../src/engines/llamacpp/decode-loop.ts';
+import type { NativeContext, NativeSampler } from '../../../src/engines/llamacpp/native-context.ts';
+
+// The real engine is proven end to end in engine.test.ts and the route tests; this fake native
+// context checks the loop's bookkeeping exactly: which tokens go into which batch at which
+// position, that the KV cells match each sequence's `contextTokens`, and how jobs end.
+
+/** Next token of the fake model: the last one + 1; token 0 is end-of-generation. */
+const next = (token: number) => (token + 1) % 40;
+
+class FakeNative implements NativeContext {
+  /** seq → tokens by position: what the KV cache holds. */
+  readonly cells = new Map<number, number[]>();
+  /** Every decoded batch as [sequence, position, token] rows. */
+  readonly batches: Array<Array<[number, number, number]>> = [];
+  failNextDecode = false;
+  #batch: Array<[number, number, number]> = [];
+  #capacity = 0;
+  #logits: number[] = [];
+
+  initBatch(tokens: number): void {
+    this.#batch = [];
+    this.#capacity = tokens;
+  }
+
+  addToBatch(sequenceId: number, firstPosition: number, tokens: Uint32Array, logitIndexes: Uint32Array): Uint32Array {
+    if (this.#batch.length + tokens.length > this.#capacity) throw new Error('batch overflow');
+    const out: number[] = [];
+    tokens.forEach((token, i) => {
+      this.#batch.push([sequenceId, firstPosition + i, token]);
+      if (logitIndexes.includes(i)) out.push(this.#batch.length - 1);
+    });
+    return Uint32Array.from(out);
+  }
+
+  async decodeBatch(): Promise<void> {
+    const batch = this.#batch;
+    await new Promise((r) => setImmediate(r));
+    if (this.failNextDecode) {
+      this.failNextDecode = false;
+      throw new Error('decode failed');
+    }
+    for (const [seq, pos, token] of batch) {
+      const cells = this.cells.get(seq) ?? [];
+      if (pos !== cells.length) throw new Error(`sequence ${seq}: position ${pos} but the cache holds ${cells.length}`);
+      cells.push(token);
+      this.cells.set(seq, cells);
+    }
+    this.batches.push(batch);
+    this.#logits = batch.map(([, , token]) => next(token));
+  }
+
+  async sampleToken(batchLogitIndex: number): Promise<number> {
+    await Promise.resolve();
+    return this.#logits[batchLogitIndex]!;
+  }
+
+  removeTokenCellsFromSequence(sequenceId: number, start: number): boolean {
+    const cells = this.cells.get(sequenceId) ?? [];
+    cells.length = Math.min(cells.length, start);
+    return true;
+  }
+}
+
+const sampler: NativeSampler = { applyConfig() {}, dispose() {} };
+
+interface TestJob extends DecodeJob {
+  tokens: number[];
+  drained: number[];
+}
+
+function job(sequence: KvSequence, prompt: number[], o: { max?: number; stopAt?: number; signal?: AbortSignal } = {}): TestJob {
+  const tokens: number[] = [];
+  const drained: number[] = [];
+  return {
+    sequence, prompt, sampler, signal: o.signal ?? new AbortController().signal, tokens, drained,
+    accept(token) {
+      if (token === 0) return false;
+      tokens.push(token);
+      return tokens.length < (o.max ?? 5);
+    },
+    drain() {
+      drained.push(...tokens.slice(drained.length));
+      return !(o.stopAt !== undefined && drained.includes(o.stopAt));
+    },
+  };
+}
+
+const seq = (id: number, contextTokens: number[] = []): KvSequence => ({ id, contextTokens });
+
+t.test('jobs that arrive together share every batch; each sequence decodes its own tokens in order', async (t) => {
+  const native = new FakeNative();
+  const loop = new DecodeLoop(native, { batchSize: 64 });
+  const a = job(seq(0), [1, 2, 3], { max: 4 });
+  const b = job(seq(1), [10, 11], { max: 4 });
+  const uses = await Promise.all([loop.run(a), loop.run(b)]);
+  t.same(a.tokens, [4, 5, 6, 7]);
+  t.same(b.tokens, [12, 13, 14, 15]);
+  t.same(a.drained, a.tokens, 'every accepted token was drained');
+  t.same(uses, [{ cachedTokens: 0, evaluatedTokens: 3 }, { cachedTokens: 0, evaluatedTokens: 2 }]);
+  t.same(native.batches.map((b) => b.length), [5, 2, 2, 2], 'both prompts in the first batch, then one token of each per step');
+  // The last sampled token of each answer is never decoded: nothing asks for what follows it.
+  t.same(native.cells.get(0), [1, 2, 3, 4, 5, 6]);
+  t.same(a.sequence.contextTokens, native.cells.get(0), 'contextTokens mirrors the cache');
+  t.equal(loop.active, 0);
+});
+
+t.test('a cached prefix is kept, the differing suffix erased, and the prompt\'s last token always decoded', async (t) => {
+  const native = new FakeNative();
+  native.cells.set(0, [1, 2, 3, 9, 9]);
+  const s = seq(0, [1, 2, 3, 9, 9]);
+  const loop = new DecodeLoop(native, { batchSize: 64 });
+  const use = await loop.run(job(s, [1, 2, 3, 4], { max: 1 }));
+  t.same(use, { cachedTokens: 3, evaluatedTokens: 1 });
+  t.same(native.batches[0], [[0, 3, 4]], 'only the new token, at position 3');
+  const again = await loop.run(job(s, [1, 2, 3, 4], { max: 1 }));
+  t.same(again, { cachedTokens: 3, evaluatedTokens: 1 }, 'a full match still decodes the last prompt token');
+  t.same(s.contextTokens, native.cells.get(0));
+});
+
+t.test('prompts longer than n_batch go in chunks; generating sequences keep their place in every batch', async (t) => {
+  const native = new FakeNative();
+  const loop = new DecodeLoop(native, { batchSize: 4 });
+  const a = job(seq(0), [1], { max: 6 });
+  const first = loop.run(a);
+  while (native.batches.length < 2) await new Promise((r) => setImmediate(r));
+  const b = job(seq(1), [20, 21, 22, 23, 24, 25, 26, 27, 28]);
+  await Promise.all([first, loop.run(b)]);
+  for (const batch of native.batches) t.ok(batch.length <= 4, 'never more than n_batch tokens');
+  const withB = native.batches.filter((batch) => batch.some(([s]) => s === 1));
+  t.ok(withB.slice(0, 3).every((batch) => batch.some(([s]) => s === 0)), 'a decodes a token in each batch that carries b\'s prompt');
+  t.same(b.tokens, [29, 30, 31, 32, 33], 'b sampled only after its whole prompt');
+  t.same(native.cells.get(1)!.slice(0, 9), b.prompt);
+});
+
+t.test('a stop found while the next batch decodes ends the job: its token in flight is decoded, nothing more sampled', async (t) => {
+  const native = new FakeNative();
+  const loop = new DecodeLoop(native, { batchSize: 64 });
+  const a = job(seq(0), [1], { max: 10, stopAt: 3 });
+  await loop.run(a);
+  t.same(a.tokens, [2, 3], 'the token sampled after the stop is not taken');
+  t.same(native.cells.get(0), [1, 2, 3], 'the stop token went into the batch that was already decoding');
+  t.same(a.sequence.contextTokens, native.cells.get(0));
+});
+
+t.test('an end-of-generation token ends the job and is not decoded', async (t) => {
+  const native = new FakeNative();
+  const loop = new DecodeLoop(native, { batchSize: 64 });
+  const a = job(seq(0), [37], { max: 10 });
+  await loop.run(a);
+  t.same(a.tokens, [38, 39]);
+  t.same(native.cells.get(0), [37, 38, 39]);
+});
+
+t.test('an abort rejects with its reason at the next step; the other job runs on', async (t) => {
+  const native = new FakeNative();
+  const loop = new DecodeLoop(native, { batchSize: 64 });
+  const ac = new AbortController();
+  const a = job(seq(0), [1], { max: 30, signal: ac.signal });
+  const b = job(seq(1), [1], { max: 6 });
+  const ra = loop.run(a);
+  const rb = loop.run(b);
+  while (a.tokens.length < 2) await new Promise((r) => setImmediate(r));
+  ac.abort(new Error('client gone'));
+  await t.rejects(ra, { message: 'client gone' });
+  await rb;
+  t.ok(a.tokens.length <= 4, `a stopped within a token of the abort (${a.tokens.length})`);
+  t.equal(b.tokens.length, 6);
+  t.same(a.sequence.contextTokens, native.cells.get(0), 'the aborted sequence\'s cache stays consistent for the next request');
+  await t.rejects(loop.run(job(seq(2), [1], { signal: AbortSignal.abort(new Error('already')) })), { message: 'already' });
+});
+
+t.test('a failed decode rejects the jobs in it and empties their caches', async (t) => {
+  const native = new FakeNative();
+  const loop = new DecodeLoop(native, { batchSize: 64 });
+  native.failNextDecode = true;
+  const s = seq(0);
+  await t.rejects(loop.run(job(s, [1, 2, 3])), { message: 'decode failed' });
+  t.same(s.contextTokens, []);
+  t.same(native.cells.get(0) ?? [], []);
+  const a = job(s, [1, 2, 3], { max: 2 });
+  t.same(await loop.run(a), { cachedTokens: 0, evaluatedTokens: 3 }, 'the next request reads its whole prompt');
+  t.same(a.tokens, [4, 5]);
+});
+
+t.test('close rejects what is queued and running, then resolves', async (t) => {
+  const native = new FakeNative();
+  const loop = new DecodeLoop(native, { batchSize: 64 });
+  const a = loop.run(job(seq(0), [1], { max: 1000 }));
+  while (native.batches.length < 3) await new Promise((r) => setImmediate(r));
+  const closed = loop.close();
+  await t.rejects(a, { message: /unloaded/ });
+  await closed;
+  await t.rejects(loop.run(job(seq(1), [1])), { message: /unloaded/ });
+});
