@@ -55,6 +55,14 @@ export interface DecodeLoopOptions {
   batchSize: number;
   /** Called once per decode with the sequences and tokens it carried. */
   onBatch?(sequences: number, tokens: number): void;
+  /**
+   * Queue each step's samplings right behind its decode instead of after the decode returns.
+   * Correct only when libuv's pool has exactly one thread (UV_THREADPOOL_SIZE=1, which
+   * `bin/modeld.cjs` sets): the pool then runs its work in order, so each sampling reads the
+   * logits of the decode before it. It saves the pool thread and the event loop a round trip
+   * of wake-ups per step (docs/cpu-batching.md §5).
+   */
+  pipelineSampling?: boolean;
 }
 
 interface Sampling {
@@ -144,16 +152,18 @@ export class DecodeLoop {
       } catch (error) {
         decoded = Promise.reject(error);
       }
+      let sampled = this.#options.pipelineSampling ? this.#queueSamples(batch) : undefined;
       // The previous step's text work overlaps the decode that just started.
       this.#drainAll();
       try {
         await decoded;
       } catch (error) {
+        if (sampled) await Promise.allSettled(sampled.map((x) => x.token));
         for (const r of batch) this.#fail(r, error, true);
         this.#settle();
         continue;
       }
-      await this.#accept(this.#queueSamples(batch));
+      await this.#accept(sampled ?? this.#queueSamples(batch));
       this.#settle();
     }
   }

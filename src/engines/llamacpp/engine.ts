@@ -2,7 +2,7 @@ import { resolveChatWrapper, type ChatWrapper, type LlamaContext, type LlamaEmbe
 import type { Engine, EngineStatus, LoadedModel, LoadSpec } from '../engine.ts';
 import { LLAMACPP_DESCRIPTORS } from './descriptors.ts';
 import { JanChatWrapper, parsePromptTemplate } from './jan-chat-wrapper.ts';
-import { describeRuntime, getLlamaRuntime, runtimeHint, type LlamaGpuOption, type LlamaRuntimeInfo } from './llama-runtime.ts';
+import { describeRuntime, getLlamaRuntime, runtimeHint, singleThreadPool, type LlamaGpuOption, type LlamaRuntimeInfo } from './llama-runtime.ts';
 import { beginningToken, LoadedLlamaModel } from './loaded-llama-model.ts';
 
 export interface LlamaCppEngineOptions {
@@ -98,14 +98,16 @@ export class LlamaCppEngine implements Engine {
         made.push(embeddingContext);
       }
       signal.throwIfAborted();
+      const pipelineSampling = context !== undefined && singleThreadPool();
       return new LoadedLlamaModel({
-        id: spec.id, llama, model, context, embeddingContext, embeddingContextSize, chatWrapper, params: p, onBatch: spec.onBatch,
+        id: spec.id, llama, model, context, embeddingContext, embeddingContextSize, chatWrapper, params: p, onBatch: spec.onBatch, pipelineSampling,
         facts: {
           engine: 'llamacpp',
           ctx_len: context?.contextSize ?? embeddingContextSize,
           n_parallel: context?.totalSequences ?? 1,
           n_batch: context?.batchSize ?? nBatch,
           threads,
+          pipelined_sampling: pipelineSampling,
           gpu_layers: model.gpuLayers,
           flash_attn: context?.flashAttention ?? false,
           embedding: Boolean(embeddingContext),

@@ -109,7 +109,9 @@ export class Generation implements DecodeJob {
     const { model } = this.#o;
     while (this.#textUpTo < this.tokens.length && !this.#stop.matched) {
       // Grow the chunk until its text is complete UTF-8 (a character can span tokens).
-      // node-llama-cpp looks at the last 3 tokens before a chunk (maxRecentDetokenizerTokens).
+      // The generated tokens before the chunk, never the prompt's, as node-llama-cpp's streamed
+      // text does (so the answer's first token loses a SentencePiece leading space); at most
+      // 3 of them matter (its maxRecentDetokenizerTokens).
       const before = this.tokens.slice(Math.max(0, this.#textUpTo - 3), this.#textUpTo);
       let end = this.#textUpTo + 1;
       let text = model.detokenize(this.tokens.slice(this.#textUpTo, end), false, before);

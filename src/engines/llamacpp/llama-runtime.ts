@@ -167,6 +167,15 @@ export function describeRuntime(info: LlamaRuntimeInfo): string {
  * A one-line suggestion when a faster build is within reach, else undefined.
  * Only CPU decoding benefits: with a GPU the thread pool is not the bottleneck.
  */
+/**
+ * Whether libuv's pool has exactly one thread: UV_THREADPOOL_SIZE=1 in the environment the
+ * process started with (libuv reads it once, when the pool starts; `bin/modeld.cjs` sets it
+ * only before that). The decode loop then pipelines sampling behind each decode.
+ */
+export function singleThreadPool(uvThreadpoolSize = process.env.UV_THREADPOOL_SIZE): boolean {
+  return uvThreadpoolSize === '1';
+}
+
 export function runtimeHint(info: LlamaRuntimeInfo, uvThreadpoolSize = process.env.UV_THREADPOOL_SIZE): string | undefined {
   if (info.gpu !== false) return undefined;
   if (info.openmp) {

@@ -28,6 +28,8 @@ export interface LoadedLlamaModelParts {
   params: Record<string, unknown>;
   /** Called once per decode with the number of sequences in the batch (the batch-size metric). */
   onBatch?: (sequences: number) => void;
+  /** Sample behind each decode on the pool thread (only with a one-thread libuv pool; see DecodeLoop). */
+  pipelineSampling?: boolean;
   /** Facts shown in the model state beside the live batching counters. */
   facts: Record<string, unknown>;
 }
@@ -102,6 +104,7 @@ export class LoadedLlamaModel implements LoadedModel {
       this.#pool = new SequencePool(sequences);
       this.#loop = new DecodeLoop(nativeContext(parts.context), {
         batchSize: parts.context.batchSize,
+        pipelineSampling: parts.pipelineSampling,
         onBatch: (sequences, tokens) => {
           const b = this.#batches;
           b.batches++;
