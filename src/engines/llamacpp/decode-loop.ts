@@ -205,26 +205,36 @@ export class DecodeLoop {
 
   /**
    * One batch: the next token of every generating sequence first (one each), then prompt
-   * chunks in arrival order with what room is left. Only a chunk that ends a job's pending
-   * tokens asks for logits.
+   * chunks sharing the room left equally (the rest to the longer prompts). Only a chunk that
+   * ends a job's pending tokens asks for logits. Rows go in by sequence id: with one KV stream
+   * per sequence (node-llama-cpp's non-unified cache) llama.cpp splits a batch into
+   * micro-batches of consecutive sequence ids taking the same number of tokens from each
+   * (`split_equal`), so ids out of order or unequal prompt chunks cost extra passes over the
+   * weights.
    */
   #buildBatch(): Running[] {
     const size = this.#options.batchSize;
-    const picked: Array<{ r: Running; count: number }> = [];
+    const counts = new Map<Running, number>();
     let room = size;
     for (const r of this.#running) {
       if (room > 0 && !r.ending && r.pending.length === 1) {
-        picked.push({ r, count: 1 });
+        counts.set(r, 1);
         room--;
       }
     }
-    for (const r of this.#running) {
-      if (room > 0 && !r.ending && r.pending.length > 1) {
-        const count = Math.min(r.pending.length, room);
-        picked.push({ r, count });
-        room -= count;
+    const prompts = this.#running.filter((r) => !r.ending && r.pending.length > 1);
+    while (room > 0) {
+      const open = prompts.filter((r) => (counts.get(r) ?? 0) < r.pending.length);
+      if (open.length === 0) break;
+      const share = Math.max(1, Math.floor(room / open.length));
+      for (const r of open) {
+        const add = Math.min(r.pending.length - (counts.get(r) ?? 0), share, room);
+        counts.set(r, (counts.get(r) ?? 0) + add);
+        room -= add;
+        if (room === 0) break;
       }
     }
+    const picked = [...counts].map(([r, count]) => ({ r, count })).sort((a, b) => a.r.job.sequence.id - b.r.job.sequence.id);
     if (picked.length === 0) return [];
     const total = size - room;
     this.#native.initBatch(total);

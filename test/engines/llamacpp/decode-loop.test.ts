@@ -134,6 +134,16 @@ t.test('prompts longer than n_batch go in chunks; generating sequences keep thei
   t.same(native.cells.get(1)!.slice(0, 9), b.prompt);
 });
 
+t.test('rows go in by sequence id and prompts share the room equally (llama.cpp splits batches by consecutive ids, equal tokens each)', async (t) => {
+  const native = new FakeNative();
+  const loop = new DecodeLoop(native, { batchSize: 8 });
+  const late = job(seq(2), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10], { max: 1 });
+  const early = job(seq(0), [11, 12, 13, 14, 15, 16], { max: 1 });
+  await Promise.all([loop.run(late), loop.run(early)]);
+  t.same(native.batches[0]!.map(([s]) => s), [0, 0, 0, 0, 2, 2, 2, 2], 'sequence 0 first, 4 tokens each');
+  t.same(native.batches[1]!.map(([s]) => s), [0, 0, 2, 2, 2, 2, 2, 2], 'the shorter prompt ends; the longer takes the rest of the room');
+});
+
 t.test('a stop found while the next batch decodes ends the job: its token in flight is decoded, nothing more sampled', async (t) => {
   const native = new FakeNative();
   const loop = new DecodeLoop(native, { batchSize: 64 });
