@@ -27,6 +27,11 @@ export interface GenerationOptions {
   stopTokens: ReadonlySet<Token>;
   /** Whitespace at the end of the answer is dropped (node-llama-cpp's JSON grammars ask for it). */
   trimWhitespaceSuffix: boolean;
+  /**
+   * Texts dropped from the very start of the answer, the longest that matches (a chat
+   * template's `ignoreStartText`: node-llama-cpp's Jinja wrapper lists leading whitespace).
+   */
+  ignoreStart?: readonly string[];
   signal: AbortSignal;
   onText?: (text: string) => void;
 }
@@ -53,6 +58,8 @@ export class Generation implements DecodeJob {
   #textUpTo = 0;
   /** Whitespace held back while `trimWhitespaceSuffix` applies. */
   #heldWhitespace = '';
+  /** The answer's first text while it may still be one of `ignoreStart`; undefined once decided. */
+  #start: string | undefined;
 
   constructor(options: GenerationOptions) {
     this.#o = options;
@@ -61,6 +68,7 @@ export class Generation implements DecodeJob {
     this.sampler = options.sampler;
     this.signal = options.signal;
     this.#stop = new StopText(options.stopStrings, options.onText);
+    if (options.ignoreStart?.some((t) => t.length > 0)) this.#start = '';
     options.sampler.applyConfig(options.samplerConfig);
   }
 
@@ -105,6 +113,22 @@ export class Generation implements DecodeJob {
     this.#stop.flush();
   }
 
+  /**
+   * Collects the answer's start while it could still grow into one of `ignoreStart`, then
+   * returns it less the longest of them it begins with ('' while undecided).
+   */
+  #dropIgnoredStart(chunk: string, last: boolean): string {
+    const start = this.#start! + chunk;
+    const ignore = this.#o.ignoreStart!;
+    if (!last && ignore.some((t) => t.length > start.length && t.startsWith(start))) {
+      this.#start = start;
+      return '';
+    }
+    this.#start = undefined;
+    const cut = Math.max(0, ...ignore.filter((t) => start.startsWith(t)).map((t) => t.length));
+    return start.slice(cut);
+  }
+
   #textOf(final: boolean): boolean {
     const { model } = this.#o;
     while (this.#textUpTo < this.tokens.length && !this.#stop.matched) {
@@ -130,8 +154,12 @@ export class Generation implements DecodeJob {
         this.#heldWhitespace += text;
         continue;
       }
-      const chunk = this.#heldWhitespace + text;
+      let chunk = this.#heldWhitespace + text;
       this.#heldWhitespace = '';
+      if (this.#start !== undefined) {
+        chunk = this.#dropIgnoredStart(chunk, final && this.#textUpTo === this.tokens.length);
+        if (chunk === '') continue;
+      }
       if (this.#stop.push(chunk)) {
         this.finishReason = 'stop';
         return false;

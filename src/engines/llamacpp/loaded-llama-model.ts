@@ -1,5 +1,5 @@
 import {
-  LlamaGrammarEvaluationState, LlamaVocabularyType,
+  LlamaGrammarEvaluationState, LlamaVocabularyType, SpecialTokensText,
   type ChatHistoryItem, type ChatWrapper, type Llama, type LlamaContext,
   type LlamaEmbeddingContext, type LlamaGrammar, type LlamaModel, type LlamaText, type Token,
 } from 'node-llama-cpp';
@@ -59,10 +59,11 @@ interface BatchStats {
   histogram: Record<number, number>;
 }
 
-/** What ends an answer besides the model's end-of-generation tokens. */
+/** What ends an answer besides the model's end-of-generation tokens, and what its start drops. */
 interface StopTriggers {
   strings: string[];
   tokens: Set<Token>;
+  ignoreStart?: string[];
 }
 
 /** Prompt-cache counters since the load, shown in the model state as `info.prompt_cache`. */
@@ -139,7 +140,9 @@ export class LoadedLlamaModel implements LoadedModel {
     const promptTokens = state.contextText.tokenize(this.#p.model.tokenizer);
     const maxTokens = this.#budget(promptTokens.length, s.maxTokens, 'messages');
     const grammar = await this.#grammar(options.responseFormat);
-    return this.#generate(promptTokens, s, maxTokens, options, grammar, stopTriggers(state.stopGenerationTriggers, this.#p.model));
+    const triggers = stopTriggers(state.stopGenerationTriggers, this.#p.model);
+    triggers.ignoreStart = (state.ignoreStartText ?? []).map(plainText);
+    return this.#generate(promptTokens, s, maxTokens, options, grammar, triggers);
   }
 
   async embed(inputs: string[], signal: AbortSignal): Promise<EmbeddingResult> {
@@ -202,6 +205,7 @@ export class LoadedLlamaModel implements LoadedModel {
         stopStrings: [...s.stop, ...triggers.strings, ...(grammar ? grammar.stopGenerationTriggers.map(String) : [])],
         stopTokens: triggers.tokens,
         trimWhitespaceSuffix: grammar?.trimWhitespaceSuffix ?? false,
+        ignoreStart: triggers.ignoreStart,
         signal,
         onText: options.onText,
       });
@@ -312,22 +316,31 @@ function repeatPenalty(s: Sampling): RepeatPenalty | undefined {
 }
 
 /**
- * A chat template's stop triggers: a trigger made of one token (the template's end-of-turn
- * special token) ends the answer when sampled; a textual one joins the stop strings.
- * Templates list both forms (e.g. ChatML's special `<|im_end|>` and the text `<|im_end|>`).
+ * A chat template's stop triggers: one whose first token is a special token (the template's
+ * end-of-turn marker, maybe followed by formatting) ends the answer when that token is
+ * sampled; the others join the stop strings as text. Templates list both forms (ChatML: the
+ * special `<|im_end|>` and the text `<|im_end|>`), so a model that writes the marker as plain
+ * text stops too.
  */
 function stopTriggers(triggers: readonly LlamaText[], model: LlamaModel): StopTriggers {
   const out: StopTriggers = { strings: [], tokens: new Set() };
   for (const trigger of triggers) {
-    if (trigger.values.every((v) => typeof v === 'string')) {
-      const text = trigger.values.join('');
-      if (text) out.strings.push(text);
-      continue;
+    const text = plainText(trigger);
+    if (trigger.values.some((v) => typeof v !== 'string')) {
+      const tokens = trigger.tokenize(model.tokenizer);
+      if (tokens.length === 1 || (tokens.length > 1 && model.isSpecialToken(tokens[0]))) {
+        out.tokens.add(tokens[0]!);
+        continue;
+      }
     }
-    const tokens = trigger.tokenize(model.tokenizer);
-    if (tokens.length === 1) out.tokens.add(tokens[0]!);
+    if (text) out.strings.push(text);
   }
   return out;
+}
+
+/** The text of a LlamaText, special-token texts written out, named special tokens left out. */
+function plainText(text: LlamaText): string {
+  return text.values.map((v) => (typeof v === 'string' ? v : v instanceof SpecialTokensText ? v.value : '')).join('');
 }
 
 /** The decode counters in the model state's `info.batching` form. */
