@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readFile, readdir, rm } from 'node:fs/promises';
+import { readFile, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import t from 'tap';
 import { ensureFreeSpace } from '../../src/downloads/disk-space.ts';
@@ -51,6 +51,15 @@ t.test('a connection dropped mid-body twice resumes with Range and ends byte-ide
   t.ok(server.requests.filter((r) => r.range).every((r) => r.ifRange?.startsWith('"')), 'If-Range carries the ETag');
 });
 
+/** Waits until the part file holds every byte the server sent before holding (a fixed sleep was flaky on a busy machine). */
+async function partHolds(dest: string, bytes: number): Promise<void> {
+  for (let i = 0; i < 500; i++) {
+    if (((await stat(partPathOf(dest)).catch(() => undefined))?.size ?? 0) >= bytes) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`${partPathOf(dest)} never reached ${bytes} bytes`);
+}
+
 t.test('a file server restart mid-download is retried with back-off and resumes', async (t) => {
   const body = randomBytes(SIZE);
   const { server, dir } = await setup(t, { '/m.gguf': { body, holdAt: 100_000 } });
@@ -74,7 +83,7 @@ t.test('after an abort (a restart of modeld) the part is re-hashed and resumed f
   const ac = new AbortController();
   const first = downloadFile({ url: server.url('/m.gguf'), dest, sha256: sha256(body), signal: ac.signal });
   await server.held('/m.gguf');
-  await new Promise((r) => setTimeout(r, 50));
+  await partHolds(dest, 120_000);
   ac.abort();
   await t.rejects(first);
   server.release('/m.gguf');
@@ -108,7 +117,7 @@ t.test('a changed remote file (ETag differs) restarts from zero instead of mixin
   const ac = new AbortController();
   const first = downloadFile({ url: server.url('/m.gguf'), dest, signal: ac.signal });
   await server.held('/m.gguf');
-  await new Promise((r) => setTimeout(r, 50));
+  await partHolds(dest, 60_000);
   ac.abort();
   await t.rejects(first);
   server.release('/m.gguf');
