@@ -2,12 +2,11 @@
  * Prompt-prefix reuse across requests, the way llama-server's `cache_prompt`
  * plus slot selection does it.
  *
- * node-llama-cpp already keeps a sequence's KV cache between generations:
- * `LlamaCompletion.generateCompletion` and `LlamaChat.generateResponse` call
- * `sequence.adaptStateToTokens(prompt, false)`, which erases only the cached
- * tokens from the first one that differs from the new prompt, then evaluate
- * only the rest. What it cannot do is pick the sequence: a request that lands
- * on another conversation's sequence re-evaluates its whole history. This pool
+ * A sequence keeps its KV cache between generations, and the decode loop
+ * (decode-loop.ts) erases only the cached tokens from the first one that
+ * differs from the new prompt, then evaluates only the rest. What that cannot
+ * do is pick the sequence: a request that lands on another conversation's
+ * sequence re-evaluates its whole history. This pool
  * hands each request the free sequence whose cached tokens share the longest
  * prefix with its prompt (ties: the one released longest ago, so hot
  * conversations keep their cache), and queues requests while every sequence
