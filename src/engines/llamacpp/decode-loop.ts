@@ -1,4 +1,5 @@
 import type { NativeContext, NativeSampler } from './native-context.ts';
+import { commonPrefixLength } from './sequence-pool.ts';
 
 /**
  * Continuous batching over one llama.cpp context, the way llama-server's slot loop does it:
@@ -178,10 +179,8 @@ export class DecodeLoop {
       }
       const { sequence, prompt } = r.job;
       const cached = sequence.contextTokens;
-      let keep = 0;
       // The prompt's last token is always decoded again: its logits pick the first answer token.
-      const limit = Math.min(cached.length, prompt.length - 1);
-      while (keep < limit && cached[keep] === prompt[keep]) keep++;
+      const keep = Math.min(commonPrefixLength(cached, prompt), prompt.length - 1);
       if (cached.length > keep) {
         this.#native.removeTokenCellsFromSequence(sequence.id, keep, -1);
         cached.length = keep;
@@ -299,19 +298,22 @@ export class DecodeLoop {
     }
   }
 
-  /** Runs the text work of every job with new tokens; a stop string ends the job. */
+  /** Runs the text work of every job with new tokens. */
   #drainAll(): void {
-    for (const r of this.#running) {
-      if (!r.undrained || r.failure) continue;
-      r.undrained = false;
-      try {
-        if (!r.job.drain()) {
-          r.ending = true;
-          r.pending = [];
-        }
-      } catch (error) {
-        this.#fail(r, error, false);
+    for (const r of this.#running) this.#drain(r);
+  }
+
+  /** Runs a job's text work if it has new tokens; a stop string ends the job. */
+  #drain(r: Running): void {
+    if (!r.undrained || r.failure) return;
+    r.undrained = false;
+    try {
+      if (!r.job.drain()) {
+        r.ending = true;
+        r.pending = [];
       }
+    } catch (error) {
+      this.#fail(r, error, false);
     }
   }
 
@@ -320,14 +322,7 @@ export class DecodeLoop {
     for (let i = 0; i < this.#running.length; i++) {
       const r = this.#running[i]!;
       if (!r.ending) continue;
-      if (r.undrained && !r.failure) {
-        r.undrained = false;
-        try {
-          r.job.drain();
-        } catch (error) {
-          this.#fail(r, error, false);
-        }
-      }
+      this.#drain(r);
       this.#running.splice(i--, 1);
       if (r.failure) r.reject(r.failure.error);
       else r.resolve(r.use);

@@ -108,6 +108,8 @@ export class Generation implements DecodeJob {
   finish(): void {
     if (this.#stop.matched) return;
     this.#textOf(true);
+    // An answer whose whole text could still have grown into an ignored start: decide it now.
+    if (this.#start && this.#stop.push(this.#dropIgnoredStart('', true))) this.finishReason = 'stop';
     if (this.#stop.matched) return;
     if (this.#o.trimWhitespaceSuffix) return;
     this.#stop.flush();

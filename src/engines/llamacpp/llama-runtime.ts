@@ -164,10 +164,6 @@ export function describeRuntime(info: LlamaRuntimeInfo): string {
 }
 
 /**
- * A one-line suggestion when a faster build is within reach, else undefined.
- * Only CPU decoding benefits: with a GPU the thread pool is not the bottleneck.
- */
-/**
  * Whether libuv's pool has exactly one thread: UV_THREADPOOL_SIZE=1 in the environment the
  * process started with (libuv reads it once, when the pool starts; `bin/modeld.cjs` sets it
  * only before that). The decode loop then pipelines sampling behind each decode.
@@ -176,11 +172,15 @@ export function singleThreadPool(uvThreadpoolSize = process.env.UV_THREADPOOL_SI
   return uvThreadpoolSize === '1';
 }
 
+/**
+ * A one-line suggestion when a faster build is within reach, else undefined.
+ * Only CPU decoding benefits: with a GPU the thread pool is not the bottleneck.
+ */
 export function runtimeHint(info: LlamaRuntimeInfo, uvThreadpoolSize = process.env.UV_THREADPOOL_SIZE): string | undefined {
   if (info.gpu !== false) return undefined;
   if (info.openmp) {
     // Decodes run on whichever libuv pool thread is free; each thread has its own OpenMP team (bin/modeld.cjs).
-    return uvThreadpoolSize === '1'
+    return singleThreadPool(uvThreadpoolSize)
       ? undefined
       : `UV_THREADPOOL_SIZE is ${uvThreadpoolSize ?? 'unset (4)'}: decodes hop between OpenMP teams and run up to ~1.5× slower; set UV_THREADPOOL_SIZE=1 in the environment (\`node bin/modeld.cjs\` does, unless an --import preload started the pool first)`;
   }

@@ -70,4 +70,5 @@ t.test('a template\'s ignoreStartText drops the longest match at the very start 
   t.equal(generation([2, 1, 3], { ignoreStart }).g.text, 'Hi  there', 'later whitespace is kept');
   t.equal(generation([1], { ignoreStart }).g.text, '', 'an answer that is only ignored text is empty');
   t.equal(generation([1, 2], {}).g.text, ' Hi', 'without the list nothing is dropped');
+  t.equal(generation([1], { ignoreStart: ['  '] }).g.text, ' ', 'an answer that ends while it could still grow into ignored text keeps what does not match');
 });
