@@ -12,6 +12,12 @@ export interface ServedFile {
   throttle?: number;
   /** Offsets where the connection is destroyed mid-body; each fires once. */
   dropAt?: number[];
+  /**
+   * Awaited before a drop, once the bytes up to it are written to the socket; default a 20 ms
+   * pause. A test that asserts where the client resumes waits here for the client to hold them,
+   * since on a busy machine 20 ms may pass before the client reads a byte.
+   */
+  beforeDrop?: (at: number) => Promise<void>;
   /** Serves the content with one byte flipped in the middle (same length, wrong hash). */
   wrong?: boolean;
   /** Ignores Range requests and always answers 200 with the whole file. */
@@ -156,7 +162,7 @@ export async function startFileServer(opts: { files?: Record<string, ServedFile>
       if (drop !== undefined && pos === drop) {
         f.dropAt = f.dropAt!.filter((d) => d !== drop);
         // Let the bytes reach the client before the connection dies mid-body.
-        await sleep(20);
+        await (f.beforeDrop ? f.beforeDrop(drop).catch(() => undefined) : sleep(20));
         res.socket?.destroy();
         return;
       }
