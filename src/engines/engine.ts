@@ -100,6 +100,8 @@ export interface GenerateOptions {
   signal: AbortSignal;
   /** Receives each piece of new text as it is decoded, in order (streaming). */
   onText?: (text: string) => void;
+  /** Receives each piece of a reasoning model's thought (chat only), kept out of `onText`. */
+  onReasoning?: (text: string) => void;
 }
 
 export interface TokenUsage {
@@ -115,6 +117,8 @@ export interface TokenUsage {
 
 export interface GenerationResult {
   text: string;
+  /** A reasoning model's thought, split from `text` by the chat template's thought segment (chat only). */
+  reasoning?: string;
   /** `stop`: the model ended or a stop sequence matched; `length`: max_tokens or the context ran out. */
   finishReason: 'stop' | 'length';
   usage: TokenUsage;

@@ -2,6 +2,7 @@ import type { LlamaModel, Token } from 'node-llama-cpp';
 import type { DecodeJob, KvSequence } from './decode-loop.ts';
 import type { NativeSampler, NativeSamplerConfig } from './native-context.ts';
 import { StopText } from './stop-text.ts';
+import { ThoughtSplit, type ThoughtSegment } from './thought-split.ts';
 
 /** Repeat-penalty settings in node-llama-cpp's terms. */
 export interface RepeatPenalty {
@@ -32,8 +33,11 @@ export interface GenerationOptions {
    * template's `ignoreStartText`: node-llama-cpp's Jinja wrapper lists leading whitespace).
    */
   ignoreStart?: readonly string[];
+  /** The chat template's thought segment: its text goes to `onReasoning`, the rest to `onText`. */
+  thought?: ThoughtSegment;
   signal: AbortSignal;
   onText?: (text: string) => void;
+  onReasoning?: (text: string) => void;
 }
 
 /**
@@ -54,6 +58,7 @@ export class Generation implements DecodeJob {
   finishReason: 'stop' | 'length' = 'length';
   readonly #o: GenerationOptions;
   readonly #stop: StopText;
+  readonly #thought: ThoughtSplit | undefined;
   /** Tokens up to here have been turned into text. */
   #textUpTo = 0;
   /** Whitespace held back while `trimWhitespaceSuffix` applies. */
@@ -67,14 +72,23 @@ export class Generation implements DecodeJob {
     this.prompt = options.prompt;
     this.sampler = options.sampler;
     this.signal = options.signal;
-    this.#stop = new StopText(options.stopStrings, options.onText);
+    // Stop strings see the whole answer, thought included (as llama-server's do); the split comes after.
+    this.#thought = options.thought
+      ? new ThoughtSplit(options.thought, (kind, text) => (kind === 'content' ? options.onText : options.onReasoning)?.(text))
+      : undefined;
+    this.#stop = new StopText(options.stopStrings, this.#thought ? (text) => this.#thought!.push(text) : options.onText);
     if (options.ignoreStart?.some((t) => t.length > 0)) this.#start = '';
     options.sampler.applyConfig(options.samplerConfig);
   }
 
-  /** The answer's text so far (held-back text excluded until {@link finish}). */
+  /** The answer's text so far, its thought excluded (held-back text excluded until {@link finish}). */
   get text(): string {
-    return this.#stop.text;
+    return this.#thought ? this.#thought.content : this.#stop.text;
+  }
+
+  /** The answer's thought, when the template has thought segments ('' otherwise). */
+  get reasoning(): string {
+    return this.#thought?.reasoning ?? '';
   }
 
   beforeSample(): void {
@@ -106,6 +120,11 @@ export class Generation implements DecodeJob {
 
   /** After the loop ended the job: the last held tokens and text become part of the answer. */
   finish(): void {
+    this.#finishText();
+    this.#thought?.flush();
+  }
+
+  #finishText(): void {
     if (this.#stop.matched) return;
     this.#textOf(true);
     // An answer whose whole text could still have grown into an ignored start: decide it now.

@@ -1,7 +1,7 @@
 import {
-  LlamaGrammarEvaluationState, LlamaVocabularyType, SpecialTokensText,
-  type ChatHistoryItem, type ChatWrapper, type Llama, type LlamaContext,
-  type LlamaEmbeddingContext, type LlamaGrammar, type LlamaModel, type LlamaText, type Token,
+  LlamaGrammarEvaluationState, LlamaText, LlamaVocabularyType, SpecialTokensText, isLlamaText,
+  type ChatHistoryItem, type ChatModelResponse, type ChatWrapper, type Llama, type LlamaContext,
+  type LlamaEmbeddingContext, type LlamaGrammar, type LlamaModel, type Token,
 } from 'node-llama-cpp';
 import { ApiError } from '../../errors.ts';
 import { resolveParams } from '../descriptors.ts';
@@ -13,6 +13,7 @@ import { LLAMACPP_DESCRIPTORS } from './descriptors.ts';
 import { Generation, type RepeatPenalty } from './generation.ts';
 import { createNativeSampler, nativeContext, nativeGrammarState, type NativeSamplerConfig } from './native-context.ts';
 import { SequencePool } from './sequence-pool.ts';
+import type { ThoughtSegment } from './thought-split.ts';
 
 export interface LoadedLlamaModelParts {
   id: string;
@@ -59,11 +60,12 @@ interface BatchStats {
   histogram: Record<number, number>;
 }
 
-/** What ends an answer besides the model's end-of-generation tokens, and what its start drops. */
+/** What ends an answer besides the model's end-of-generation tokens, what its start drops, where its thought is. */
 interface StopTriggers {
   strings: string[];
   tokens: Set<Token>;
   ignoreStart?: string[];
+  thought?: ThoughtSegment;
 }
 
 /** Prompt-cache counters since the load, shown in the model state as `info.prompt_cache`. */
@@ -136,12 +138,15 @@ export class LoadedLlamaModel implements LoadedModel {
 
   async chat(messages: ChatMessage[], options: GenerateOptions): Promise<GenerationResult> {
     const s = this.#sampling(options.params);
-    const state = this.#p.chatWrapper!.generateContextState({ chatHistory: this.#history(messages) });
+    const history = this.#history(messages);
+    const thought = thoughtSegment(this.#p.chatWrapper!, history);
+    const state = this.#p.chatWrapper!.generateContextState({ chatHistory: history });
     const promptTokens = state.contextText.tokenize(this.#p.model.tokenizer);
     const maxTokens = this.#budget(promptTokens.length, s.maxTokens, 'messages');
     const grammar = await this.#grammar(options.responseFormat);
     const triggers = stopTriggers(state.stopGenerationTriggers, this.#p.model);
     triggers.ignoreStart = (state.ignoreStartText ?? []).map(plainText);
+    if (thought) triggers.thought = { ...thought, open: thought.open || (thought.prefix !== '' && plainText(state.contextText).trimEnd().endsWith(thought.prefix)) };
     return this.#generate(promptTokens, s, maxTokens, options, grammar, triggers);
   }
 
@@ -206,8 +211,10 @@ export class LoadedLlamaModel implements LoadedModel {
         stopTokens: triggers.tokens,
         trimWhitespaceSuffix: grammar?.trimWhitespaceSuffix ?? false,
         ignoreStart: triggers.ignoreStart,
+        thought: triggers.thought,
         signal,
         onText: options.onText,
+        onReasoning: options.onReasoning,
       });
       const use = await this.#loop!.run(generation);
       generation.finish();
@@ -216,6 +223,7 @@ export class LoadedLlamaModel implements LoadedModel {
       this.#cache.evaluated_tokens += use.evaluatedTokens;
       return {
         text: generation.text,
+        ...(triggers.thought ? { reasoning: generation.reasoning } : {}),
         finishReason: generation.finishReason,
         usage: {
           promptTokens: prompt.length,
@@ -336,6 +344,31 @@ function stopTriggers(triggers: readonly LlamaText[], model: LlamaModel): StopTr
     if (text) out.strings.push(text);
   }
   return out;
+}
+
+/**
+ * The chat template's thought segment (node-llama-cpp reads it from the template, e.g.
+ * `<think>`…`</think>`), as text without its surrounding whitespace. Like LlamaChat, a template
+ * that opens the thought on a fresh answer (`openOnResponseStart`, Qwen3-style templates) gets an
+ * open thought appended to `history`, so the prompt ends inside it.
+ */
+function thoughtSegment(wrapper: ChatWrapper, history: ChatHistoryItem[]): ThoughtSegment | undefined {
+  const seg = wrapper.settings.segments?.thought;
+  if (!seg?.suffix) return undefined;
+  const asText = (v: string | LlamaText) => plainText(LlamaText(v)).trim();
+  const suffix = asText(seg.suffix);
+  if (!suffix) return undefined;
+  const openedByTemplate = typeof seg.prefix === 'object' && !isLlamaText(seg.prefix);
+  const last = history.at(-1);
+  const fresh = last?.type === 'model' && last.response.length === 0;
+  if (fresh && seg.openOnResponseStart === true && !openedByTemplate) {
+    (last.response as ChatModelResponse['response']).push({ type: 'segment', segmentType: 'thought', text: '', ended: false });
+  }
+  return {
+    prefix: openedByTemplate ? '' : asText(seg.prefix as string | LlamaText),
+    suffix,
+    open: openedByTemplate && fresh,
+  };
 }
 
 /** The text of a LlamaText, special-token texts written out, named special tokens left out. */

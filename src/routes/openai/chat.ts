@@ -52,7 +52,7 @@ export default async function chatRoutes(app: FastifyInstance) {
   app.post('/v1/chat/completions', {
     schema: {
       tags: ['openai'], summary: 'Create a chat completion',
-      description: 'Answers through the model\'s own chat template (GGUF), or Jan\'s pre_prompt/user_prompt/ai_prompt for a model without one. `stream: true` answers with server-sent events in the OpenAI chunk shape ending `data: [DONE]`. A stopped model is loaded first; a full queue is a 503 queue_full with retry-after; a client that disconnects frees its place within one token.',
+      description: 'Answers through the model\'s own chat template (GGUF), or Jan\'s pre_prompt/user_prompt/ai_prompt for a model without one. A reasoning model\'s thought (its template\'s thought segment) comes as `reasoning_content`, apart from `content`. `stream: true` answers with server-sent events in the OpenAI chunk shape ending `data: [DONE]`. A stopped model is loaded first; a full queue is a 503 queue_full with retry-after; a client that disconnects frees its place within one token.',
       body: ChatCompletionRequestSchema,
       response: { 200: ChatCompletionSchema, ...errorResponses },
     },
@@ -73,7 +73,12 @@ export default async function chatRoutes(app: FastifyInstance) {
       countTokens(app, entry.id, r.usage);
       const answer: ChatCompletion = {
         id, object: 'chat.completion', created, model: entry.id, system_fingerprint: null,
-        choices: [{ index: 0, message: { role: 'assistant', content: r.text, refusal: null }, logprobs: null, finish_reason: r.finishReason }],
+        choices: [{
+          index: 0,
+          message: { role: 'assistant', content: r.text, ...(r.reasoning ? { reasoning_content: r.reasoning } : {}), refusal: null },
+          logprobs: null,
+          finish_reason: r.finishReason,
+        }],
         usage: wireUsage(r.usage),
       };
       return answer;
@@ -92,6 +97,9 @@ export default async function chatRoutes(app: FastifyInstance) {
           params, responseFormat, signal: sig,
           onText: (text) => {
             if (text) emit(chunk({ content: text }));
+          },
+          onReasoning: (text) => {
+            if (text) emit(chunk({ reasoning_content: text }));
           },
         });
       });

@@ -59,6 +59,7 @@ export const ChatCompletionSchema = Type.Object({
     message: Type.Object({
       role: Type.Literal('assistant'),
       content: Type.String(),
+      reasoning_content: Type.Optional(Type.String({ description: `A reasoning model's thought (the chat template's thought segment, e.g. <think>…</think>), kept out of content, as llama-server and DeepSeek's API return it; absent when the answer had none.` })),
       refusal: Type.Null(),
     }),
     logprobs: Type.Null(),
@@ -76,10 +77,14 @@ export const ChatCompletionChunkSchema = Type.Object({
   system_fingerprint: Type.Union([Type.String(), Type.Null()]),
   choices: Type.Array(Type.Object({
     index: Type.Integer(),
-    delta: Type.Object({ role: Type.Optional(Type.Literal('assistant')), content: Type.Optional(Type.String()) }),
+    delta: Type.Object({
+      role: Type.Optional(Type.Literal('assistant')),
+      content: Type.Optional(Type.String()),
+      reasoning_content: Type.Optional(Type.String({ description: 'A piece of the thought, streamed before the content.' })),
+    }),
     logprobs: Type.Null(),
     finish_reason: Type.Union([FinishReasonSchema, Type.Null()]),
   })),
   usage: Type.Optional(Type.Union([UsageSchema, Type.Null()])),
-}, { description: 'One server-sent event of a streamed chat completion: the role first, then content deltas, then finish_reason; with include_usage a last chunk with usage and no choices.' });
+}, { description: 'One server-sent event of a streamed chat completion: the role first, then reasoning_content deltas of a reasoning model\'s thought, content deltas, then finish_reason; with include_usage a last chunk with usage and no choices.' });
 export type ChatCompletionChunk = Static<typeof ChatCompletionChunkSchema>;

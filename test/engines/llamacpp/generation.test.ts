@@ -72,3 +72,19 @@ t.test('a template\'s ignoreStartText drops the longest match at the very start 
   t.equal(generation([1, 2], {}).g.text, ' Hi', 'without the list nothing is dropped');
   t.equal(generation([1], { ignoreStart: ['  '] }).g.text, ' ', 'an answer that ends while it could still grow into ignored text keeps what does not match');
 });
+
+t.test('a thought segment: its text goes to onReasoning, the rest to onText; stop strings see both', async (t) => {
+  const reasoning: string[] = [];
+  const thought = { prefix: 'STOP', suffix: '  ', open: false };
+  const a = generation([8, 2, 9, 4, 3], { thought, onReasoning: (text) => reasoning.push(text) });
+  t.equal(a.g.reasoning, 'Hi');
+  t.same(reasoning, ['Hi']);
+  t.equal(a.g.text, 'there', 'content after the thought, its leading whitespace dropped');
+  t.same(a.chunks.join(''), a.g.text, 'streamed content == returned');
+  const b = generation([8, 2, 3], { thought: { ...thought, open: true }, maxTokens: 3 });
+  t.equal(b.g.reasoning, 'STOPHi there', 'an open thought cut by max_tokens keeps its text');
+  t.equal(b.g.text, '');
+  const c = generation([8, 2, 9, 3], { thought, stopStrings: ['Hi'] });
+  t.equal(c.g.reasoning, '', 'a stop string inside the thought ends the answer');
+  t.equal(c.g.finishReason, 'stop');
+});

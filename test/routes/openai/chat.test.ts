@@ -11,6 +11,12 @@ const dir = await tempDir();
 const chatml = await writeFixtureModel(dir, 'chatml', { gguf: { chatTemplate: CHATML_TEMPLATE, contextLength: 512 }, parameters: { ctx_len: 512, n_parallel: 4 } });
 await writeFixtureModel(dir, 'quad', { gguf: { chatTemplate: CHATML_TEMPLATE, contextLength: 512 }, parameters: { ctx_len: 512, n_parallel: 4 } });
 await writeFixtureModel(dir, 'solo', { gguf: { contextLength: 512 }, parameters: { ctx_len: 512, n_parallel: 1, max_waiting: 1 } });
+/** ChatML whose assistant turns carry a <think> section: node-llama-cpp reads a thought segment from it that opens on a fresh answer. */
+const THINKING_TEMPLATE =
+  "{%- for message in messages -%}{{- '<|im_start|>' + message['role'] + '\\n' -}}" +
+  "{%- if message['role'] == 'assistant' and message['reasoning_content'] -%}{{- '<think>\\n' + message['reasoning_content'] + '\\n</think>\\n\\n' -}}{%- endif -%}" +
+  "{{- message['content'] + '<|im_end|>\\n' -}}{%- endfor -%}{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n<think>\\n' -}}{%- endif -%}";
+const thinker = await writeFixtureModel(dir, 'thinker', { gguf: { chatTemplate: THINKING_TEMPLATE, contextLength: 512 }, parameters: { ctx_len: 512, n_parallel: 1 } });
 if (hasStories) await writeSharedModel(dir, 'stories', STORIES_GGUF, { ctx_len: 256, n_parallel: 2 });
 const { app } = await buildTestApp(t, { modelsDir: dir, config: LLAMA_TEST_CONFIG });
 const url = await app.listen({ host: '127.0.0.1', port: 0 });
@@ -70,6 +76,40 @@ for (const c of cases) {
     t.ok(chunks.slice(0, -1).every((ch) => ch.usage === null && ch.object === 'chat.completion.chunk' && ch.id === chunks[0]!.id));
   });
 }
+
+t.test('a thinking template: the thought goes to reasoning_content, as node-llama-cpp\'s LlamaChat segments it', async (t) => {
+  const llama = await testLlama();
+  const model = await llama.loadModel({ modelPath: thinker });
+  let own: { thought: string; text: string };
+  try {
+    const ctx = await model.createContext({ contextSize: 256, threads: 2 });
+    const res = await new LlamaChat({ contextSequence: ctx.getSequence(), chatWrapper: resolveChatWrapper(model)! }).generateResponse(history, { temperature: 0, maxTokens: 24 });
+    const thought = res.fullResponse.filter((r) => typeof r !== 'string' && r.type === 'segment' && r.segmentType === 'thought');
+    own = { thought: thought.map((r) => (r as { text: string }).text).join(''), text: res.response };
+  } finally {
+    await model.dispose();
+  }
+  t.ok(own.thought.trim().length > 0, 'LlamaChat opened a thought on the fresh answer');
+  const r = await client.chat.completions.create({ model: 'thinker', messages, temperature: 0, max_tokens: 24 });
+  const message = r.choices[0]!.message as typeof r.choices[0]['message'] & { reasoning_content?: string };
+  t.equal(message.reasoning_content, own.thought.trim(), 'the same thought, surrounding whitespace dropped');
+  t.equal(message.content, own.text.trim(), 'the content is what follows the thought');
+  t.equal(r.usage!.completion_tokens, 24);
+
+  const stream = await client.chat.completions.create({ model: 'thinker', messages, temperature: 0, max_tokens: 24, stream: true });
+  let reasoning = '';
+  let content = '';
+  for await (const ch of stream) {
+    const delta = ch.choices[0]?.delta as { content?: string; reasoning_content?: string } | undefined;
+    reasoning += delta?.reasoning_content ?? '';
+    content += delta?.content ?? '';
+  }
+  t.equal(reasoning, message.reasoning_content, 'streamed reasoning_content deltas == non-streamed');
+  t.equal(content, message.content);
+
+  const plain = await client.chat.completions.create({ model: 'chatml', messages, temperature: 0, max_tokens: 4 });
+  t.notOk('reasoning_content' in plain.choices[0]!.message, 'a template without thought segments has no reasoning_content');
+});
 
 t.test('raw SSE: data frames in the OpenAI chunk shape, ending data: [DONE]', async (t) => {
   const res = await fetch(`${url}/v1/chat/completions`, {
