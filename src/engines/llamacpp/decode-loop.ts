@@ -286,12 +286,13 @@ export class DecodeLoop {
         continue;
       }
       const token = result.value;
+      // -1: the sampler allowed no token at all (a grammar at a dead end; a finished grammar
+      // still allows end-of-generation). node-llama-cpp's own evaluate throws there too.
       if (token === -1) {
         this.#fail(r, new Error('llama.cpp could not sample a token'), false);
         continue;
       }
-      // No token: the sampler has nothing left to allow (a finished grammar); the generation ends.
-      const more = token != null && r.job.accept(token);
+      const more = r.job.accept(token);
       r.undrained = true;
       if (more) r.pending = [token];
       else r.ending = true;
