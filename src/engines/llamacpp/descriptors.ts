@@ -101,6 +101,10 @@ export const LLAMACPP_DESCRIPTORS: readonly ParamDescriptor[] = [
     description: 'llama.cpp repetition penalty on the last repeat_last_n tokens; 1 disables.',
   },
   {
+    name: 'ignore_eos', type: 'boolean', default: false, scope: 'request',
+    description: 'Never sample end-of-generation tokens: the answer runs to max_tokens or a stop string (llama-server\'s ignore_eos; for benchmarks).',
+  },
+  {
     name: 'repeat_last_n', type: 'integer', default: 64, min_value: 0, max_value: 1_048_576, increment: 1, scope: 'request',
     description: 'Tokens the repetition penalties look back over.',
   },

@@ -48,6 +48,8 @@ interface Sampling {
   frequencyPenalty: number;
   repeatPenalty: number;
   repeatLastN: number;
+  /** Token id → logit bias (OpenAI logit_bias, plus −Infinity on end-of-generation tokens for ignore_eos). */
+  tokenBias: Map<number, number>;
 }
 
 /** Counters of the decodes since the load, shown in the model state as `info.batching`. */
@@ -96,6 +98,8 @@ export class LoadedLlamaModel implements LoadedModel {
   #disposed: Promise<void> | undefined;
   /** The JSON grammar holds no per-generation state, so one serves every json_object request. */
   #jsonGrammar: Promise<LlamaGrammar> | undefined;
+  #vocab: number | undefined;
+  #eog: number[] | undefined;
 
   constructor(parts: LoadedLlamaModelParts) {
     this.#p = parts;
@@ -263,7 +267,41 @@ export class LoadedLlamaModel implements LoadedModel {
       frequencyPenalty: p.frequency_penalty as number,
       repeatPenalty: p.repeat_penalty as number,
       repeatLastN: p.repeat_last_n as number,
+      tokenBias: this.#tokenBias(request.logit_bias as Record<string, number> | undefined, p.ignore_eos === true),
     };
+  }
+
+  /** OpenAI `logit_bias` (ids checked against the vocabulary) and `ignore_eos` as one bias map. */
+  #tokenBias(logitBias: Record<string, number> | undefined, ignoreEos: boolean): Map<number, number> {
+    const bias = new Map<number, number>();
+    const vocab = this.#vocabularySize();
+    for (const [key, value] of Object.entries(logitBias ?? {})) {
+      if (!/^\d+$/.test(key)) {
+        throw new ApiError('invalid_value', `logit_bias keys are token ids (decimal integers); '${key}' is not one`, { param: 'logit_bias' });
+      }
+      const id = Number(key);
+      if (id >= vocab) {
+        // Named like the schema's errors name an entry (logit_bias[5]).
+        throw new ApiError('invalid_value', `logit_bias: token id ${key} is not in this model's vocabulary (0–${vocab - 1})`, { param: `logit_bias[${key}]` });
+      }
+      bias.set(id, value);
+    }
+    if (ignoreEos) for (const id of this.#eogTokens()) bias.set(id, -Infinity);
+    return bias;
+  }
+
+  #vocabularySize(): number {
+    this.#vocab ??= (this.#p.model.fileInfo.metadata.tokenizer?.ggml?.tokens ?? []).length;
+    return this.#vocab;
+  }
+
+  /** The model's end-of-generation tokens, found once (a pass over the vocabulary: ~50 ms at 152k tokens). */
+  #eogTokens(): number[] {
+    if (!this.#eog) {
+      this.#eog = [];
+      for (let id = 0; id < this.#vocabularySize(); id++) if (this.#p.model.isEogToken(id as Token)) this.#eog.push(id);
+    }
+    return this.#eog;
   }
 
   /** Tokens left for the answer in one sequence; a prompt that fills it is a 400. */
@@ -312,6 +350,9 @@ function samplerConfig(s: Sampling, grammar: LlamaGrammarEvaluationState | undef
     topP: s.topP,
     // node-llama-cpp's default for an unseeded request: the clock in seconds.
     seed: Math.max(0, Math.floor(s.seed ?? Date.now() / 1000)),
+    ...(s.tokenBias.size > 0
+      ? { tokenBiasKeys: Uint32Array.from(s.tokenBias.keys()), tokenBiasValues: Float32Array.from(s.tokenBias.values()) }
+      : {}),
     ...(grammar ? { grammarEvaluationState: nativeGrammarState(grammar) } : {}),
   };
 }

@@ -43,6 +43,9 @@ export interface NativeSamplerConfig {
   repeatPenaltyTokens?: Uint32Array;
   repeatPenaltyPresencePenalty?: number;
   repeatPenaltyFrequencyPenalty?: number;
+  /** Logit biases, token ids and their biases in the same order (−Infinity bans a token). */
+  tokenBiasKeys?: Uint32Array;
+  tokenBiasValues?: Float32Array;
   /** The native grammar state; the sampler accepts each sampled token into it. */
   grammarEvaluationState?: unknown;
 }

@@ -18,6 +18,10 @@ export const SamplingFields = {
   presence_penalty: Type.Optional(nullable(Type.Number())),
   frequency_penalty: Type.Optional(nullable(Type.Number())),
   repeat_penalty: Type.Optional(nullable(Type.Number({ description: 'Not in OpenAI (llama.cpp): repetition penalty; 1 disables.' }))),
+  logit_bias: Type.Optional(nullable(Type.Record(Type.String(), Type.Number({ minimum: -100, maximum: 100 }), {
+    description: 'Token id (a decimal string) → bias added to that token\'s logit before sampling, −100…100: −100 all but bans the token, 100 all but forces it (OpenAI semantics). An id outside the model\'s vocabulary is a 400.',
+  }))),
+  ignore_eos: Type.Optional(nullable(Type.Boolean({ description: 'Not in OpenAI (llama.cpp): end-of-generation tokens are never sampled, so the answer runs to max_tokens or a stop string (for benchmarks).' }))),
   n: Type.Optional(nullable(Type.Integer({ description: 'Only 1 is supported.' }))),
   stream: Type.Optional(nullable(Type.Boolean({ description: 'Server-sent events, `data: {chunk}` lines ending with `data: [DONE]`.' }))),
   stream_options: Type.Optional(nullable(Type.Object({
@@ -43,5 +47,5 @@ export const FinishReasonSchema = Type.Union([Type.Literal('stop'), Type.Literal
 
 /** The OpenAI request fields this server reads as run parameters, under their descriptor names. */
 export const SAMPLING_PARAM_NAMES = [
-  'temperature', 'top_p', 'top_k', 'min_p', 'seed', 'stop', 'presence_penalty', 'frequency_penalty', 'repeat_penalty',
+  'temperature', 'top_p', 'top_k', 'min_p', 'seed', 'stop', 'presence_penalty', 'frequency_penalty', 'repeat_penalty', 'ignore_eos', 'logit_bias',
 ] as const;

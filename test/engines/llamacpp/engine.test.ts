@@ -166,6 +166,34 @@ t.test('4 parallel generations decode in shared batches; abort frees the sequenc
   t.equal(after.length, 4, 'all 4 sequences are free again');
 });
 
+t.test('logit_bias forces and bans tokens; ignore_eos never samples end of generation; unknown ids are a 400', async (t) => {
+  const dir = await tempDir();
+  const file = path.join(dir, 'tiny.gguf');
+  writeTinyLlamaGguf(file);
+  const m = await load(file, { ctx_len: 128, n_parallel: 1 });
+  t.teardown(() => m.dispose());
+  const llama = await testLlama();
+  const ref = await llama.loadModel({ modelPath: file });
+  t.teardown(() => ref.dispose());
+  const [cat, ...rest1] = ref.tokenize('good');
+  const [dog, ...rest2] = ref.tokenize('bad');
+  t.same([...rest1, ...rest2], [], 'one token each');
+  const eos = ref.tokens.eos!;
+  const run = (params: Record<string, unknown>) => m.complete!('hello world', { params: { ...greedy, max_tokens: 5, ...params }, signal: never });
+
+  const forced = await run({ logit_bias: { [cat!]: 100 } });
+  t.equal(forced.text, ref.detokenize(Array(5).fill(cat!)).trim(), '+100 on a token: every step picks it');
+  const banned = await run({ logit_bias: { [cat!]: -100, [dog!]: 100 } });
+  t.equal(banned.text, ref.detokenize(Array(5).fill(dog!)).trim(), '−100 bans the token');
+
+  const ends = await run({ logit_bias: { [eos]: 100 } });
+  t.match(ends, { text: '', finishReason: 'stop', usage: { completionTokens: 0 } }, 'end of generation forced: an empty answer');
+  const runs = await run({ logit_bias: { [eos]: 100 }, ignore_eos: true });
+  t.match(runs, { finishReason: 'length', usage: { completionTokens: 5 } }, 'ignore_eos: end of generation is never sampled');
+
+  await t.rejects(run({ logit_bias: { 999999: 1 } }), { code: 'invalid_value', status: 400, param: 'logit_bias[999999]', message: /not in this model's vocabulary/ });
+});
+
 t.test('embeddings: a separate context when asked; unit vectors; usage counts special tokens', async (t) => {
   const dir = await tempDir();
   const file = path.join(dir, 'tiny.gguf');
