@@ -7,8 +7,8 @@
  *
  * modeld and llama-server run side by side (both loaded, alternating
  * repetitions) so drifting machine load hits both alike. Every run generates
- * exactly N tokens: llama-server gets `ignore_eos`; modeld gets the same flag
- * and the token counts are checked, since random weights rarely stop early.
+ * exactly N tokens: both servers get `ignore_eos` (end-of-generation tokens are
+ * never sampled) and the token counts are checked.
  */
 import { SHAPE_LABEL, ensureBenchModel, type BenchShape } from '../lib/models.ts';
 import { findLlamaBinaries, runLlamaBench, startLlamaServer, type RunningServer } from '../lib/llama-server.ts';
