@@ -33,6 +33,13 @@ export interface GenerationOptions {
    * template's `ignoreStartText`: node-llama-cpp's Jinja wrapper lists leading whitespace).
    */
   ignoreStart?: readonly string[];
+  /**
+   * The answer continues the prompt's text (raw completions): its first tokens are
+   * detokenised after the prompt's last ones, so a SentencePiece leading space survives and
+   * prompt + answer reads as one text, as llama-server sends it. Chat answers start afresh
+   * (node-llama-cpp's `LlamaChat` text, without that space).
+   */
+  continuesPrompt?: boolean;
   /** The chat template's thought segment: its text goes to `onReasoning`, the rest to `onText`. */
   thought?: ThoughtSegment;
   signal: AbortSignal;
@@ -150,14 +157,19 @@ export class Generation implements DecodeJob {
     return start.slice(cut);
   }
 
+  #tokensBefore(index: number): Token[] {
+    const own = this.tokens.slice(Math.max(0, index - 3), index);
+    if (!this.#o.continuesPrompt || own.length === 3) return own;
+    return [...this.prompt.slice(Math.max(0, this.prompt.length - (3 - own.length))), ...own];
+  }
+
   #textOf(final: boolean): boolean {
     const { model } = this.#o;
     while (this.#textUpTo < this.tokens.length && !this.#stop.matched) {
       // Grow the chunk until its text is complete UTF-8 (a character can span tokens).
-      // The generated tokens before the chunk, never the prompt's, as node-llama-cpp's streamed
-      // text does (so the answer's first token loses a SentencePiece leading space); at most
-      // 3 of them matter (its maxRecentDetokenizerTokens).
-      const before = this.tokens.slice(Math.max(0, this.#textUpTo - 3), this.#textUpTo);
+      // Detokenised after the tokens before it (at most 3 matter: node-llama-cpp's
+      // maxRecentDetokenizerTokens): the answer's, and the prompt's when the answer continues it.
+      const before = this.#tokensBefore(this.#textUpTo);
       let end = this.#textUpTo + 1;
       let text = model.detokenize(this.tokens.slice(this.#textUpTo, end), false, before);
       while (text.endsWith('\uFFFD') && end < this.tokens.length) {

@@ -68,6 +68,8 @@ interface StopTriggers {
   tokens: Set<Token>;
   ignoreStart?: string[];
   thought?: ThoughtSegment;
+  /** A raw completion: the answer's text continues the prompt's (see GenerationOptions). */
+  continuesPrompt?: boolean;
 }
 
 /** Prompt-cache counters since the load, shown in the model state as `info.prompt_cache`. */
@@ -137,7 +139,7 @@ export class LoadedLlamaModel implements LoadedModel {
     const tokens: Token[] = [...(bos != null ? [bos] : []), ...model.tokenize(prompt, false, bos != null ? 'trimLeadingSpace' : undefined)];
     const maxTokens = this.#budget(tokens.length, s.maxTokens, 'prompt');
     const grammar = await this.#grammar(options.responseFormat);
-    return this.#generate(tokens, s, maxTokens, options, grammar, { strings: [], tokens: new Set() });
+    return this.#generate(tokens, s, maxTokens, options, grammar, { strings: [], tokens: new Set(), continuesPrompt: true });
   }
 
   async chat(messages: ChatMessage[], options: GenerateOptions): Promise<GenerationResult> {
@@ -216,6 +218,7 @@ export class LoadedLlamaModel implements LoadedModel {
         trimWhitespaceSuffix: grammar?.trimWhitespaceSuffix ?? false,
         ignoreStart: triggers.ignoreStart,
         thought: triggers.thought,
+        continuesPrompt: triggers.continuesPrompt,
         signal,
         onText: options.onText,
         onReasoning: options.onReasoning,

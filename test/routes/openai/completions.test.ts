@@ -1,4 +1,4 @@
-import { LlamaCompletion } from 'node-llama-cpp';
+import { LlamaCompletion, type Token } from 'node-llama-cpp';
 import OpenAI from 'openai';
 import t from 'tap';
 import { buildTestApp, tempDir } from '../../helpers/app.ts';
@@ -12,11 +12,17 @@ const { app } = await buildTestApp(t, { modelsDir: dir, config: LLAMA_TEST_CONFI
 const url = await app.listen({ host: '127.0.0.1', port: 0 });
 const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'none', maxRetries: 0 });
 
+/**
+ * node-llama-cpp's greedy tokens for the prompt, detokenised after the prompt: LlamaCompletion's
+ * own text drops a SentencePiece leading space that modeld (like llama-server) keeps.
+ */
 async function ownGreedy(file: string, prompt: string, maxTokens: number): Promise<string> {
   const model = await (await testLlama()).loadModel({ modelPath: file });
   try {
     const ctx = await model.createContext({ contextSize: 256, threads: 2 });
-    return await new LlamaCompletion({ contextSequence: ctx.getSequence() }).generateCompletion(prompt, { temperature: 0, maxTokens });
+    const tokens: Token[] = [];
+    await new LlamaCompletion({ contextSequence: ctx.getSequence() }).generateCompletion(prompt, { temperature: 0, maxTokens, onToken: (t) => tokens.push(...t) });
+    return model.detokenize(tokens, false, model.tokenize(prompt));
   } finally {
     await model.dispose();
   }
