@@ -145,7 +145,9 @@ export class LoadedLlamaModel implements LoadedModel {
   async chat(messages: ChatMessage[], options: GenerateOptions): Promise<GenerationResult> {
     const s = this.#sampling(options.params);
     const history = this.#history(messages);
-    const thought = thoughtSegment(this.#p.chatWrapper!, history);
+    // A response_format grammar shapes the answer from its first token: no thought is opened or split off.
+    const constrained = options.responseFormat !== undefined && options.responseFormat.type !== 'text';
+    const thought = constrained ? undefined : thoughtSegment(this.#p.chatWrapper!, history);
     const state = this.#p.chatWrapper!.generateContextState({ chatHistory: history });
     const promptTokens = state.contextText.tokenize(this.#p.model.tokenizer);
     const maxTokens = this.#budget(promptTokens.length, s.maxTokens, 'messages');

@@ -107,6 +107,10 @@ t.test('a thinking template: the thought goes to reasoning_content, as node-llam
   t.equal(reasoning, message.reasoning_content, 'streamed reasoning_content deltas == non-streamed');
   t.equal(content, message.content);
 
+  const json = await client.chat.completions.create({ model: 'thinker', messages, temperature: 0, max_tokens: 40, response_format: { type: 'json_object' } });
+  t.match(json.choices[0]!.message.content, /^\s*\{/, 'with a response_format grammar no thought is opened: the JSON is the content');
+  t.notOk('reasoning_content' in json.choices[0]!.message);
+
   const plain = await client.chat.completions.create({ model: 'chatml', messages, temperature: 0, max_tokens: 4 });
   t.notOk('reasoning_content' in plain.choices[0]!.message, 'a template without thought segments has no reasoning_content');
 });
