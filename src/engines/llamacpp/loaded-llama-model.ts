@@ -62,8 +62,11 @@ interface BatchStats {
   histogram: Record<number, number>;
 }
 
-/** What ends an answer besides the model's end-of-generation tokens, what its start drops, where its thought is. */
-interface StopTriggers {
+/**
+ * How the prompt's kind shapes the answer: what ends it besides the model's end-of-generation
+ * tokens, what its start drops, where its thought is, whether its text continues the prompt.
+ */
+interface AnswerShape {
   strings: string[];
   tokens: Set<Token>;
   ignoreStart?: string[];
@@ -152,10 +155,10 @@ export class LoadedLlamaModel implements LoadedModel {
     const promptTokens = state.contextText.tokenize(this.#p.model.tokenizer);
     const maxTokens = this.#budget(promptTokens.length, s.maxTokens, 'messages');
     const grammar = await this.#grammar(options.responseFormat);
-    const triggers = stopTriggers(state.stopGenerationTriggers, this.#p.model);
-    triggers.ignoreStart = (state.ignoreStartText ?? []).map(plainText);
-    if (thought) triggers.thought = { ...thought, open: thought.open || (thought.prefix !== '' && plainText(state.contextText).trimEnd().endsWith(thought.prefix)) };
-    return this.#generate(promptTokens, s, maxTokens, options, grammar, triggers);
+    const shape = stopTriggers(state.stopGenerationTriggers, this.#p.model);
+    shape.ignoreStart = (state.ignoreStartText ?? []).map(plainText);
+    if (thought) shape.thought = { ...thought, open: thought.open || (thought.prefix !== '' && plainText(state.contextText).trimEnd().endsWith(thought.prefix)) };
+    return this.#generate(promptTokens, s, maxTokens, options, grammar, shape);
   }
 
   async embed(inputs: string[], signal: AbortSignal): Promise<EmbeddingResult> {
@@ -198,7 +201,7 @@ export class LoadedLlamaModel implements LoadedModel {
     maxTokens: number,
     options: GenerateOptions,
     grammar: LlamaGrammar | undefined,
-    triggers: StopTriggers,
+    shape: AnswerShape,
   ): Promise<GenerationResult> {
     const signal = options.signal;
     signal.throwIfAborted();
@@ -215,12 +218,12 @@ export class LoadedLlamaModel implements LoadedModel {
         samplerConfig: samplerConfig(s, grammar ? new LlamaGrammarEvaluationState({ model, grammar }) : undefined),
         repeatPenalty: repeatPenalty(s),
         maxTokens,
-        stopStrings: [...s.stop, ...triggers.strings, ...(grammar ? grammar.stopGenerationTriggers.map(String) : [])],
-        stopTokens: triggers.tokens,
+        stopStrings: [...s.stop, ...shape.strings, ...(grammar ? grammar.stopGenerationTriggers.map(String) : [])],
+        stopTokens: shape.tokens,
         trimWhitespaceSuffix: grammar?.trimWhitespaceSuffix ?? false,
-        ignoreStart: triggers.ignoreStart,
-        thought: triggers.thought,
-        continuesPrompt: triggers.continuesPrompt,
+        ignoreStart: shape.ignoreStart,
+        thought: shape.thought,
+        continuesPrompt: shape.continuesPrompt,
         signal,
         onText: options.onText,
         onReasoning: options.onReasoning,
@@ -232,7 +235,7 @@ export class LoadedLlamaModel implements LoadedModel {
       this.#cache.evaluated_tokens += use.evaluatedTokens;
       return {
         text: generation.text,
-        ...(triggers.thought ? { reasoning: generation.reasoning } : {}),
+        ...(shape.thought ? { reasoning: generation.reasoning } : {}),
         finishReason: generation.finishReason,
         usage: {
           promptTokens: prompt.length,
@@ -376,8 +379,8 @@ function repeatPenalty(s: Sampling): RepeatPenalty | undefined {
  * special `<|im_end|>` and the text `<|im_end|>`), so a model that writes the marker as plain
  * text stops too.
  */
-function stopTriggers(triggers: readonly LlamaText[], model: LlamaModel): StopTriggers {
-  const out: StopTriggers = { strings: [], tokens: new Set() };
+function stopTriggers(triggers: readonly LlamaText[], model: LlamaModel): AnswerShape {
+  const out: AnswerShape = { strings: [], tokens: new Set() };
   for (const trigger of triggers) {
     const text = plainText(trigger);
     if (trigger.values.some((v) => typeof v !== 'string')) {
