@@ -34,7 +34,8 @@ async function ownGreedy(file: string, wrapperFor: (model: Awaited<ReturnType<Aw
     const wrapper = wrapperFor(model);
     const res = await new LlamaChat({ contextSequence: ctx.getSequence(), chatWrapper: wrapper }).generateResponse(history, { temperature: 0, maxTokens });
     const promptTokens = wrapper.generateContextState({ chatHistory: history }).contextText.tokenize(model.tokenizer).length;
-    return { text: res.response, promptTokens };
+    const thought = res.fullResponse.filter((r) => typeof r !== 'string' && r.type === 'segment' && r.segmentType === 'thought');
+    return { text: res.response, thought: thought.map((r) => (r as { text: string }).text).join(''), promptTokens };
   } finally {
     await model.dispose();
   }
@@ -78,17 +79,7 @@ for (const c of cases) {
 }
 
 t.test('a thinking template: the thought goes to reasoning_content, as node-llama-cpp\'s LlamaChat segments it', async (t) => {
-  const llama = await testLlama();
-  const model = await llama.loadModel({ modelPath: thinker });
-  let own: { thought: string; text: string };
-  try {
-    const ctx = await model.createContext({ contextSize: 256, threads: 2 });
-    const res = await new LlamaChat({ contextSequence: ctx.getSequence(), chatWrapper: resolveChatWrapper(model)! }).generateResponse(history, { temperature: 0, maxTokens: 24 });
-    const thought = res.fullResponse.filter((r) => typeof r !== 'string' && r.type === 'segment' && r.segmentType === 'thought');
-    own = { thought: thought.map((r) => (r as { text: string }).text).join(''), text: res.response };
-  } finally {
-    await model.dispose();
-  }
+  const own = await ownGreedy(thinker, (m) => resolveChatWrapper(m)!, 24);
   t.ok(own.thought.trim().length > 0, 'LlamaChat opened a thought on the fresh answer');
   const r = await client.chat.completions.create({ model: 'thinker', messages, temperature: 0, max_tokens: 24 });
   const message = r.choices[0]!.message as typeof r.choices[0]['message'] & { reasoning_content?: string };
