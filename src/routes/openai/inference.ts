@@ -1,4 +1,4 @@
-import { PassThrough } from 'node:stream';
+import type { OutgoingHttpHeaders } from 'node:http';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { resolveParams } from '../../engines/descriptors.ts';
 import type { TokenUsage } from '../../engines/engine.ts';
@@ -71,44 +71,53 @@ export const unixNow = () => Math.floor(Date.now() / 1000);
  * emits its first event. A failure before that (unknown model, full queue, failed load) is an
  * ordinary JSON error with its status; after it, an `data: {"error": ...}` frame the OpenAI
  * SDKs raise as an APIError.
+ *
+ * Frames go straight to the socket's response (the reply is hijacked at the first frame, with
+ * the headers hooks such as CORS set so far): a frame per token through a PassThrough piped
+ * into the response cost a stream transform, a pipe hop and a deferred uncork per token on
+ * the event loop, which shares 2 cores with the decode (docs/cpu-batching.md §6).
  */
 export async function sendEventStream(
   reply: FastifyReply,
   run: (emit: (data: unknown) => void) => Promise<void>,
 ): Promise<FastifyReply> {
-  const stream = new PassThrough();
-  // Writes after the client left are dropped; the AbortSignal stops the generation.
-  stream.on('error', () => undefined);
+  const raw = reply.raw;
   let started = false;
   let onStart!: () => void;
   const start = new Promise<void>((resolve) => (onStart = resolve));
+  // Writes after the client left are dropped; the AbortSignal stops the generation.
   const write = (frame: string) => {
-    if (!stream.destroyed && !stream.writableEnded) stream.write(frame);
+    if (!raw.destroyed && !raw.writableEnded) raw.write(frame);
+  };
+  const open = () => {
+    started = true;
+    reply.hijack();
+    raw.on('error', () => undefined);
+    raw.writeHead(200, {
+      ...(reply.getHeaders() as OutgoingHttpHeaders),
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache',
+      'x-accel-buffering': 'no',
+    });
+    onStart();
   };
   const emit = (data: unknown) => {
-    if (!started) {
-      started = true;
-      onStart();
-    }
+    if (!started) open();
     write(`data: ${JSON.stringify(data)}\n\n`);
   };
   const done = run(emit).then(
     () => {
       write('data: [DONE]\n\n');
-      stream.end();
+      raw.end();
     },
     (err: unknown) => {
       if (!started) throw err;
       const e = isApiError(err) ? err : new ApiError('internal_error', 'internal server error', { cause: err });
       if (e.code !== 'request_aborted') reply.log.warn({ err }, 'stream failed');
       write(`data: ${JSON.stringify(e.toJSON())}\n\n`);
-      stream.end();
+      raw.end();
     },
   );
   await Promise.race([start, done]);
-  return reply
-    .header('content-type', 'text/event-stream; charset=utf-8')
-    .header('cache-control', 'no-cache')
-    .header('x-accel-buffering', 'no')
-    .send(stream);
+  return reply;
 }

@@ -124,6 +124,20 @@ t.test('raw SSE: data frames in the OpenAI chunk shape, ending data: [DONE]', as
   t.same(JSON.parse(frames.at(-2)!.slice(6)).choices[0], { index: 0, delta: {}, logprobs: null, finish_reason: 'length' });
 });
 
+t.test('an event stream carries the headers hooks set (CORS), and the request is counted', async (t) => {
+  const { app: cors } = await buildTestApp(t, { modelsDir: dir, config: { ...LLAMA_TEST_CONFIG, corsOrigins: ['http://x.test'] } });
+  const res = await cors.inject({
+    method: 'POST', url: '/v1/chat/completions', headers: { origin: 'http://x.test' },
+    payload: { model: 'chatml', messages, temperature: 0, max_tokens: 3, stream: true },
+  });
+  t.equal(res.statusCode, 200);
+  t.equal(res.headers['access-control-allow-origin'], 'http://x.test');
+  t.match(res.headers['content-type'], /^text\/event-stream/);
+  t.match(res.body, /data: \[DONE\]\n\n$/);
+  const metrics = (await cors.inject('/metrics')).body;
+  t.match(metrics, /modeld_http_requests_total\{method="POST",route="\/v1\/chat\/completions",status="200"\} 1/);
+});
+
 t.test('response_format json_schema: the answer parses and validates', async (t) => {
   const schema = { type: 'object', properties: { happy: { type: 'boolean' }, color: { type: 'string', enum: ['red', 'blue'] } }, required: ['happy', 'color'], additionalProperties: false };
   const r = await client.chat.completions.create({
