@@ -36,6 +36,8 @@ export interface ModeldServerOptions {
   /** Checkout to run; default this repository (handy to benchmark another worktree). */
   repoRoot?: string;
   env?: NodeJS.ProcessEnv;
+  /** Node options before the entry script (e.g. `--single-threaded-gc`, which NODE_OPTIONS refuses). */
+  nodeArgs?: string[];
 }
 
 export interface RunningModeld {
@@ -55,7 +57,7 @@ export async function startModeld(opts: ModeldServerOptions): Promise<RunningMod
   const root = opts.repoRoot ?? REPO_ROOT;
   const proc = spawnLogged(
     process.execPath,
-    [path.join(root, 'bin', 'modeld.cjs'), 'serve', '-p', String(port), '-m', opts.modelsDir, '-l', 'warn', '--keep-alive', '-1'],
+    [...(opts.nodeArgs ?? []), path.join(root, 'bin', 'modeld.cjs'), 'serve', '-p', String(port), '-m', opts.modelsDir, '-l', 'warn', '--keep-alive', '-1'],
     {
       cwd: root,
       env: { ...process.env, MODELD_WATCH: 'false', MODELD_THREADS: String(opts.threads), MODELD_GPU: 'false', MODELD_HOST: '127.0.0.1', ...opts.env },
