@@ -149,6 +149,16 @@ t.test('SSE: progress events then done; error events carry the reason', async (t
   t.match(done.body, /^event: done\n/, 'already downloaded: one done event');
 });
 
+t.test('SSE progress keeps the headers hooks set (CORS)', async (t) => {
+  const body = ggufBytes({ payloadBytes: 10_000 });
+  const s = await setup(t, { '/m.gguf': { body } }, { corsOrigins: ['http://x.test'] });
+  await writeModel(s, 'c/model', modelFor(s.server, '/m.gguf', body));
+  const res = await s.app.inject({ method: 'POST', url: '/v1/models/c/model/download', headers: { accept: 'text/event-stream', origin: 'http://x.test' } });
+  t.equal(res.statusCode, 200);
+  t.equal(res.headers['access-control-allow-origin'], 'http://x.test');
+  t.match(res.body, /event: done\n/);
+});
+
 t.test('507 when the declared size does not fit; 409 when nothing can be downloaded', async (t) => {
   const s = await setup(t, {});
   await writeModel(s, 'big/model', { metadata: { binaries: [{ path: 'big.gguf', url: s.server.url('/big.gguf'), size: 1e15 }] } });

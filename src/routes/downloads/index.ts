@@ -1,3 +1,4 @@
+import type { OutgoingHttpHeaders } from 'node:http';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { DownloadJob } from '../../downloads/download-manager.ts';
 import { createModels } from '../../downloads/importers/create-models.ts';
@@ -76,7 +77,8 @@ export default async function downloadRoutes(app: FastifyInstance) {
 function streamProgress(app: FastifyInstance, entry: ModelEntry, job: DownloadJob | undefined, reply: FastifyReply) {
   reply.hijack();
   const raw = reply.raw;
-  raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+  // Headers hooks set so far (CORS) would be lost with the hijack.
+  raw.writeHead(200, { ...(reply.getHeaders() as OutgoingHttpHeaders), 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
   const send = (event: string, data: unknown) => raw.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
   if (!job) {
     send('done', toWireState(app, entry));
