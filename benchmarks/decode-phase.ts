@@ -14,7 +14,7 @@ import { findLlamaBinaries, startLlamaServer } from './lib/llama-server.ts';
 import { llamaModelObject, startModeld, writeModelsDir } from './lib/modeld-server.ts';
 import { ensureBenchModel, type BenchShape } from './lib/models.ts';
 import { benchPrompt } from './lib/prompts.ts';
-import { concurrentStreams, type ConcurrentResult } from './lib/sse-client.ts';
+import { concurrentStreams, phaseFigures } from './lib/sse-client.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -47,21 +47,13 @@ let req = 0;
 const run = (t: (typeof targets)[number], tokens: number) =>
   concurrentStreams(n, () => ({ baseUrl: t.baseUrl, model: id, prompt: benchPrompt(`phase-${++req}-${process.pid}`, Number(args.words)), maxTokens: tokens, extra: t.extra }));
 
-function figures(r: ConcurrentResult) {
-  const lastFirst = Math.max(...r.streams.map((s) => s.firstAt));
-  const lastEnd = Math.max(...r.streams.map((s) => s.endAt));
-  const after = r.streams.reduce((a, s) => a + s.tokens - 1, 0);
-  const perStream = r.streams.reduce((a, s) => a + s.decodeTps, 0) / r.streams.length;
-  return { aggregate: r.aggregateTps, phase: after / ((lastEnd - lastFirst) / 1000), perStream, ttftMax: lastFirst - Math.min(...r.streams.map((s) => s.sentAt)) };
-}
-
 const table = new Table({ head: ['run', 'server', 'aggregate tok/s', 'decode-phase tok/s', 'per-stream decode tok/s', 'last TTFT ms'] });
 try {
   for (const t of targets) await run(t, 8);
   for (let r = 0; r < Number(args.runs); r++) {
     for (const t of r % 2 === 0 ? targets : [...targets].reverse()) {
-      const f = figures(await run(t, genTokens));
-      table.push([r + 1, t.name, f.aggregate.toFixed(2), f.phase.toFixed(2), f.perStream.toFixed(2), f.ttftMax.toFixed(0)]);
+      const f = phaseFigures(await run(t, genTokens));
+      table.push([r + 1, t.name, f.aggregate.toFixed(2), f.phase.toFixed(2), f.perStream.toFixed(2), f.lastFirstTokenMs.toFixed(0)]);
       console.error(`run ${r + 1} ${t.name}: phase ${f.phase.toFixed(2)} tok/s`);
     }
   }

@@ -14,7 +14,7 @@ import { findLlamaBinaries, startLlamaServer } from './lib/llama-server.ts';
 import { llamaModelObject, startModeld, writeModelsDir } from './lib/modeld-server.ts';
 import { ensureBenchModel, type BenchShape } from './lib/models.ts';
 import { benchPrompt } from './lib/prompts.ts';
-import { concurrentStreams, type ConcurrentResult } from './lib/sse-client.ts';
+import { concurrentStreams, phaseFigures, type PhaseFigures } from './lib/sse-client.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -48,21 +48,12 @@ try {
   let req = 0;
   const run = (t: Target, tokens: number) =>
     concurrentStreams(n, () => ({ baseUrl: t.baseUrl, model: id, prompt: benchPrompt(`ab-${++req}-${process.pid}`, 128), maxTokens: tokens, extra: t.extra }));
-  const figures = (r: ConcurrentResult) => {
-    const lastFirst = Math.max(...r.streams.map((s) => s.firstAt));
-    const lastEnd = Math.max(...r.streams.map((s) => s.endAt));
-    return {
-      aggregate: r.aggregateTps,
-      phase: r.streams.reduce((a, s) => a + s.tokens - 1, 0) / ((lastEnd - lastFirst) / 1000),
-      ttft: lastFirst - Math.min(...r.streams.map((s) => s.sentAt)),
-    };
-  };
   for (const t of targets) await run(t, 8);
-  const results = new Map<string, ReturnType<typeof figures>[]>(targets.map((t) => [t.name, []]));
+  const results = new Map<string, PhaseFigures[]>(targets.map((t) => [t.name, []]));
   for (let r = 0; r < Number(args.reps); r++) {
     const k = r % targets.length;
     const order = [...targets.slice(k), ...targets.slice(0, k)];
-    for (const t of r % 2 === 1 ? order.reverse() : order) results.get(t.name)!.push(figures(await run(t, Number(args.tokens))));
+    for (const t of r % 2 === 1 ? order.reverse() : order) results.get(t.name)!.push(phaseFigures(await run(t, Number(args.tokens))));
     console.error(`rep ${r + 1}: ${targets.map((t) => `${t.name} ${results.get(t.name)!.at(-1)!.aggregate.toFixed(2)} tok/s`).join(', ')}`);
   }
   const base = results.get('llama-server')!;
@@ -70,9 +61,9 @@ try {
   console.log(`${args.shape}, ${n} streams, ${args.tokens} tokens, ${threads} threads, ${args.reps} paired repetitions; ratios to llama-server within each repetition`);
   for (const t of targets.slice(1)) {
     const xs = results.get(t.name)!;
-    const ratio = (k: 'aggregate' | 'phase' | 'ttft') => xs.map((x, i) => x[k] / base[i]![k]);
+    const ratio = (k: 'aggregate' | 'phase' | 'lastFirstTokenMs') => xs.map((x, i) => x[k] / base[i]![k]);
     const agg = ratio('aggregate');
-    console.log(`${t.name}: aggregate ${mean(agg).toFixed(3)} (${Math.min(...agg).toFixed(3)}–${Math.max(...agg).toFixed(3)}), decode phase ${mean(ratio('phase')).toFixed(3)}, last first token ${mean(ratio('ttft')).toFixed(3)}`);
+    console.log(`${t.name}: aggregate ${mean(agg).toFixed(3)} (${Math.min(...agg).toFixed(3)}–${Math.max(...agg).toFixed(3)}), decode phase ${mean(ratio('phase')).toFixed(3)}, last first token ${mean(ratio('lastFirstTokenMs')).toFixed(3)}`);
   }
 } finally {
   for (const t of targets) await t.stop().catch(() => undefined);

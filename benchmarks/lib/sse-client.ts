@@ -133,3 +133,26 @@ export async function concurrentStreams(n: number, make: (i: number) => StreamRe
   const tokens = streams.reduce((a, s) => a + s.tokens, 0);
   return { streams, aggregateTps: tokens / ((end - start) / 1000) };
 }
+
+export interface PhaseFigures {
+  /** As `ConcurrentResult.aggregateTps`: prefill included. */
+  aggregate: number;
+  /** Tokens after each stream's first / (last end − last first token): the decode phase alone. */
+  phase: number;
+  /** Mean of the streams' own decode tok/s. */
+  perStream: number;
+  /** First send → the last stream's first token, ms: the prefill of them all. */
+  lastFirstTokenMs: number;
+}
+
+/** Splits a concurrent run into its prefill and decode phases (diagnostics that take the prefill out). */
+export function phaseFigures(r: ConcurrentResult): PhaseFigures {
+  const lastFirst = Math.max(...r.streams.map((s) => s.firstAt));
+  const lastEnd = Math.max(...r.streams.map((s) => s.endAt));
+  return {
+    aggregate: r.aggregateTps,
+    phase: r.streams.reduce((a, s) => a + s.tokens - 1, 0) / ((lastEnd - lastFirst) / 1000),
+    perStream: r.streams.reduce((a, s) => a + s.decodeTps, 0) / r.streams.length,
+    lastFirstTokenMs: lastFirst - Math.min(...r.streams.map((s) => s.sentAt)),
+  };
+}

@@ -1,4 +1,3 @@
-import type { OutgoingHttpHeaders } from 'node:http';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { DownloadJob } from '../../downloads/download-manager.ts';
 import { createModels } from '../../downloads/importers/create-models.ts';
@@ -8,6 +7,7 @@ import { toWireModel, toWireState } from '../../runtime/model-view.ts';
 import { errorResponses } from '../../schemas/common.ts';
 import { CreateModelBodySchema, CreatedModelsSchema, DownloadQuerySchema, type CreateModelBody } from '../../schemas/downloads.ts';
 import { Type } from '../../schemas/typebox.ts';
+import { openEventStream } from '../event-stream.ts';
 import { modelRoute } from '../models/model-route.ts';
 
 const tags = ['models'];
@@ -75,10 +75,7 @@ export default async function downloadRoutes(app: FastifyInstance) {
 
 /** Streams a download's progress as Server-Sent Events until it ends (or the client leaves). */
 function streamProgress(app: FastifyInstance, entry: ModelEntry, job: DownloadJob | undefined, reply: FastifyReply) {
-  reply.hijack();
-  const raw = reply.raw;
-  // Headers hooks set so far (CORS) would be lost with the hijack.
-  raw.writeHead(200, { ...(reply.getHeaders() as OutgoingHttpHeaders), 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+  const raw = openEventStream(reply);
   const send = (event: string, data: unknown) => raw.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
   if (!job) {
     send('done', toWireState(app, entry));

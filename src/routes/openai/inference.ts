@@ -1,10 +1,10 @@
-import type { OutgoingHttpHeaders } from 'node:http';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { resolveParams } from '../../engines/descriptors.ts';
 import type { TokenUsage } from '../../engines/engine.ts';
 import { ApiError, isApiError } from '../../errors.ts';
 import type { ModelEntry } from '../../registry/registry.ts';
 import { SAMPLING_PARAM_NAMES } from '../../schemas/openai/common.ts';
+import { openEventStream } from '../event-stream.ts';
 
 
 interface SamplingBody {
@@ -72,10 +72,9 @@ export const unixNow = () => Math.floor(Date.now() / 1000);
  * ordinary JSON error with its status; after it, an `data: {"error": ...}` frame the OpenAI
  * SDKs raise as an APIError.
  *
- * Frames go straight to the socket's response (the reply is hijacked at the first frame, with
- * the headers hooks such as CORS set so far): a frame per token through a PassThrough piped
- * into the response cost a stream transform, a pipe hop and a deferred uncork per token on
- * the event loop, which shares 2 cores with the decode (docs/cpu-batching.md §6).
+ * The response is taken over at the first frame (`openEventStream`): a frame per token through
+ * a PassThrough piped into the response cost a stream transform, a pipe hop and a deferred
+ * uncork per token on the event loop, which shares 2 cores with the decode (docs/cpu-batching.md §6).
  */
 export async function sendEventStream(
   reply: FastifyReply,
@@ -91,14 +90,7 @@ export async function sendEventStream(
   };
   const open = () => {
     started = true;
-    reply.hijack();
-    raw.on('error', () => undefined);
-    raw.writeHead(200, {
-      ...(reply.getHeaders() as OutgoingHttpHeaders),
-      'content-type': 'text/event-stream; charset=utf-8',
-      'cache-control': 'no-cache',
-      'x-accel-buffering': 'no',
-    });
+    openEventStream(reply);
     onStart();
   };
   const emit = (data: unknown) => {
