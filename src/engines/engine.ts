@@ -150,6 +150,11 @@ export interface LoadedModel {
 export interface Engine {
   readonly name: EngineName;
   readonly descriptors: readonly ParamDescriptor[];
+  /**
+   * What a model of this engine can do at most; a loaded model reports what it really does.
+   * Lets a request the engine can never serve be refused before a load (JIT) it would waste.
+   */
+  readonly capabilities: ReadonlySet<Capability>;
   status(): Promise<EngineStatus>;
   /** Optional warm-up at server start: loads the native backend and describes it for the log. */
   prepare?(): Promise<{ message: string; hint?: string }>;

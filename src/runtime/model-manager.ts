@@ -8,6 +8,10 @@ import type { ModelEntry, ModelRegistry } from '../registry/registry.ts';
 import { staticState } from '../registry/registry.ts';
 import { ModelQueue, type QueueStats } from '../scheduler/model-queue.ts';
 
+function notCapable(id: string, capability: Capability, has: ReadonlySet<Capability>): ApiError {
+  return new ApiError('model_not_capable', `the model '${id}' does not support ${capability} (it supports: ${[...has].join(', ') || 'nothing'})`, { param: 'model' });
+}
+
 export type RuntimeState = 'starting' | 'running' | 'stopping' | 'error';
 
 interface Slot {
@@ -243,6 +247,8 @@ export class ModelManager extends EventEmitter {
     try {
       let slot = this.#slots.get(entry.id);
       if (!slot || slot.state !== 'running') {
+        const possible = this.engine(entry).capabilities;
+        if (!possible.has(req.capability)) throw notCapable(entry.id, req.capability, possible);
         if (!this.#opts.config.jit && slot?.state !== 'starting') {
           this.#checkStartable(entry);
           throw new ApiError('model_not_running', `the model '${entry.id}' is not running; POST /v1/models/${entry.id}/start first`, { param: 'model' });
@@ -252,9 +258,7 @@ export class ModelManager extends EventEmitter {
         if (!slot || slot.state !== 'running') throw new ApiError('model_stopped', `the model '${entry.id}' was stopped`);
       }
       const loaded = slot.loaded!;
-      if (!loaded.capabilities.has(req.capability)) {
-        throw new ApiError('model_not_capable', `the model '${entry.id}' does not support ${req.capability} (it supports: ${[...loaded.capabilities].join(', ') || 'nothing'})`, { param: 'model' });
-      }
+      if (!loaded.capabilities.has(req.capability)) throw notCapable(entry.id, req.capability, loaded.capabilities);
       clearTimeout(slot.idleTimer);
       const s = slot;
       try {

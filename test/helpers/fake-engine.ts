@@ -5,6 +5,8 @@ export interface FakeEngineOptions {
   loadMs?: number;
   concurrency?: number;
   capabilities?: Capability[];
+  /** What the engine says its models can do at most (checked before a JIT load). */
+  engineCapabilities?: Capability[];
   failLoad?: string;
 }
 
@@ -26,6 +28,7 @@ export class FakeEngine implements Engine {
     { name: 'n_parallel', type: 'integer', default: 1, min_value: 1, max_value: 8, increment: 1, description: 'parallel', scope: 'load' },
     { name: 'temperature', type: 'number', default: 0.8, min_value: 0, max_value: 2, increment: 0.1, description: 'temp', scope: 'request' },
   ];
+  readonly capabilities: ReadonlySet<Capability>;
   loads = 0;
   disposedModels = 0;
   readonly opts: FakeEngineOptions;
@@ -33,6 +36,7 @@ export class FakeEngine implements Engine {
 
   constructor(opts: FakeEngineOptions = {}) {
     this.opts = opts;
+    this.capabilities = new Set(opts.engineCapabilities ?? ['chat', 'completion', 'embedding']);
   }
 
   async status() {

@@ -39,6 +39,16 @@ t.test('a capability the model lacks is a 400', async (t) => {
   await t.rejects(app.manager.run(entry, { capability: 'embedding' }, job(1)), { code: 'model_not_capable', status: 400 });
 });
 
+t.test('a capability the engine never has is refused before a JIT load', async (t) => {
+  const engine = new FakeEngine();
+  const { app, entry } = await setup(t, engine);
+  const err = await app.manager.run(entry, { capability: 'classification' }, job(1)).catch((e) => e);
+  t.match(err, { code: 'model_not_capable', status: 400, param: 'model' });
+  t.match(err.message, /does not support classification/);
+  t.equal(engine.loads, 0, 'nothing was loaded');
+  t.equal(app.manager.state(entry).state, 'stopped');
+});
+
 t.test('bounded waiting list: 503 queue_full with retry-after', async (t) => {
   const { app, entry } = await setup(t, new FakeEngine(), { maxWaiting: 2 });
   await app.manager.start(entry);

@@ -1,5 +1,5 @@
 import { resolveChatWrapper, type ChatWrapper, type LlamaContext, type LlamaEmbeddingContext, type LlamaModel } from 'node-llama-cpp';
-import type { Engine, EngineStatus, LoadedModel, LoadSpec } from '../engine.ts';
+import type { Capability, Engine, EngineStatus, LoadedModel, LoadSpec } from '../engine.ts';
 import { LLAMACPP_DESCRIPTORS } from './descriptors.ts';
 import { JanChatWrapper, parsePromptTemplate } from './jan-chat-wrapper.ts';
 import { describeRuntime, getLlamaRuntime, runtimeHint, singleThreadPool, type LlamaGpuOption, type LlamaRuntimeInfo } from './llama-runtime.ts';
@@ -31,6 +31,7 @@ function gpuOption(gpu: string | undefined): LlamaGpuOption {
 export class LlamaCppEngine implements Engine {
   readonly name = 'llamacpp' as const;
   readonly descriptors = LLAMACPP_DESCRIPTORS;
+  readonly capabilities: ReadonlySet<Capability> = new Set<Capability>(['chat', 'completion', 'embedding']);
   readonly #options: LlamaCppEngineOptions;
   #runtime: LlamaRuntimeInfo | undefined;
 

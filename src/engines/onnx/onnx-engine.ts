@@ -1,5 +1,5 @@
 import { createRequire } from 'node:module';
-import type { Engine, EngineStatus, LoadedModel, LoadSpec, ParamDescriptor } from '../engine.ts';
+import type { Capability, Engine, EngineStatus, LoadedModel, LoadSpec, ParamDescriptor } from '../engine.ts';
 import { OnnxClassifier, type OnnxLoadParams } from './onnx-classifier.ts';
 import { onnxDescriptors } from './onnx-descriptors.ts';
 import { bindingInstalled, cudaInstalled, loadOrt, physicalCores } from './ort.ts';
@@ -24,6 +24,7 @@ function ortVersion(): string | undefined {
 export class OnnxEngine implements Engine {
   readonly name = 'onnx' as const;
   readonly descriptors: readonly ParamDescriptor[];
+  readonly capabilities: ReadonlySet<Capability> = new Set<Capability>(['classification']);
 
   constructor(options: OnnxEngineOptions = {}) {
     this.descriptors = onnxDescriptors(options.threads && options.threads > 0 ? options.threads : physicalCores());
