@@ -98,6 +98,12 @@ export interface GenerateOptions {
   responseFormat?: ResponseFormat;
   /** Stops the generation within one token; the call then rejects with the signal's reason. */
   signal: AbortSignal;
+  /**
+   * Called once the request has passed the engine's own checks (prompt length, grammar,
+   * logit_bias ids) and its generation begins. A stream starts its HTTP answer here, so a
+   * request the engine refuses still gets an ordinary error with its status.
+   */
+  onStart?: () => void;
   /** Receives each piece of new text as it is decoded, in order (streaming). */
   onText?: (text: string) => void;
   /** Receives each piece of a reasoning model's thought (chat only), kept out of `onText`. */

@@ -708,6 +708,8 @@ export interface TinyLlamaOptions {
    * F32, as in llama.cpp's own quantised files. Large shapes should use Q8_0.
    */
   quant?: GgufTensorType;
+  /** `tokenizer.ggml.add_bos_token` of the generated vocabulary; default true (Qwen-style files say false). */
+  addBos?: boolean;
   /** PRNG seed for the weights; default 1. Same seed and options give identical bytes. */
   seed?: number;
   /** Standard deviation of the (uniform) random weights; default 0.02. */
@@ -802,7 +804,7 @@ export function writeTinyLlamaGguf(path: string, opts: TinyLlamaOptions = {}): W
       ['tokenizer.ggml.unknown_token_id', gv.u32(0)],
       ['tokenizer.ggml.bos_token_id', gv.u32(1)],
       ['tokenizer.ggml.eos_token_id', gv.u32(2)],
-      ['tokenizer.ggml.add_bos_token', gv.bool(true)],
+      ['tokenizer.ggml.add_bos_token', gv.bool(opts.addBos ?? true)],
       ['tokenizer.ggml.add_eos_token', gv.bool(false)],
     ];
   }

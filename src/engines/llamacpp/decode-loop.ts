@@ -121,7 +121,9 @@ export class DecodeLoop {
         use: { cachedTokens: 0, evaluatedTokens: 0 }, resolve, reject,
       });
       // Started on the next turn of the event loop, so requests that arrive together share the first batch.
-      this.#loop ??= new Promise<void>((started) => setImmediate(started)).then(() => this.#run());
+      this.#loop ??= new Promise<void>((started) => setImmediate(started))
+        .then(() => this.#run())
+        .catch((error: unknown) => this.#abandon(error));
     });
   }
 
@@ -169,6 +171,23 @@ export class DecodeLoop {
     }
   }
 
+  /**
+   * A bug in the loop itself must fail its jobs, not the process: every job still here is
+   * rejected and the loop ends (the next job starts a fresh one).
+   */
+  #abandon(error: unknown): void {
+    this.#loop = undefined;
+    for (const r of [...this.#running.splice(0), ...this.#queued.splice(0)]) {
+      try {
+        this.#native.removeTokenCellsFromSequence(r.job.sequence.id, 0, -1);
+        r.job.sequence.contextTokens.length = 0;
+      } catch {
+        // The cache stays as it was; the pool's next admission trims it from contextTokens.
+      }
+      r.reject(error);
+    }
+  }
+
   /** Moves waiting jobs in: trims each sequence's cache to the prompt prefix it shares. */
   #admit(): void {
     while (this.#queued.length > 0) {
@@ -178,6 +197,10 @@ export class DecodeLoop {
         continue;
       }
       const { sequence, prompt } = r.job;
+      if (prompt.length === 0) {
+        r.reject(new Error('decode loop: a generation needs at least one prompt token'));
+        continue;
+      }
       const cached = sequence.contextTokens;
       // The prompt's last token is always decoded again: its logits pick the first answer token.
       const keep = Math.min(commonPrefixLength(cached, prompt), prompt.length - 1);

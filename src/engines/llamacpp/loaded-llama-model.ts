@@ -228,6 +228,7 @@ export class LoadedLlamaModel implements LoadedModel {
         onText: options.onText,
         onReasoning: options.onReasoning,
       });
+      options.onStart?.();
       const use = await this.#loop!.run(generation);
       generation.finish();
       this.#cache.requests++;
@@ -314,6 +315,10 @@ export class LoadedLlamaModel implements LoadedModel {
 
   /** Tokens left for the answer in one sequence; a prompt that fills it is a 400. */
   #budget(promptTokens: number, maxTokens: number | undefined, param: 'prompt' | 'messages'): number {
+    if (promptTokens === 0) {
+      // Nothing to read means no logits to pick the first token from (llama-server refuses it too).
+      throw new ApiError('invalid_value', `the ${param === 'prompt' ? 'prompt' : 'chat prompt'} is empty and this model adds no BOS token to start from: send some text`, { param });
+    }
     const ctxLen = this.#p.context!.contextSize;
     const room = ctxLen - promptTokens;
     if (room < 1) {

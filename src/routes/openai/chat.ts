@@ -91,18 +91,18 @@ export default async function chatRoutes(app: FastifyInstance) {
       ...base, choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }], ...usageNull,
     });
     return sendEventStream(reply, async (emit) => {
-      const r = await app.manager.run(entry, run, (loaded, sig) => {
-        emit(chunk({ role: 'assistant', content: '' }));
-        return loaded.chat!(messages, {
+      const r = await app.manager.run(entry, run, (loaded, sig) =>
+        loaded.chat!(messages, {
           params, responseFormat, signal: sig,
+          // The first frame starts the HTTP answer; a request refused before it keeps its status.
+          onStart: () => emit(chunk({ role: 'assistant', content: '' })),
           onText: (text) => {
             if (text) emit(chunk({ content: text }));
           },
           onReasoning: (text) => {
             if (text) emit(chunk({ reasoning_content: text }));
           },
-        });
-      });
+        }));
       countTokens(app, entry.id, r.usage);
       emit(chunk({}, r.finishReason));
       if (includeUsage) emit({ ...base, choices: [], usage: wireUsage(r.usage) });

@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import type { FastifyInstance } from 'fastify';
 import type { GenerationResult } from '../../engines/engine.ts';
 import { ApiError } from '../../errors.ts';
 import { errorResponses } from '../../schemas/common.ts';
 import { CompletionRequestSchema, CompletionSchema, type Completion, type CompletionRequest } from '../../schemas/openai/completions.ts';
 import { clientSignal } from '../client-signal.ts';
-import { countTokens, requestParams, sendEventStream, sumUsage, unixNow, wireUsage } from './inference.ts';
+import { countTokens, mapWithLimit, requestParams, sendEventStream, sumUsage, unixNow, wireUsage } from './inference.ts';
 
 function rejectUnsupported(body: CompletionRequest): void {
   if (body.echo === true) throw new ApiError('unsupported_feature', `'echo' is not supported by this server`, { param: 'echo' });
@@ -40,13 +41,22 @@ export default async function completionRoutes(app: FastifyInstance) {
       failed.abort(err);
       throw err;
     };
+    // With several prompts, an error about one of them names it.
+    const namePrompt = (err: unknown, index: number): unknown =>
+      Array.isArray(body.prompt) && err instanceof ApiError && err.param === 'prompt'
+        ? new ApiError(err.code, `prompt[${index}]: ${err.message}`, { param: `prompt[${index}]`, retryAfter: err.retryAfter, cause: err.cause })
+        : err;
+    // Prompts run as parallel requests, at most the model's sequences at once (read as it loads).
+    const parallel = () => app.manager.state(entry).queue?.concurrency ?? 1;
+    setMaxListeners(prompts.length + 10, signal);
     const id = `cmpl-${randomUUID().replaceAll('-', '')}`;
     const created = unixNow();
     const run = { capability: 'completion' as const, signal };
 
     if (!body.stream) {
-      const results = await Promise.all(prompts.map((prompt) =>
-        app.manager.run(entry, run, (loaded, sig) => loaded.complete!(prompt, { params, signal: sig })).catch(stopOthers)));
+      const results = await mapWithLimit(prompts, parallel, (prompt, index, started) =>
+        app.manager.run(entry, run, (loaded, sig) => loaded.complete!(prompt, { params, signal: sig, onStart: started }))
+          .catch((err: unknown) => stopOthers(namePrompt(err, index))));
       for (const r of results) countTokens(app, entry.id, r.usage);
       const answer: Completion = {
         id, object: 'text_completion', created, model: entry.id, system_fingerprint: null,
@@ -63,21 +73,23 @@ export default async function completionRoutes(app: FastifyInstance) {
       ...base, choices: [{ text, index, logprobs: null, finish_reason: finish }], ...usageNull,
     });
     return sendEventStream(reply, async (emit) => {
-      const results = await Promise.all(prompts.map(async (prompt, index) => {
-        const r = await app.manager.run(entry, run, (loaded, sig) => {
-          // The first frame starts the HTTP answer; before it, failures keep their status.
-          emit(chunk(index, ''));
-          return loaded.complete!(prompt, {
+      const results = await mapWithLimit(prompts, parallel, async (prompt, index, started) => {
+        const r = await app.manager.run(entry, run, (loaded, sig) =>
+          loaded.complete!(prompt, {
             params, signal: sig,
+            // The first frame starts the HTTP answer; a request refused before it keeps its status.
+            onStart: () => {
+              emit(chunk(index, ''));
+              started();
+            },
             onText: (text) => {
               if (text) emit(chunk(index, text));
             },
-          });
-        }).catch(stopOthers);
+          })).catch((err: unknown) => stopOthers(namePrompt(err, index)));
         countTokens(app, entry.id, r.usage);
         emit(chunk(index, '', r.finishReason));
         return r;
-      }));
+      });
       if (includeUsage) emit({ ...base, choices: [], usage: totalUsage(results) });
     });
   });

@@ -204,3 +204,21 @@ t.test('close rejects what is queued and running, then resolves', async (t) => {
   await closed;
   await t.rejects(loop.run(job(seq(1), [1])), { message: /unloaded/ });
 });
+
+t.test('an empty prompt is rejected, not decoded; a bug in a job fails the loop\'s jobs, never the process', async (t) => {
+  const native = new FakeNative();
+  const loop = new DecodeLoop(native, { batchSize: 64 });
+  await t.rejects(loop.run(job(seq(0), [])), { message: /at least one prompt token/ });
+  const broken = job(seq(0), [1, 2], { max: 10 });
+  broken.accept = () => {
+    throw new Error('bug in accept');
+  };
+  const neighbour = loop.run(job(seq(1), [5, 6], { max: 1000 }));
+  await t.rejects(loop.run(broken), { message: 'bug in accept' });
+  await t.rejects(neighbour, { message: 'bug in accept' }, 'the neighbour in the same loop fails too');
+  t.same(native.cells.get(0), [], 'its cache was emptied');
+  t.same(native.cells.get(1), []);
+  const after = job(seq(0), [1, 2], { max: 2 });
+  t.same(await loop.run(after), { cachedTokens: 0, evaluatedTokens: 2 }, 'the next job starts a fresh loop');
+  t.same(after.tokens, [3, 4]);
+});

@@ -7,6 +7,8 @@ import { hasStories, LLAMA_TEST_CONFIG, STORIES_GGUF, testLlama, writeFixtureMod
 const dir = await tempDir();
 const tiny = await writeFixtureModel(dir, 'tiny', { gguf: { contextLength: 512 }, parameters: { ctx_len: 512, n_parallel: 2 } });
 await writeFixtureModel(dir, 'greedy', { parameters: { ctx_len: 128, n_parallel: 1, temperature: 0, max_tokens: 6 } });
+await writeFixtureModel(dir, 'narrow', { parameters: { ctx_len: 64, n_parallel: 1, max_waiting: 1, temperature: 0 } });
+await writeFixtureModel(dir, 'nobos', { gguf: { addBos: false }, parameters: { ctx_len: 128, n_parallel: 1 } });
 if (hasStories) await writeSharedModel(dir, 'stories', STORIES_GGUF, { ctx_len: 256, n_parallel: 2 });
 const { app } = await buildTestApp(t, { modelsDir: dir, config: LLAMA_TEST_CONFIG });
 const url = await app.listen({ host: '127.0.0.1', port: 0 });
@@ -96,4 +98,64 @@ t.test('precedence: the model object\'s request parameters apply unless the requ
   t.equal(a.choices[0]!.text, b.choices[0]!.text, 'temperature 0 from model.json: greedy');
   const c = await client.completions.create({ model: 'greedy', prompt: 'hello world', max_tokens: 3 });
   t.equal(c.usage!.completion_tokens, 3, 'the request wins');
+});
+
+t.test('an empty prompt on a model without a BOS token is a 400 naming prompt, streamed or not; the model serves on', async (t) => {
+  for (const stream of [false, true]) {
+    const res = await fetch(`${url}/v1/completions`, {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'nobos', prompt: '', max_tokens: 4, stream }),
+    });
+    t.equal(res.status, 400, `stream: ${stream}`);
+    t.match(((await res.json()) as { error: unknown }).error, { code: 'invalid_value', param: 'prompt', message: /empty/ });
+  }
+  const ok = await client.completions.create({ model: 'nobos', prompt: 'once upon', max_tokens: 3, temperature: 0 });
+  t.equal(ok.usage?.completion_tokens, 3);
+  const withBos = await client.completions.create({ model: 'greedy', prompt: '', max_tokens: 2 });
+  t.equal(withBos.usage?.prompt_tokens, 1, 'a model with a BOS token generates from the BOS alone');
+});
+
+t.test('a request with more prompts than the queue holds runs them all, a sequence at a time; an error names its prompt', async (t) => {
+  const prompts = ['once', 'upon', 'a', 'time', 'there'];
+  const plain = await client.completions.create({ model: 'narrow', prompt: prompts, max_tokens: 2 });
+  t.same(plain.choices.map((c) => c.index), [0, 1, 2, 3, 4], 'n_parallel 1 + max_waiting 1, yet 5 prompts answered');
+  const stream = await client.completions.create({ model: 'narrow', prompt: prompts, max_tokens: 2, stream: true });
+  const texts = ['', '', '', '', ''];
+  for await (const ch of stream) for (const c of ch.choices) texts[c.index] += c.text;
+  t.same(texts, plain.choices.map((c) => c.text), 'streamed == non-streamed, per index');
+  const long = 'once upon a time '.repeat(40);
+  for (const streamed of [false, true]) {
+    const res = await fetch(`${url}/v1/completions`, {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'narrow', prompt: ['once', long], max_tokens: 2, stream: streamed }),
+    });
+    if (!streamed) {
+      t.equal(res.status, 400);
+      t.match(((await res.json()) as { error: unknown }).error, { code: 'context_length_exceeded', param: 'prompt[1]', message: /^prompt\[1\]: / });
+    } else {
+      // prompt[0] started the answer, so prompt[1]'s failure is a frame naming it.
+      t.equal(res.status, 200);
+      const text = await res.text();
+      t.match(text, /"param":"prompt\[1\]"/);
+      t.match(text, /"code":"context_length_exceeded"/);
+    }
+  }
+});
+
+t.test('a stream the engine refuses before it starts is an ordinary error with its status', async (t) => {
+  const long = 'once upon a time '.repeat(40);
+  for (const body of [
+    { model: 'narrow', prompt: long, stream: true },
+    { model: 'narrow', prompt: 'once', stream: true, logit_bias: { '999999': 1 } },
+  ]) {
+    const res = await fetch(`${url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    t.equal(res.status, 400);
+    t.match(res.headers.get('content-type'), /application\/json/);
+  }
+  const chat = await fetch(`${url}/v1/chat/completions`, {
+    method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'narrow', messages: [{ role: 'user', content: long }], stream: true }),
+  });
+  t.equal(chat.status, 400, 'chat too');
+  t.match(((await chat.json()) as { error: unknown }).error, { code: 'context_length_exceeded', param: 'messages' });
 });
