@@ -1,7 +1,7 @@
 import type { LlamaModel, Token } from 'node-llama-cpp';
 import type { DecodeJob, KvSequence } from './decode-loop.ts';
 import type { NativeSampler, NativeSamplerConfig } from './native-context.ts';
-import { StopText } from './stop-text.ts';
+import { StopText, TrailingWhitespace } from './stop-text.ts';
 import { ThoughtSplit, type ThoughtSegment } from './thought-split.ts';
 
 /** Repeat-penalty settings in node-llama-cpp's terms. */
@@ -66,10 +66,9 @@ export class Generation implements DecodeJob {
   readonly #o: GenerationOptions;
   readonly #stop: StopText;
   readonly #thought: ThoughtSplit | undefined;
+  readonly #trim: TrailingWhitespace | undefined;
   /** Tokens up to here have been turned into text. */
   #textUpTo = 0;
-  /** Whitespace held back while `trimWhitespaceSuffix` applies. */
-  #heldWhitespace = '';
   /** The answer's first text while it may still be one of `ignoreStart`; undefined once decided. */
   #start: string | undefined;
 
@@ -83,14 +82,17 @@ export class Generation implements DecodeJob {
     this.#thought = options.thought
       ? new ThoughtSplit(options.thought, (kind, text) => (kind === 'content' ? options.onText : options.onReasoning)?.(text))
       : undefined;
-    this.#stop = new StopText(options.stopStrings, this.#thought ? (text) => this.#thought!.push(text) : options.onText);
+    const out = this.#thought ? (text: string) => this.#thought!.push(text) : options.onText;
+    // Stop strings (a JSON grammar's run of newlines among them) see trailing whitespace; the client never does.
+    this.#trim = options.trimWhitespaceSuffix ? new TrailingWhitespace(out) : undefined;
+    this.#stop = new StopText(options.stopStrings, this.#trim ? (text) => this.#trim!.push(text) : out);
     if (options.ignoreStart?.some((t) => t.length > 0)) this.#start = '';
     options.sampler.applyConfig(options.samplerConfig);
   }
 
   /** The answer's text so far, its thought excluded (held-back text excluded until {@link finish}). */
   get text(): string {
-    return this.#thought ? this.#thought.content : this.#stop.text;
+    return this.#thought ? this.#thought.content : (this.#trim ?? this.#stop).text;
   }
 
   /** The answer's thought, when the template has thought segments ('' otherwise). */
@@ -136,8 +138,7 @@ export class Generation implements DecodeJob {
     this.#textOf(true);
     // An answer whose whole text could still have grown into an ignored start: decide it now.
     if (this.#start && this.#stop.push(this.#dropIgnoredStart('', true))) this.finishReason = 'stop';
-    if (this.#stop.matched) return;
-    if (this.#o.trimWhitespaceSuffix) return;
+    // Held-back text that never became a stop is part of the answer (a JSON answer's closing brace).
     this.#stop.flush();
   }
 
@@ -183,12 +184,7 @@ export class Generation implements DecodeJob {
         break;
       }
       this.#textUpTo = end;
-      if (this.#o.trimWhitespaceSuffix && text.trim() === '') {
-        this.#heldWhitespace += text;
-        continue;
-      }
-      let chunk = this.#heldWhitespace + text;
-      this.#heldWhitespace = '';
+      let chunk = text;
       if (this.#start !== undefined) {
         chunk = this.#dropIgnoredStart(chunk, final && this.#textUpTo === this.tokens.length);
         if (chunk === '') continue;

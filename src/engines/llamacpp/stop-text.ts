@@ -73,3 +73,33 @@ export class StopText {
     this.#emit(text);
   }
 }
+
+/**
+ * Holds whitespace back until text follows it, so an answer whose end must be trimmed
+ * (node-llama-cpp's JSON grammars end on a run of newlines) never streams its trailing
+ * whitespace; what is still held when the answer ends is dropped. Stop strings have seen
+ * that whitespace already: this sits after {@link StopText}.
+ */
+export class TrailingWhitespace {
+  readonly #emit: (text: string) => void;
+  #held = '';
+  #text = '';
+
+  constructor(emit: (text: string) => void = () => undefined) {
+    this.#emit = emit;
+  }
+
+  /** The answer so far, trailing whitespace excluded. */
+  get text(): string {
+    return this.#text;
+  }
+
+  push(chunk: string): void {
+    const buf = this.#held + chunk;
+    const body = buf.trimEnd();
+    this.#held = buf.slice(body.length);
+    if (!body) return;
+    this.#text += body;
+    this.#emit(body);
+  }
+}

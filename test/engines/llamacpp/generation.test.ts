@@ -61,6 +61,16 @@ t.test('stop strings across tokens; grammar whitespace at the end is dropped', a
   const b = generation([2, 4, 4, 3, 4, 1], { trimWhitespaceSuffix: true });
   t.equal(b.g.text, 'Hi\n\n there', 'inner whitespace stays, trailing whitespace goes');
   t.same(b.chunks.join(''), b.g.text);
+  // A JSON grammar's stop trigger is a run of newlines: it must match although none is streamed.
+  const c = generation([2, 4, 4, 4, 4, 4, 4, 4], { trimWhitespaceSuffix: true, stopStrings: ['\n\n\n\n'] });
+  t.equal(c.g.finishReason, 'stop', 'the whitespace stop trigger matched');
+  t.equal(c.g.tokens.length, 5, 'at the fourth newline');
+  t.equal(c.g.text, 'Hi');
+  t.same(c.chunks, ['Hi']);
+  // Text held back as a possible stop start is part of the answer when no stop follows.
+  const d = generation([2, 3], { trimWhitespaceSuffix: true, stopStrings: [' thereSTOP'], maxTokens: 2 });
+  t.equal(d.g.text, 'Hi there');
+  t.same(d.chunks.join(''), 'Hi there');
 });
 
 t.test('a template\'s ignoreStartText drops the longest match at the very start only', async (t) => {

@@ -152,6 +152,29 @@ t.test('response_format json_schema: the answer parses and validates', async (t)
   t.match(obj.choices[0]!.message.content, /^\s*\{/);
 });
 
+t.test('response_format: the answer ends where the JSON does (stop, not length), trailing whitespace dropped, a held stop prefix kept', async (t) => {
+  const schema = { type: 'object', properties: { happy: { type: 'boolean' } }, required: ['happy'], additionalProperties: false };
+  const response_format = { type: 'json_schema' as const, json_schema: { name: 'answer', schema } };
+  const r = await client.chat.completions.create({ model: 'chatml', messages, temperature: 0, max_tokens: 200, response_format });
+  const content = r.choices[0]!.message.content!;
+  t.equal(r.choices[0]!.finish_reason, 'stop');
+  t.ok(r.usage!.completion_tokens < 200, `ended after ${r.usage!.completion_tokens} tokens`);
+  t.type(JSON.parse(content).happy, 'boolean');
+  t.equal(content, content.trimEnd(), 'no trailing whitespace');
+  const stream = await client.chat.completions.create({ model: 'chatml', messages, temperature: 0, max_tokens: 200, response_format, stream: true });
+  let streamed = '';
+  let finish: string | null | undefined;
+  for await (const ch of stream) {
+    streamed += ch.choices[0]?.delta.content ?? '';
+    finish = ch.choices[0]?.finish_reason ?? finish;
+  }
+  t.equal(streamed, content, 'streamed == non-streamed, no trailing whitespace streamed');
+  t.equal(finish, 'stop');
+  // '}' may start the stop string, so it is held back; it must come out when the answer ends.
+  const held = await client.chat.completions.create({ model: 'chatml', messages, temperature: 0, max_tokens: 200, response_format, stop: ['}zzz'] });
+  t.equal(held.choices[0]!.message.content, content, 'the closing brace survives a stop string it could have started');
+});
+
 t.test('typed errors from the official client', async (t) => {
   t.type(await client.chat.completions.create({ model: 'nope', messages }).catch((e: unknown) => e), OpenAI.NotFoundError);
   const bad = async (body: Record<string, unknown>, param: string, message: RegExp) => {
