@@ -40,6 +40,7 @@ export const ERROR_CODES = {
   model_exists: { status: 409, type: 'invalid_request_error' },
   model_not_downloaded: { status: 409, type: 'invalid_request_error' },
   model_not_running: { status: 409, type: 'invalid_request_error' },
+  model_running: { status: 409, type: 'invalid_request_error' },
   model_invalid: { status: 422, type: 'invalid_request_error', noRetry: true },
   model_not_capable: { status: 400, type: 'invalid_request_error' },
   model_load_failed: { status: 500, type: 'server_error', noRetry: true },

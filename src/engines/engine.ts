@@ -9,6 +9,19 @@ export type EngineName = (typeof ENGINE_NAMES)[number];
 export type Capability = 'chat' | 'completion' | 'embedding' | 'classification';
 
 /**
+ * A load failed because of what the model object says (labels that do not match the outputs,
+ * a missing tokenizer), not because of the server: answered 422 model_invalid naming `field`.
+ */
+export class ModelObjectError extends Error {
+  constructor(
+    message: string,
+    readonly field: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
  * A run parameter in the descriptor form of the parameter-definition seed:
  * `{name, default, min_value, max_value, increment, special_type, options, description}`,
  * plus the value `type` and the `scope` it applies at.

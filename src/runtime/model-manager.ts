@@ -1,9 +1,10 @@
 import { EventEmitter } from 'node:events';
+import { stat } from 'node:fs/promises';
 import { parseDuration, type Config } from '../config/config.ts';
 import { ApiError } from '../errors.ts';
 import { COMMON_DESCRIPTORS } from '../engines/common-descriptors.ts';
 import { resolveParams, rejectUnknownParams } from '../engines/descriptors.ts';
-import type { Capability, Engine, EngineName, LoadedModel } from '../engines/engine.ts';
+import { ModelObjectError, type Capability, type Engine, type EngineName, type LoadedModel } from '../engines/engine.ts';
 import type { ModelEntry, ModelRegistry } from '../registry/registry.ts';
 import { staticState } from '../registry/registry.ts';
 import { ModelQueue, type QueueStats } from '../scheduler/model-queue.ts';
@@ -25,6 +26,18 @@ interface Slot {
   keepAliveMs: number;
   idleTimer?: NodeJS.Timeout;
   stopping?: Promise<void>;
+  /** The files a failed load read ({@link fingerprint}); the error lasts until they change. */
+  failed?: string;
+}
+
+/** setTimeout's longest delay. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** What a load reads: its object file and its binaries, as path, size and modification time. */
+async function fingerprint(entry: ModelEntry): Promise<string> {
+  const files = [entry.file, ...entry.binaries.map((b) => b.path)];
+  const stats = await Promise.all(files.map((f) => stat(f).then((s) => [f, s.size, s.mtimeMs], () => [f])));
+  return JSON.stringify(stats);
 }
 
 export interface ModelStateView {
@@ -73,6 +86,9 @@ export class ModelManager extends EventEmitter {
   constructor(options: ModelManagerOptions) {
     super();
     this.#opts = options;
+    options.registry.on('change', () => {
+      void this.#onRegistryChange().catch((err) => this.#opts.log.warn({ err }, 'registry change handling failed'));
+    });
   }
 
   engine(entry: ModelEntry): Engine {
@@ -108,13 +124,20 @@ export class ModelManager extends EventEmitter {
     return this.#active;
   }
 
-  /** Loads a model (or joins the load under way); resolves when it runs. */
+  /**
+   * Loads a model (or joins the load under way); resolves when it runs. Overrides are checked
+   * even when the model already runs or loads: the same values join it, different ones are a
+   * 409 (stop it first), as a start cannot change a loaded context.
+   */
   async start(entry: ModelEntry, overrides: Record<string, unknown> = {}): Promise<void> {
-    const existing = this.#slots.get(entry.id);
-    if (existing?.state === 'running') return;
-    if (existing?.state === 'starting' && existing.load) return existing.load;
-    if (existing?.state === 'stopping') await existing.stopping;
-    this.#checkStartable(entry);
+    let existing = this.#slots.get(entry.id);
+    // Every caller that waited for a stop looks again: the first one back starts, the rest join it.
+    while (existing?.state === 'stopping') {
+      await existing.stopping;
+      existing = this.#slots.get(entry.id);
+    }
+    const live = existing?.state === 'running' || (existing?.state === 'starting' && existing.load);
+    if (!live) this.#checkStartable(entry);
     const engine = this.engine(entry);
     const descriptors = [...engine.descriptors, ...COMMON_DESCRIPTORS];
     rejectUnknownParams(descriptors, overrides);
@@ -128,6 +151,15 @@ export class ModelManager extends EventEmitter {
       // request's own values are layered on (and a bad one fails the load, naming the file).
       ['load', 'request'],
     );
+    if (live) {
+      const differ = Object.keys(overrides).filter((k) => JSON.stringify(params[k]) !== JSON.stringify(existing!.params?.[k]));
+      if (differ.length > 0) {
+        const k = differ[0]!;
+        throw new ApiError('model_running', `the model '${entry.id}' already ${existing!.state === 'running' ? 'runs' : 'loads'} with ${k} ${JSON.stringify(existing!.params?.[k])}; stop it first to start it with ${k} ${JSON.stringify(params[k])}`, { param: k });
+      }
+      if (existing!.state === 'running') return;
+      return existing!.load;
+    }
     const keepAliveRaw = params.keep_alive ?? this.#opts.config.keepAlive;
     const slot: Slot = {
       state: 'starting',
@@ -172,11 +204,13 @@ export class ModelManager extends EventEmitter {
           throw new ApiError('model_stopped', `the model '${entry.id}' was stopped while loading`);
         }
         const message = err instanceof Error ? err.message : String(err);
+        slot.failed = await fingerprint(entry);
         slot.state = 'error';
         slot.error = `failed to load ${entry.binaries[0]?.path ?? entry.id}: ${message}`;
         slot.load = undefined;
         this.#opts.log.warn({ model: entry.id, err }, 'model load failed');
         this.emit('state', entry.id, 'error');
+        if (err instanceof ModelObjectError) throw new ApiError('model_invalid', slot.error, { param: err.field, cause: err });
         throw new ApiError('model_load_failed', slot.error, { param: 'model', cause: err });
       }
     })();
@@ -271,15 +305,37 @@ export class ModelManager extends EventEmitter {
     }
   }
 
-  #armIdle(id: string, slot: Slot): void {
+  #armIdle(id: string, slot: Slot, ms = slot.keepAliveMs): void {
     clearTimeout(slot.idleTimer);
-    if (slot.keepAliveMs < 0 || slot.state !== 'running') return;
+    if (ms < 0 || slot.state !== 'running') return;
+    // setTimeout fires at once past 2^31 − 1 ms (~24.8 days): longer keep-alives wait in legs.
+    const leg = Math.min(ms, MAX_TIMER_MS);
     slot.idleTimer = setTimeout(() => {
+      if (ms > leg) return this.#armIdle(id, slot, ms - leg);
       if (slot.queue?.idle && this.#slots.get(id) === slot) {
         void this.stop(id).catch((err) => this.#opts.log.warn({ model: id, err }, 'keep-alive unload failed'));
       }
-    }, slot.keepAliveMs);
+    }, leg);
     slot.idleTimer.unref();
+  }
+
+  /**
+   * The registry rescanned: a failed load is forgotten once its files changed (or it was
+   * deleted), so the table shows the fixed model again; a running model whose object file is
+   * gone is stopped — nobody could address it to stop it any more.
+   */
+  async #onRegistryChange(): Promise<void> {
+    for (const [id, slot] of this.#slots) {
+      const entry = this.#opts.registry.get(id);
+      if (slot.state === 'error') {
+        if (!entry || (await fingerprint(entry)) !== slot.failed) {
+          if (this.#slots.get(id) === slot) this.#slots.delete(id);
+        }
+      } else if (!entry && slot.state !== 'stopping') {
+        this.#opts.log.info({ model: id }, 'model object gone: stopping the model');
+        void this.stop(id).catch((err) => this.#opts.log.warn({ model: id, err }, 'stop failed'));
+      }
+    }
   }
 
   /** Stops everything (server shutdown). */

@@ -1,4 +1,4 @@
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import t, { type Test } from 'tap';
 import type { Config } from '../../src/config/config.ts';
@@ -124,4 +124,56 @@ t.test('maintenance mode answers 503 maintenance; control still works', async (t
   await t.rejects(app.manager.run(entry, { capability: 'chat' }, job(1)), { code: 'maintenance', status: 503 });
   await app.manager.start(entry);
   t.equal(app.manager.state(entry).state, 'running');
+});
+
+t.test('a stop followed at once by several starts loads the model once', async (t) => {
+  const engine = new FakeEngine({ loadMs: 20 });
+  const { app, entry } = await setup(t, engine);
+  await app.manager.start(entry);
+  for (let i = 0; i < 3; i++) {
+    const stopped = app.manager.stop(entry.id);
+    await new Promise((r) => setImmediate(r));
+    await Promise.all([app.manager.start(entry), app.manager.start(entry), app.manager.start(entry), stopped]);
+    t.equal(app.manager.state(entry).state, 'running', 'every start resolved once the model runs');
+  }
+  t.equal(engine.loads, 4, 'one load per stop');
+  await app.manager.stop(entry.id);
+  t.equal(engine.disposedModels, 4, 'every load was freed');
+});
+
+t.test('start on a running model checks its overrides: same values join, others are a 409, bad ones a 400', async (t) => {
+  const { app, entry } = await setup(t, new FakeEngine());
+  await app.manager.start(entry, { ctx_len: 512 });
+  await app.manager.start(entry, { ctx_len: 512 });
+  await app.manager.start(entry);
+  await t.rejects(app.manager.start(entry, { ctx_len: 1024 }), { code: 'model_running', status: 409, param: 'ctx_len', message: /512.*stop it first.*1024/ });
+  await t.rejects(app.manager.start(entry, { ctx_len: 'abc' }), { name: 'ApiError', status: 400 });
+  await t.rejects(app.manager.start(entry, { bogus: 1 }), { name: 'ApiError', status: 400 });
+  t.equal(app.manager.state(entry).params!.ctx_len, 512);
+});
+
+t.test('a keep_alive longer than setTimeout can wait (600h) keeps the model', async (t) => {
+  const { app, entry } = await setup(t, new FakeEngine());
+  await app.manager.start(entry, { keep_alive: '600h' });
+  await new Promise((r) => setTimeout(r, 50));
+  t.equal(app.manager.state(entry).state, 'running');
+});
+
+t.test('a failed load is forgotten once its files change; a running model whose object is gone is stopped', async (t) => {
+  const engine = new FakeEngine({ failLoad: 'bad tensor' });
+  const { app, entry } = await setup(t, engine);
+  await t.rejects(app.manager.start(entry), { code: 'model_load_failed' });
+  await app.registry.scan();
+  t.equal(app.manager.state(app.registry.resolve('m/model')).state, 'error', 'unchanged files: still the error');
+  engine.opts.failLoad = undefined;
+  writeTinyLlamaGguf(path.join(path.dirname(entry.file), 'm.gguf'), { seed: 2 });
+  await app.registry.scan();
+  await new Promise((r) => setTimeout(r, 20));
+  const fixed = app.registry.resolve('m/model');
+  t.equal(app.manager.state(fixed).state, 'stopped', 'a new binary clears the error');
+  await app.manager.start(fixed);
+  await rm(fixed.file);
+  await app.registry.scan();
+  while (engine.disposedModels < 1) await new Promise((r) => setTimeout(r, 10));
+  t.same(app.manager.runningIds(), [], 'stopped once its object file is gone');
 });

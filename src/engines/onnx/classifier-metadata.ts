@@ -1,4 +1,5 @@
 import { Value } from 'typebox/value';
+import { ModelObjectError } from '../engine.ts';
 import { Type, type Static, type TSchema } from '../../schemas/typebox.ts';
 
 const positive = (description: string) => Type.Integer({ minimum: 1, description });
@@ -63,14 +64,7 @@ export const OutputSchema = Type.Object(
 );
 export type OutputSpec = Static<typeof OutputSchema>;
 
-export class MetadataError extends Error {
-  constructor(
-    message: string,
-    readonly field: string,
-  ) {
-    super(message);
-  }
-}
+export class MetadataError extends ModelObjectError {}
 
 function check<T>(schema: TSchema, value: unknown, field: string): T {
   if (value === undefined) return {} as T;
