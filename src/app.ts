@@ -60,10 +60,14 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   const engineMap = new Map<EngineName, Engine>(engines.map((e) => [e.name, e]));
 
   await app.register(errorHandler);
-  await app.register(authPlugin, { keys: config.apiKeys });
+  // CORS before auth: a preflight carries no key, and a 401 must still be readable by the page.
   if (config.corsOrigins.length > 0) {
-    await app.register(cors, { origin: config.corsOrigins.includes('*') ? true : [...config.corsOrigins] });
+    await app.register(cors, {
+      origin: config.corsOrigins.includes('*') ? true : [...config.corsOrigins],
+      methods: ['GET', 'HEAD', 'POST', 'PUT', 'DELETE'],
+    });
   }
+  await app.register(authPlugin, { keys: config.apiKeys });
   await app.register(swaggerPlugin);
   await app.register(servicesPlugin, { config, registry: new ModelRegistry({ modelsDir: config.modelsDir, log: app.log }), engines: engineMap });
   await app.register(downloadsPlugin);

@@ -12,15 +12,25 @@ export interface AuthOptions {
 const digest = (s: string) => createHash('sha256').update(s).digest();
 
 /**
- * Bearer-key authentication for every route but /health. Keys are compared as SHA-256
- * digests with timingSafeEqual, so neither content nor length leaks through timing.
+ * Routes a browser must reach without a key: the health probe, and Swagger UI with its
+ * document (it describes the API, not the models, and its Authorize button then sends the key).
+ */
+function isPublic(url: string): boolean {
+  const p = url.split('?')[0]!;
+  return p === '/health' || p === '/openapi.json' || p === '/docs' || p.startsWith('/docs/');
+}
+
+/**
+ * Bearer-key authentication for every route but the public ones and CORS preflights (which
+ * carry no credentials by design). Keys are compared as SHA-256 digests with timingSafeEqual,
+ * so neither content nor length leaks through timing.
  */
 export default fp(
   async function auth(app: FastifyInstance, opts: AuthOptions) {
     if (opts.keys.length === 0) return;
     const digests = opts.keys.map(digest);
     app.addHook('onRequest', async (request, reply) => {
-      if (request.url === '/health' || request.url.startsWith('/health?')) return;
+      if (request.method === 'OPTIONS' || isPublic(request.url)) return;
       const header = request.headers.authorization ?? '';
       const m = /^Bearer\s+(.+)$/i.exec(header);
       const token = m?.[1]?.trim() ?? (request.headers['x-api-key'] as string | undefined);

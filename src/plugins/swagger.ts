@@ -23,7 +23,8 @@ export default fp(
       openapi: {
         openapi: '3.1.0',
         info: OPENAPI_INFO,
-        servers: [{ url: 'http://127.0.0.1:1337' }],
+        // Relative: Swagger UI's "Try it out" goes to whichever host and port served the page.
+        servers: [{ url: '/' }],
         components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
         security: [{ bearer: [] }],
         tags: [

@@ -44,6 +44,7 @@ t.test('metrics, Swagger UI and the OpenAPI document', async (t) => {
   t.match(docs.body, /swagger/i);
   const doc = (await app.inject('/openapi.json')).json();
   t.equal(doc.openapi, '3.1.0');
+  t.same(doc.servers, [{ url: '/' }], 'relative: "Try it out" goes to the server that served the page');
   for (const p of ['/v1/models', '/v1/models/{id}', '/v1/models/{id}/state', '/v1/models/{id}/metadata', '/v1/models/{id}/start', '/v1/models/{id}/stop', '/health', '/v1/status', '/v1/engines', '/metrics']) {
     t.ok(doc.paths[p], `documents ${p}`);
   }
@@ -51,7 +52,7 @@ t.test('metrics, Swagger UI and the OpenAPI document', async (t) => {
   t.ok(doc.components.schemas.Error);
 });
 
-t.test('API keys: every route but /health needs a bearer key, 401 in the envelope', async (t) => {
+t.test('API keys: every route but /health and the docs needs a bearer key, 401 in the envelope', async (t) => {
   const { app } = await buildTestApp(t, { engines: [new FakeEngine()], config: { apiKeys: ['k1', 'second-key'] } });
   t.equal((await app.inject('/health')).statusCode, 200);
   const none = await app.inject('/v1/models');
@@ -61,7 +62,24 @@ t.test('API keys: every route but /health needs a bearer key, 401 in the envelop
   t.equal((await app.inject({ url: '/v1/models', headers: { authorization: 'Bearer wrong' } })).statusCode, 401);
   t.equal((await app.inject({ url: '/v1/models', headers: { authorization: 'Bearer k1' } })).statusCode, 200);
   t.equal((await app.inject({ url: '/v1/models', headers: { authorization: 'Bearer second-key' } })).statusCode, 200);
-  t.equal((await app.inject({ url: '/docs/', headers: {} })).statusCode, 401);
+  t.equal((await app.inject({ url: '/docs/', headers: {} })).statusCode, 200, 'Swagger UI opens without a key');
+  t.equal((await app.inject('/openapi.json')).statusCode, 200);
+  t.equal((await app.inject('/docsx')).statusCode, 401);
+});
+
+t.test('CORS with API keys: preflights pass without a key, a 401 carries the CORS headers, PUT and DELETE allowed', async (t) => {
+  const { app } = await buildTestApp(t, { engines: [new FakeEngine()], config: { apiKeys: ['k1'], corsOrigins: ['*'] } });
+  const pre = await app.inject({
+    method: 'OPTIONS', url: '/v1/models/x',
+    headers: { origin: 'http://x.test', 'access-control-request-method': 'DELETE', 'access-control-request-headers': 'authorization, content-type' },
+  });
+  t.equal(pre.statusCode, 204);
+  t.equal(pre.headers['access-control-allow-origin'], 'http://x.test');
+  t.match(pre.headers['access-control-allow-methods'], /PUT/);
+  t.match(pre.headers['access-control-allow-methods'], /DELETE/);
+  const denied = await app.inject({ url: '/v1/models', headers: { origin: 'http://x.test' } });
+  t.equal(denied.statusCode, 401);
+  t.equal(denied.headers['access-control-allow-origin'], 'http://x.test', 'the page can read why');
 });
 
 t.test('CORS is off by default and on when configured', async (t) => {
