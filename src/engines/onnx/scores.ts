@@ -1,13 +1,25 @@
+import { ApiError } from '../../errors.ts';
 import type { ClassificationItem, ClassifyOptions } from '../engine.ts';
 
 export type Activation = 'softmax' | 'sigmoid' | 'none';
 
-/** Turns one row of raw outputs into scores; softmax subtracts the max for stability. */
+/**
+ * Turns one row of raw outputs into scores; softmax subtracts the max for stability. A row
+ * with NaN or ±Infinity has no scores to rank: that is the model's failure, said as such
+ * (JSON has no NaN either).
+ */
 export function activate(row: ArrayLike<number>, activation: Activation): number[] {
   const v = Array.from(row, Number);
+  let max = -Infinity;
+  for (const x of v) {
+    if (!Number.isFinite(x)) {
+      throw new ApiError('inference_failed', `the model's output holds a non-finite value (${x}): its weights or its input preparation are broken`);
+    }
+    // A loop, not Math.max(...v): spreading a row of 125k+ classes overflows the call stack.
+    if (x > max) max = x;
+  }
   if (activation === 'none') return v;
   if (activation === 'sigmoid') return v.map((x) => 1 / (1 + Math.exp(-x)));
-  const max = Math.max(...v);
   const exps = v.map((x) => Math.exp(x - max));
   const sum = exps.reduce((a, b) => a + b, 0);
   return exps.map((e) => e / sum);
