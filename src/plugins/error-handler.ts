@@ -27,10 +27,31 @@ interface AjvError {
   params: Record<string, unknown>;
 }
 
+/**
+ * The error to report from an ajv failure. A union (anyOf) reports one error per branch plus
+ * its own: the deepest path is the most specific; there, an error from a branch whose type
+ * the value has (a bound, a missing property) says more than "must be <type>"; a nullable
+ * field's `null` branch and the anyOf itself say least. Type errors alone are merged
+ * ("must be integer or string"), as are `const` ones ("must be one of [...]").
+ */
+function pick(errors: AjvError[]): AjvError {
+  const depth = Math.max(...errors.map((e) => e.instancePath.length));
+  const here = errors.filter((e) => e.instancePath.length === depth);
+  const branches = here.filter((e) => e.keyword !== 'anyOf' && !(e.keyword === 'type' && e.params.type === 'null'));
+  if (branches.length === 0) return here[0]!;
+  const specific = branches.find((e) => e.keyword !== 'type' && e.keyword !== 'const');
+  if (specific) return specific;
+  const consts = branches.filter((e) => e.keyword === 'const');
+  if (consts.length > 0) {
+    return { ...consts[0]!, keyword: 'enum', params: { allowedValues: consts.map((e) => e.params.allowedValue) } };
+  }
+  const types = [...new Set(branches.map((e) => String(e.params.type)))];
+  return { ...branches[0]!, message: `must be ${types.join(' or ')}` };
+}
+
 /** Turns an ajv validation failure into an ApiError naming the field in dotted form. */
 export function fromValidation(errors: AjvError[], context: string | undefined): ApiError {
-  // anyOf reports every branch; the most specific error is the deepest non-anyOf one.
-  const e = [...errors].sort((a, b) => b.instancePath.length - a.instancePath.length || (a.keyword === 'anyOf' ? 1 : -1))[0]!;
+  const e = pick(errors);
   const segs = e.instancePath.split('/').filter(Boolean);
   if (e.keyword === 'required') segs.push(String(e.params.missingProperty));
   if (e.keyword === 'additionalProperties') segs.push(String(e.params.additionalProperty));
