@@ -6,7 +6,8 @@ import type { Engine, EngineName } from './engines/engine.ts';
 import { ModelRegistry } from './registry/registry.ts';
 import authPlugin from './plugins/auth.ts';
 import downloadsPlugin from './plugins/downloads.ts';
-import errorHandler from './plugins/error-handler.ts';
+import errorHandler, { clientErrorResponse, frameworkError } from './plugins/error-handler.ts';
+import jsonBody from './plugins/json-body.ts';
 import metricsPlugin from './plugins/metrics.ts';
 import servicesPlugin from './plugins/services.ts';
 import swaggerPlugin from './plugins/swagger.ts';
@@ -54,17 +55,25 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
     forceCloseConnections: true,
     logController: new DebugRequestLog(),
+    frameworkErrors: frameworkError,
+    clientErrorHandler: (err, socket) => {
+      if (socket.writable) socket.end(clientErrorResponse(err));
+      else socket.destroy(err);
+    },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   const engines = options.engines ?? (await (await import('./engines/index.ts')).createEngines(config));
   const engineMap = new Map<EngineName, Engine>(engines.map((e) => [e.name, e]));
 
   await app.register(errorHandler);
+  await app.register(jsonBody);
   // CORS before auth: a preflight carries no key, and a 401 must still be readable by the page.
   if (config.corsOrigins.length > 0) {
     await app.register(cors, {
       origin: config.corsOrigins.includes('*') ? true : [...config.corsOrigins],
       methods: ['GET', 'HEAD', 'POST', 'PUT', 'DELETE'],
+      // An OPTIONS without preflight headers gets the same 204, not a text/plain 400.
+      strictPreflight: false,
     });
   }
   await app.register(authPlugin, { keys: config.apiKeys });

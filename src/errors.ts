@@ -33,6 +33,8 @@ export const ERROR_CODES = {
   unsupported_media_type: { status: 415, type: 'invalid_request_error' },
   body_too_large: { status: 413, type: 'invalid_request_error' },
   route_not_found: { status: 404, type: 'not_found_error' },
+  forbidden: { status: 403, type: 'invalid_request_error' },
+  headers_too_large: { status: 431, type: 'invalid_request_error', noRetry: true },
   invalid_api_key: { status: 401, type: 'authentication_error' },
   // models
   invalid_model_id: { status: 400, type: 'invalid_request_error' },

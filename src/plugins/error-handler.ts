@@ -1,4 +1,5 @@
-import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
+import { STATUS_CODES } from 'node:http';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { ApiError, type ErrorCode } from '../errors.ts';
 
@@ -81,6 +82,8 @@ function toApiError(err: FastifyError & { validation?: AjvError[]; validationCon
   if (err instanceof SyntaxError || err.code === 'FST_ERR_CTP_INVALID_JSON_BODY') {
     return new ApiError('invalid_json', `the body is not valid JSON: ${err.message}`);
   }
+  if (err.statusCode === 404) return new ApiError('route_not_found', err.message);
+  if (err.statusCode === 403) return new ApiError('forbidden', err.message);
   if (err.statusCode && err.statusCode < 500) return new ApiError('invalid_request', err.message);
   return new ApiError('internal_error', 'internal server error', { cause: err });
 }
@@ -91,9 +94,29 @@ export function sendApiError(reply: FastifyReply, e: ApiError): FastifyReply {
   return reply.code(e.status).type('application/json').send(e.toJSON());
 }
 
+/**
+ * Errors Node's HTTP parser raises before Fastify sees a request (headers over 16 KiB, a
+ * Content-Length the body does not match): answered on the raw socket, still in the OpenAI
+ * envelope, and the connection closed as Node's default handler does.
+ */
+export function clientErrorResponse(err: NodeJS.ErrnoException): string {
+  const e = err.code === 'HPE_HEADER_OVERFLOW'
+    ? new ApiError('headers_too_large', 'the request headers are larger than the server accepts (16 KiB)')
+    : new ApiError('invalid_request', `the HTTP request is malformed: ${err.message}`);
+  const body = JSON.stringify(e.toJSON());
+  return `HTTP/1.1 ${e.status} ${STATUS_CODES[e.status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`;
+}
+
+/** URL-level failures Fastify answers before routing (`/v1/%`): the envelope too. */
+export function frameworkError(err: FastifyError, _request: FastifyRequest, reply: FastifyReply): void {
+  void sendApiError(reply, new ApiError('invalid_request', err.code === 'FST_ERR_BAD_URL' ? `the URL is not valid: ${err.message}` : err.message));
+}
+
 /** One place where every failure becomes the OpenAI envelope with a stable code. */
 export default fp(
   async function errorHandler(app: FastifyInstance) {
+    // JSON bodies only: a text/plain body is a 415 like any other type, not a string to validate.
+    app.removeContentTypeParser('text/plain');
     app.setErrorHandler((err: FastifyError, request, reply) => {
       const e = toApiError(err);
       if (e.status >= 500 && e.code === 'internal_error') request.log.error({ err }, 'unhandled error');

@@ -25,7 +25,10 @@ export default fp(
       metrics.latency.observe({ method: request.method, route }, reply.elapsedTime / 1000);
     });
     app.get('/metrics', {
-      schema: { tags: ['system'], summary: 'Prometheus metrics', description: 'Requests, latency, tokens, batch sizes, queue depth, model states.', produces: ['text/plain'] },
+      schema: {
+        tags: ['system'], summary: 'Prometheus metrics', description: 'Requests, latency, tokens, batch sizes, queue depth, model states.',
+        response: { 200: { description: 'Prometheus text exposition format', content: { 'text/plain': { schema: { type: 'string' } } } } },
+      },
     }, async (_request, reply) => {
       reply.type(metrics.registry.contentType);
       return metrics.registry.metrics();

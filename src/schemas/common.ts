@@ -13,14 +13,23 @@ export const ErrorSchema = Type.Object(
 );
 export type ErrorBody = Static<typeof ErrorSchema>;
 
-/** Error responses every route may answer; referenced by id so the document stays small. */
+/**
+ * Error responses a route may answer (src/errors.ts has which code has which status);
+ * referenced by id so the document stays small.
+ */
 export const errorResponses = {
   400: Type.Ref('Error'),
   401: Type.Ref('Error'),
   404: Type.Ref('Error'),
   409: Type.Ref('Error'),
+  413: Type.Ref('Error'),
+  415: Type.Ref('Error'),
+  422: Type.Ref('Error'),
   500: Type.Ref('Error'),
+  501: Type.Ref('Error'),
   503: Type.Ref('Error'),
+  504: Type.Ref('Error'),
+  507: Type.Ref('Error'),
 };
 
 export const ModelIdParamsSchema = Type.Object({

@@ -1,3 +1,4 @@
+import net from 'node:net';
 import t from 'tap';
 import { buildTestApp } from '../helpers/app.ts';
 import { FakeEngine } from '../helpers/fake-engine.ts';
@@ -89,4 +90,37 @@ t.test('CORS is off by default and on when configured', async (t) => {
   const on = await buildTestApp(t, { engines: [new FakeEngine()], config: { corsOrigins: ['http://x.test'] } });
   const b = await on.app.inject({ url: '/health', headers: { origin: 'http://x.test' } });
   t.equal(b.headers['access-control-allow-origin'], 'http://x.test');
+});
+
+t.test('framework and HTTP-parser errors use the OpenAI envelope too', async (t) => {
+  const { app } = await buildTestApp(t, { engines: [new FakeEngine()] });
+  const url = new URL(await app.listen({ host: '127.0.0.1', port: 0 }));
+  const raw = (request: string) =>
+    new Promise<string>((resolve, reject) => {
+      const socket = net.connect(Number(url.port), url.hostname, () => socket.end(request));
+      let out = '';
+      socket.on('data', (d) => (out += d));
+      socket.on('end', () => resolve(out));
+      socket.on('error', reject);
+    });
+  const envelope = (response: string) => JSON.parse(response.slice(response.indexOf('\r\n\r\n') + 4)) as { error: { code: string; message: string } };
+  const bad = await raw('GET /v1/% HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+  t.match(bad, /^HTTP\/1\.1 400/);
+  t.match(envelope(bad).error, { code: 'invalid_request', message: /URL is not valid/ });
+  const big = await raw(`GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`);
+  t.match(big, /^HTTP\/1\.1 431/);
+  t.equal(envelope(big).error.code, 'headers_too_large');
+  const forbidden = await raw('GET /docs/static/../../package.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+  t.notMatch(forbidden, /"name":\s*"modeld"/, 'no file outside the static folder');
+  t.match(forbidden, /^HTTP\/1\.1 (403|404)/);
+  t.match(envelope(forbidden).error.code, /^(forbidden|route_not_found)$/);
+  const text = await app.inject({ method: 'POST', url: '/v1/chat/completions', headers: { 'content-type': 'text/plain' }, payload: '{"model":"m"}' });
+  t.equal(text.statusCode, 415);
+  t.equal(text.json().error.code, 'unsupported_media_type');
+  const proto = await app.inject({ method: 'POST', url: '/v1/chat/completions', headers: { 'content-type': 'application/json' }, payload: '{"model":"m","__proto__":{"x":1}}' });
+  t.equal(proto.statusCode, 400);
+  t.match(proto.json().error.message, /__proto__/);
+  const broken = await app.inject({ method: 'POST', url: '/v1/chat/completions', headers: { 'content-type': 'application/json' }, payload: '{"model": }' });
+  t.equal(broken.json().error.code, 'invalid_json');
+  t.match(broken.json().error.message, /position 10|Unexpected token/, 'says where the JSON breaks');
 });
