@@ -1,3 +1,4 @@
+import { randomInt } from 'node:crypto';
 import {
   LlamaGrammarEvaluationState, LlamaText, LlamaVocabularyType, SpecialTokensText, isLlamaText,
   type ChatHistoryItem, type ChatModelResponse, type ChatWrapper, type Llama, type LlamaContext,
@@ -361,8 +362,9 @@ function samplerConfig(s: Sampling, grammar: LlamaGrammarEvaluationState | undef
     minP: s.minP,
     topK: s.topK,
     topP: s.topP,
-    // node-llama-cpp's default for an unseeded request: the clock in seconds.
-    seed: Math.max(0, Math.floor(s.seed ?? Date.now() / 1000)),
+    // Unseeded: a fresh random seed per request, as llama-server's LLAMA_DEFAULT_SEED does
+    // (node-llama-cpp's own default, the clock in seconds, repeats texts within a second).
+    seed: s.seed ?? randomInt(2 ** 32),
     ...(s.tokenBias.size > 0
       ? { tokenBiasKeys: Uint32Array.from(s.tokenBias.keys()), tokenBiasValues: Float32Array.from(s.tokenBias.values()) }
       : {}),

@@ -1,3 +1,4 @@
+import { Ajv } from 'ajv';
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import type { ChatMessage, ResponseFormat } from '../../engines/engine.ts';
@@ -21,6 +22,11 @@ export function toChatMessages(messages: ChatCompletionRequest['messages']): Cha
     if (m.content === null) return { role, content: '' };
     if (typeof m.content === 'string') return { role, content: m.content };
     const texts = m.content.map((part, j) => {
+      if (part.type === 'text' && typeof part.text !== 'string') {
+        throw new ApiError('missing_required_parameter', `messages[${i}].content[${j}] is a text part without its 'text' string`, {
+          param: `messages[${i}].content[${j}].text`,
+        });
+      }
       if (part.type !== 'text' || typeof part.text !== 'string') {
         throw new ApiError('unsupported_feature', `messages[${i}].content[${j}] is '${part.type}' content; this server reads text parts only (no images or audio)`, {
           param: `messages[${i}].content[${j}].type`,
@@ -32,11 +38,23 @@ export function toChatMessages(messages: ChatCompletionRequest['messages']): Cha
   });
 }
 
+/** Only checks schemas (`validateSchema`); never compiles or runs one. */
+const schemaChecker = new Ajv({ strict: false, validateFormats: false });
+
 export function toResponseFormat(rf: ChatCompletionRequest['response_format']): ResponseFormat | undefined {
   if (!rf || rf.type === 'text') return undefined;
   if (rf.type === 'json_object') return { type: 'json_object' };
   const schema = rf.json_schema?.schema;
   if (!schema) throw new ApiError('missing_required_parameter', `response_format.json_schema.schema is required for type 'json_schema'`, { param: 'response_format.json_schema.schema' });
+  // Checked against JSON Schema's meta-schema: node-llama-cpp's grammar builder takes
+  // `{"type": "foo"}` without a word and the answer is then nonsense.
+  // Its own `$schema` (2020-12, say) would send ajv looking for a meta-schema it lacks; the draft-07 one checks what matters.
+  const { $schema: _dialect, ...body } = schema as Record<string, unknown>;
+  if (!schemaChecker.validateSchema(body)) {
+    throw new ApiError('invalid_value', `response_format.json_schema.schema is not a valid JSON Schema: ${schemaChecker.errorsText(schemaChecker.errors, { dataVar: 'schema' })}`, {
+      param: 'response_format.json_schema.schema',
+    });
+  }
   return { type: 'json_schema', schema };
 }
 

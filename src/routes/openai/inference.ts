@@ -28,7 +28,15 @@ export function requestParams(app: FastifyInstance, entry: ModelEntry, body: Sam
   const max = body.max_completion_tokens ?? body.max_tokens;
   if (max != null) values.max_tokens = max;
   const engine = app.manager.engine(entry);
-  resolveParams(engine.descriptors, [{ source: 'request', values }], ['request']);
+  try {
+    resolveParams(engine.descriptors, [{ source: 'request', values }], ['request']);
+  } catch (err) {
+    // The descriptor is max_tokens; the client may have sent it as max_completion_tokens.
+    if (body.max_completion_tokens != null && isApiError(err) && err.param === 'max_tokens') {
+      throw new ApiError(err.code, err.message.replaceAll('max_tokens', 'max_completion_tokens'), { param: 'max_completion_tokens' });
+    }
+    throw err;
+  }
   return values;
 }
 

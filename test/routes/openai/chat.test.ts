@@ -193,6 +193,14 @@ t.test('typed errors from the official client', async (t) => {
   await bad({ messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'data:image/png;base64,AA==' } }] }] }, 'messages[0].content[0].type', /text parts only/);
   await bad({ response_format: { type: 'json_schema', json_schema: { name: 'x' } } }, 'response_format.json_schema.schema', /required/);
   await bad({ messages: [{ role: 'user', content: 'word '.repeat(600) }] }, 'messages', /context/);
+  await bad({ messages: [{ role: 'user', content: [{ type: 'text' }] }] }, 'messages[0].content[0].text', /without its 'text'/);
+  await bad({ max_completion_tokens: 0 }, 'max_completion_tokens', /max_completion_tokens/);
+  await bad({ response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'foo' } } } }, 'response_format.json_schema.schema', /not a valid JSON Schema.*schema\/type/);
+  const dialect = await client.chat.completions.create({
+    model: 'chatml', messages, max_tokens: 30, temperature: 0,
+    response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { $schema: 'https://json-schema.org/draft/2020-12/schema', type: 'object', properties: { ok: { type: 'boolean' } }, required: ['ok'] } } },
+  });
+  t.type(JSON.parse(dialect.choices[0]!.message.content!).ok, 'boolean', 'a schema naming its 2020-12 dialect is accepted');
   await t.rejects(client.embeddings.create({ model: 'chatml', input: 'x' }), { status: 400, code: 'model_not_capable' });
 });
 

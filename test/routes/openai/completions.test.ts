@@ -81,6 +81,13 @@ t.test('stop (string or array) ends the text before the stop sequence; seed repe
   const a = await client.completions.create({ ...sampled, seed: 7 } as never) as OpenAI.Completion;
   const b = await client.completions.create({ ...sampled, seed: 7 } as never) as OpenAI.Completion;
   t.equal(a.choices[0]!.text, b.choices[0]!.text);
+  // Unseeded (or -1): a new seed each time, even within the same second.
+  const texts = new Set<string>();
+  for (const seed of [undefined, undefined, -1, -1]) {
+    const r = await client.completions.create({ ...sampled, ...(seed !== undefined ? { seed } : {}) } as never) as OpenAI.Completion;
+    texts.add(r.choices[0]!.text);
+  }
+  t.ok(texts.size >= 3, `unseeded requests differ (${texts.size} distinct of 4)`);
 });
 
 t.test('unsupported options are clear 400s', async (t) => {
