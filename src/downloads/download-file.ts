@@ -1,6 +1,6 @@
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { open, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ApiError } from '../errors.ts';
@@ -21,7 +21,10 @@ export interface FileDownloadOptions {
   signal?: AbortSignal;
   /** Called after each write with the bytes in the part file and the expected total, when known. */
   onProgress?: (bytes: number, total: number | undefined) => void;
-  /** Failed attempts in a row before giving up; an attempt that wrote bytes resets the count. Default 5. */
+  /**
+   * Failed attempts in a row before giving up; an attempt that got further into the file than any
+   * before it resets the count (fetching again bytes already held once does not). Default 5.
+   */
   retries?: number;
   /** First back-off delay, ms; doubled after each failure, capped at 30 s. Default 500. */
   backoffMs?: number;
@@ -50,6 +53,19 @@ function parseContentRange(v: string | null): ContentRange | undefined {
   if (!m) return undefined;
   return { start: Number(m[1]), ...(m[3] !== '*' ? { total: Number(m[3]) } : {}) };
 }
+
+/** The complete length a 416 names (`Content-Range: bytes *\/N`), when it does. */
+function unsatisfiedTotal(v: string | null): number | undefined {
+  const m = v?.match(/^bytes\s+\*\/(\d+)$/i);
+  return m ? Number(m[1]) : undefined;
+}
+
+/**
+ * Destinations being written by a `downloadFile` call in this process. Two writers of one part
+ * file would mix their bytes (each hashes its own stream, not the file), so a second call for
+ * the same destination is refused; callers share one transfer per file (the download manager does).
+ */
+const inFlight = new Set<string>();
 
 /** The validator for `If-Range`: a strong ETag, else Last-Modified (weak ETags are not allowed there). */
 function validatorOf(record: PartRecord | undefined): string | undefined {
@@ -89,6 +105,19 @@ function httpFailure(res: Response, url: string): Fatal | Error {
  * 5xx, then size- and hash-checked and renamed into place. A mismatch deletes the part.
  */
 export async function downloadFile(o: FileDownloadOptions): Promise<FileDownloadResult> {
+  const key = path.resolve(o.dest);
+  if (inFlight.has(key)) {
+    throw new ApiError('download_failed', `${path.basename(o.dest)} is already being downloaded to ${o.dest}; one transfer per file at a time`, { param: 'metadata.binaries' });
+  }
+  inFlight.add(key);
+  try {
+    return await transfer(o);
+  } finally {
+    inFlight.delete(key);
+  }
+}
+
+async function transfer(o: FileDownloadOptions): Promise<FileDownloadResult> {
   const name = path.basename(o.dest);
   const part = partPathOf(o.dest);
   const expectedSha = o.sha256?.toLowerCase();
@@ -111,13 +140,19 @@ export async function downloadFile(o: FileDownloadOptions): Promise<FileDownload
   let total = o.size ?? record?.total_bytes;
   let failures = 0;
   let lastError = '';
+  // The furthest the part ever reached: only bytes past it are progress. Fetching again bytes
+  // already held once (after a restart from zero) does not reset the failure count, or a source
+  // that always fails at the same offset would be retried forever.
+  let highWater = bytes;
 
   const restart = () => {
     hash = createHash('sha256');
     bytes = 0;
   };
-  const fail = async (message: string, madeProgress: boolean) => {
+  const fail = async (message: string) => {
     lastError = message;
+    const madeProgress = bytes > highWater;
+    highWater = Math.max(highWater, bytes);
     failures = madeProgress ? 1 : failures + 1;
     if (failures > retries) {
       throw new ApiError('download_failed', `downloading ${name} from ${o.url} failed after ${retries + 1} attempts: ${lastError}`, { param: 'source_url' });
@@ -143,7 +178,7 @@ export async function downloadFile(o: FileDownloadOptions): Promise<FileDownload
         res = await fetch(o.url, { headers, signal: o.signal, redirect: 'follow' });
       } catch (err) {
         if (o.signal?.aborted) throw err;
-        await fail(errorText(err), false);
+        await fail(errorText(err));
         continue;
       }
 
@@ -151,15 +186,29 @@ export async function downloadFile(o: FileDownloadOptions): Promise<FileDownload
         await res.body?.cancel().catch(() => undefined);
         // Nothing past our offset: either the part is whole (verify it) or it is not of this file.
         if (total !== undefined && bytes === total) break;
+        const actualTotal = unsatisfiedTotal(res.headers.get('content-range'));
+        if (actualTotal !== undefined && actualTotal === bytes && total !== undefined) {
+          // We hold every byte the source has, yet it announced (or the model object says) more:
+          // its size does not match what it sends. Retrying would fetch the same short file again.
+          throw new Fatal(
+            new ApiError(
+              'checksum_mismatch',
+              `size mismatch for ${name}: ${o.url} announced ${total} bytes but has ${actualTotal} (its Content-Length does not match what it sends); the partial file was deleted`,
+              { param: 'metadata.binaries' },
+            ),
+            true,
+          );
+        }
+        const at = bytes;
         restart();
-        await fail(`HTTP 416 for a range from byte ${bytes}`, false);
+        await fail(`HTTP 416 for a range from byte ${at}${actualTotal !== undefined ? ` (the file has ${actualTotal} bytes)` : ''}`);
         continue;
       }
       if (!res.ok) {
         await res.body?.cancel().catch(() => undefined);
         const f = httpFailure(res, o.url);
         if (f instanceof Fatal) throw f;
-        await fail(f.message, false);
+        await fail(f.message);
         continue;
       }
       let announced: number | undefined;
@@ -169,7 +218,7 @@ export async function downloadFile(o: FileDownloadOptions): Promise<FileDownload
         if (!cr || cr.start !== bytes) {
           await res.body?.cancel().catch(() => undefined);
           restart();
-          await fail(`the server answered a range from byte ${cr?.start ?? '?'} to a request from byte ${bytes}`, false);
+          await fail(`the server answered a range from byte ${cr?.start ?? '?'} to a request from byte ${bytes}`);
           continue;
         }
         announced = cr.total ?? (length !== null ? bytes + Number(length) : undefined);
@@ -198,9 +247,10 @@ export async function downloadFile(o: FileDownloadOptions): Promise<FileDownload
           throw err;
         }
       }
+      // A binary path may name a subfolder of the model folder (checked to stay inside it by the caller).
+      await mkdir(path.dirname(o.dest), { recursive: true });
       await writePartRecord(o.dest, record);
 
-      const before = bytes;
       const fh = await open(part, bytes === 0 ? 'w' : 'a');
       let networkError: unknown;
       const reader = res.body!.getReader();
@@ -233,7 +283,7 @@ export async function downloadFile(o: FileDownloadOptions): Promise<FileDownload
       }
       if (o.signal?.aborted) throw o.signal.reason;
       if (networkError !== undefined) {
-        await fail(errorText(networkError), bytes > before);
+        await fail(`${errorText(networkError)} after ${bytes} of ${total ?? 'an unknown number of'} bytes`);
         continue;
       }
       if (total === undefined) {
@@ -242,7 +292,7 @@ export async function downloadFile(o: FileDownloadOptions): Promise<FileDownload
       }
       if (bytes === total) break;
       // The body ended cleanly but short: the connection was closed early.
-      await fail(`the connection closed after ${bytes} of ${total} bytes`, bytes > before);
+      await fail(`the connection closed after ${bytes} of ${total} bytes`);
     }
   } catch (err) {
     if (err instanceof Fatal) {

@@ -7,7 +7,7 @@ import type { BinaryRef } from '../registry/binaries.ts';
 import type { ModelEntry, ModelRegistry } from '../registry/registry.ts';
 import { staticState } from '../registry/registry.ts';
 import { ensureFreeSpace } from './disk-space.ts';
-import { downloadFile } from './download-file.ts';
+import { downloadFile, type FileDownloadResult } from './download-file.ts';
 import { discardPart, peekPart } from './part-files.ts';
 
 /** Download progress as the wire reports it (`Progress` in the API). */
@@ -46,6 +46,33 @@ interface FileSlot {
   total?: number;
   /** Bytes at the last progress callback; undefined before the first (which is the resume offset). */
   seen?: number;
+}
+
+/** A job waiting on a file transfer, and the slot of its progress that the transfer feeds. */
+interface Subscriber {
+  job: DownloadJob;
+  slot: FileSlot;
+}
+
+/**
+ * One file's transfer, shared by every job that needs that file: two model objects may list
+ * the same binary path, and two writers of one part file would mix their bytes. It runs while
+ * any job waits on it and stops (keeping the part) when the last one leaves.
+ */
+class FileTransfer {
+  readonly controller = new AbortController();
+  readonly subscribers = new Set<Subscriber>();
+  /** Out of the queue and transferring. */
+  started = false;
+  bytes?: number;
+  total?: number;
+  promise!: Promise<FileDownloadResult>;
+
+  constructor(
+    readonly ref: BinaryRef,
+    /** The model whose job started it (named when another model's object contradicts it). */
+    readonly owner: string,
+  ) {}
 }
 
 /** Bytes-per-second over the last few seconds of received bytes (resumed bytes excluded). */
@@ -129,6 +156,8 @@ export class DownloadManager extends EventEmitter {
   readonly #queue: PQueue;
   readonly #opts: DownloadManagerOptions;
   readonly #jobs = new Map<string, DownloadJob>();
+  /** In-flight transfers by absolute destination path: one per file, whatever the models. */
+  readonly #transfers = new Map<string, FileTransfer>();
   readonly #starting = new Map<string, Promise<DownloadJob | undefined>>();
   /** The last failure per model, shown with its `not-downloaded` state until the next attempt. */
   readonly #errors = new Map<string, string>();
@@ -208,42 +237,14 @@ export class DownloadManager extends EventEmitter {
     const tasks = entry.binaries.map((b, i) => {
       if (b.present) return Promise.resolve();
       const slot = job.files[i]!;
-      return this.#queue
-        .add(
-          async () => {
-            signal.throwIfAborted();
-            job.phase = 'downloading';
-            this.#emitProgress(job, true);
-            await downloadFile({
-              url: b.url!,
-              dest: b.path,
-              sha256: b.sha256,
-              size: b.size,
-              headers: this.#opts.headersFor?.(b.url!),
-              signal,
-              retries: this.#opts.retries,
-              backoffMs: this.#opts.backoffMs,
-              onProgress: (bytes, total) => {
-                if (slot.seen !== undefined && bytes > slot.seen) job.meter.add(bytes - slot.seen);
-                slot.seen = bytes;
-                slot.bytes = bytes;
-                if (total !== undefined) slot.total = total;
-                this.#emitProgress(job);
-              },
-            });
-            this.#opts.log?.info({ model: entry.id, file: path.basename(b.path), bytes: slot.bytes }, 'file downloaded');
-            await this.#registry.scan();
-          },
-          { signal },
-        )
-        .catch((err: unknown) => {
-          if (!signal.aborted) {
-            firstError = isApiError(err) ? err : new ApiError('download_failed', `downloading ${path.basename(b.path)} failed: ${(err as Error).message}`, { param: 'source_url' });
-            // One file failing fails the model: stop its other files now.
-            job.controller.abort(firstError);
-          }
-          throw err;
-        });
+      return this.#fetchFor(job, b, slot).catch((err: unknown) => {
+        if (!signal.aborted) {
+          firstError = isApiError(err) ? err : new ApiError('download_failed', `downloading ${path.basename(b.path)} failed: ${(err as Error).message}`, { param: 'source_url' });
+          // One file failing fails the model: stop its other files now.
+          job.controller.abort(firstError);
+        }
+        throw err;
+      });
     });
     const results = await Promise.allSettled(tasks);
     let end: DownloadEnd;
@@ -263,6 +264,134 @@ export class DownloadManager extends EventEmitter {
     this.#idleViews = new WeakMap();
     this.emit('end', job.modelId, end);
     return end;
+  }
+
+  /**
+   * Gets one binary of a job's model: joins the transfer of that file under way (started by
+   * this or another model's job) or starts one on the shared queue, and waits for its result.
+   * When the job stops (cancelled, or another of its files failed) it leaves the transfer; the
+   * last job to leave stops it and waits for it to stop writing.
+   */
+  async #fetchFor(job: DownloadJob, b: BinaryRef, slot: FileSlot): Promise<void> {
+    const signal = job.controller.signal;
+    signal.throwIfAborted();
+    const transfer = this.#transferOf(b, job.modelId);
+    const sub: Subscriber = { job, slot };
+    transfer.subscribers.add(sub);
+    if (transfer.started) {
+      job.phase = 'downloading';
+      if (transfer.bytes !== undefined) this.#feed(sub, transfer.bytes, transfer.total);
+      this.#emitProgress(job, true);
+    }
+    let result: FileDownloadResult;
+    try {
+      result = await new Promise<FileDownloadResult>((resolve, reject) => {
+        const onAbort = () => {
+          transfer.subscribers.delete(sub);
+          if (transfer.subscribers.size > 0) {
+            reject(signal.reason);
+            return;
+          }
+          transfer.controller.abort(signal.reason);
+          // Nothing may touch the part (a discard, a new transfer) until this one stops writing.
+          void transfer.promise.catch(() => undefined).then(() => reject(signal.reason));
+        };
+        signal.addEventListener('abort', onAbort, { once: true });
+        transfer.promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+      });
+    } finally {
+      transfer.subscribers.delete(sub);
+    }
+    if (b.sha256 && !transfer.ref.sha256 && result.sha256 !== b.sha256) {
+      throw new ApiError(
+        'checksum_mismatch',
+        `sha256 mismatch for ${path.basename(b.path)}: expected ${b.sha256}, got ${result.sha256} (downloaded for '${transfer.owner}', whose model object names no sha256)`,
+        { param: 'metadata.binaries' },
+      );
+    }
+  }
+
+  /** The transfer of a binary's file: the one under way, else a new one on the queue. */
+  #transferOf(b: BinaryRef, modelId: string): FileTransfer {
+    const key = path.resolve(b.path);
+    const current = this.#transfers.get(key);
+    if (current && !current.controller.signal.aborted) {
+      const other = current.ref;
+      const conflict =
+        other.url !== b.url
+          ? `from ${other.url}, not ${b.url}`
+          : b.sha256 && other.sha256 && b.sha256 !== other.sha256
+            ? `with sha256 ${other.sha256}, not ${b.sha256}`
+            : b.size !== undefined && other.size !== undefined && b.size !== other.size
+              ? `of ${other.size} bytes, not ${b.size}`
+              : undefined;
+      if (conflict) {
+        throw new ApiError(
+          'model_not_downloadable',
+          `${b.path} is being downloaded for '${current.owner}' ${conflict} as the model '${modelId}' says; two model objects name different files for one path`,
+          { param: 'metadata.binaries' },
+        );
+      }
+      return current;
+    }
+    const transfer = new FileTransfer(b, modelId);
+    // A stopping transfer of this file (its last job left) must finish writing before the next starts.
+    const previous = current?.promise.catch(() => undefined);
+    this.#transfers.set(key, transfer);
+    const signal = transfer.controller.signal;
+    let running: Promise<FileDownloadResult> | undefined;
+    const run = async (): Promise<FileDownloadResult> => {
+      signal.throwIfAborted();
+      transfer.started = true;
+      for (const sub of transfer.subscribers) {
+        sub.job.phase = 'downloading';
+        this.#emitProgress(sub.job, true);
+      }
+      const result = await downloadFile({
+        url: b.url!,
+        dest: b.path,
+        sha256: b.sha256,
+        size: b.size,
+        headers: this.#opts.headersFor?.(b.url!),
+        signal,
+        retries: this.#opts.retries,
+        backoffMs: this.#opts.backoffMs,
+        onProgress: (bytes, total) => {
+          transfer.bytes = bytes;
+          transfer.total = total;
+          for (const sub of transfer.subscribers) this.#feed(sub, bytes, total);
+        },
+      });
+      const models = [...transfer.subscribers].map((sub) => sub.job.modelId);
+      this.#opts.log?.info({ model: models.length === 1 ? models[0] : models, file: path.basename(b.path), bytes: result.bytes }, 'file downloaded');
+      await this.#registry.scan();
+      return result;
+    };
+    transfer.promise = (async () => {
+      await previous;
+      try {
+        return await this.#queue.add(() => (running = run()), { signal });
+      } catch (err) {
+        // The queue answers an abort at once, while the download may still be writing its last
+        // chunk: the transfer is over (the part free to discard or resume) only once it stopped.
+        await running?.catch(() => undefined);
+        throw err;
+      }
+    })().finally(() => {
+      if (this.#transfers.get(key) === transfer) this.#transfers.delete(key);
+    });
+    // Each waiting job handles the outcome; this one only keeps an unwaited failure quiet.
+    transfer.promise.catch(() => undefined);
+    return transfer;
+  }
+
+  #feed(sub: Subscriber, bytes: number, total: number | undefined): void {
+    const { job, slot } = sub;
+    if (slot.seen !== undefined && bytes > slot.seen) job.meter.add(bytes - slot.seen);
+    slot.seen = bytes;
+    slot.bytes = bytes;
+    if (total !== undefined) slot.total = total;
+    this.#emitProgress(job);
   }
 
   #emitProgress(job: DownloadJob, force = false): void {
@@ -286,7 +415,10 @@ export class DownloadManager extends EventEmitter {
       await job.promise;
     }
     if (discard) {
-      for (const b of entry.binaries) if (!b.present && b.managed) await discardPart(b.path);
+      for (const b of entry.binaries) {
+        // A part another model's download is still writing (a shared binary) is that download's.
+        if (!b.present && b.managed && !this.#transfers.has(path.resolve(b.path))) await discardPart(b.path);
+      }
       this.#errors.delete(entry.id);
     }
     this.#idleViews = new WeakMap();

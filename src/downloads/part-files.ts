@@ -35,11 +35,23 @@ export async function readPartRecord(dest: string): Promise<PartRecord | undefin
   }
 }
 
+let tmpCounter = 0;
+
+/** A temp name no other write uses: the pid tells processes apart, the counter writes within one. */
+function tmpPathOf(file: string): string {
+  return `${file}.tmp-${process.pid}-${++tmpCounter}`;
+}
+
 export async function writePartRecord(dest: string, record: PartRecord): Promise<void> {
   const file = sidecarPathOf(dest);
-  const tmp = `${file}.tmp-${process.pid}`;
-  await writeFile(tmp, JSON.stringify(record) + '\n');
-  await rename(tmp, file);
+  const tmp = tmpPathOf(file);
+  try {
+    await writeFile(tmp, JSON.stringify(record) + '\n');
+    await rename(tmp, file);
+  } catch (err) {
+    await rm(tmp, { force: true }).catch(() => undefined);
+    throw err;
+  }
 }
 
 /** Removes the part file and its sidecar. */

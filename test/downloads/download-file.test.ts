@@ -160,3 +160,37 @@ t.test('not enough disk space: 507 insufficient_storage naming the need and the 
   t.match(err, { code: 'insufficient_storage', status: 507, message: /needs 1\.0 PB and .* free/ });
   await t.resolves(ensureFreeSpace(dir, 1000, 'a small file'));
 });
+
+t.test('a Content-Length larger than the body fails at once naming both sizes (the 416 past the end says the true size); no file left', async (t) => {
+  const body = randomBytes(SIZE);
+  const { server, dir } = await setup(t, { '/m.gguf': { body, extraLength: 10 } });
+  const dest = path.join(dir, 'm.gguf');
+  // Bounded by a timeout so that a retry loop fails the test instead of hanging it.
+  const err = await downloadFile({ url: server.url('/m.gguf'), dest, sha256: sha256(body), backoffMs: 5, signal: AbortSignal.timeout(15_000) }).catch((e: unknown) => e);
+  t.match(err, { code: 'checksum_mismatch', message: new RegExp(`size mismatch for m\\.gguf: .* announced ${SIZE + 10} bytes but has ${SIZE}`) });
+  t.same(rangesOf(server, '/m.gguf'), ['full', `bytes=${SIZE}-`], 'one transfer, one 416, no loop');
+  t.same(await readdir(dir), [], 'no file, no part, no sidecar');
+});
+
+t.test('a Content-Length larger than the body from a server without Range: bounded retries, then a failure naming the sizes', async (t) => {
+  const body = randomBytes(SIZE);
+  const { server, dir } = await setup(t, { '/m.gguf': { body, extraLength: 10, noRange: true } });
+  const dest = path.join(dir, 'm.gguf');
+  const err = await downloadFile({ url: server.url('/m.gguf'), dest, retries: 3, backoffMs: 5, signal: AbortSignal.timeout(15_000) }).catch((e: unknown) => e);
+  t.match(err, { code: 'download_failed', message: new RegExp(`after 4 attempts: .*${SIZE} of ${SIZE + 10} bytes`) });
+  t.equal(rangesOf(server, '/m.gguf').length, 4, 'refetching the same bytes is not progress: the failure count is not reset');
+  t.notOk(existsSync(dest), 'nothing renamed into place');
+});
+
+t.test('a second concurrent download to the same file is refused instead of writing the part twice', async (t) => {
+  const body = randomBytes(SIZE);
+  const { server, dir } = await setup(t, { '/m.gguf': { body, holdAt: 100_000 } });
+  const dest = path.join(dir, 'm.gguf');
+  const first = downloadFile({ url: server.url('/m.gguf'), dest, sha256: sha256(body) });
+  await server.held('/m.gguf');
+  await t.rejects(downloadFile({ url: server.url('/m.gguf'), dest, sha256: sha256(body) }), { code: 'download_failed', message: /already being downloaded/ });
+  server.release('/m.gguf');
+  await first;
+  t.same(await readFile(dest), body, 'the first transfer ends byte-identical');
+  t.equal(rangesOf(server, '/m.gguf').length, 1, 'one GET');
+});

@@ -26,6 +26,11 @@ export interface ServedFile {
   holdAt?: number;
   /** Answers this status with no body instead of the file. */
   status?: number;
+  /**
+   * Announces a Content-Length this many bytes larger than the body it sends, then closes the
+   * connection after the body (a source whose size does not match what it sends).
+   */
+  extraLength?: number;
 }
 
 export interface RequestLog {
@@ -143,7 +148,7 @@ export async function startFileServer(opts: { files?: Record<string, ServedFile>
       status = 206;
       headers['content-range'] = `bytes ${start}-${end}/${body.length}`;
     }
-    headers['content-length'] = end - start + 1;
+    headers['content-length'] = end - start + 1 + (f.extraLength ?? 0);
     res.writeHead(status, headers);
     if (req.method === 'HEAD') {
       res.end();
@@ -175,6 +180,12 @@ export async function startFileServer(opts: { files?: Record<string, ServedFile>
         if (res.destroyed) return;
       }
       if (f.throttle) await sleep(((next - pos || chunk) / f.throttle) * 1000);
+    }
+    if (f.extraLength) {
+      // The announced bytes never come: the connection closes short of them.
+      await sleep(20);
+      res.socket?.destroy();
+      return;
     }
     res.end();
   }
