@@ -27,7 +27,7 @@ export default async function downloadRoutes(app: FastifyInstance) {
         'Starts (or joins) the download of every missing binary of the model: resumable (HTTP Range + If-Range), retried with back-off, size- and sha256-checked, renamed into place only when verified. ' +
         '202 with the state while it runs; 200 when every binary is already there. With `Accept: text/event-stream` the answer is a stream of Server-Sent Events: `progress` (the state with `progress`), ' +
         'then one of `done`, `error` (with `error` and `code`) or `cancelled`. 507 insufficient_storage when the files do not fit on the disk (nothing written); 409 model_not_downloadable when a missing binary has no URL.',
-      response: { 200: Type.Ref('ModelState'), 202: Type.Ref('ModelState'), 507: Type.Ref('Error'), ...errorResponses },
+      response: { 200: Type.Ref('ModelState'), 202: Type.Ref('ModelState'), ...errorResponses },
     },
     handler: async (entry, request, reply) => {
       const job = await app.downloads.start(entry);
