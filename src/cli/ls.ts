@@ -1,15 +1,19 @@
+import { stat } from 'node:fs/promises';
 import Table from 'cli-table3';
+import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config/config.ts';
-import { ModelRegistry, staticState } from '../registry/registry.ts';
-import { metadataOf } from '../runtime/model-view.ts';
+import { ModelRegistry, staticState, type ModelEntry } from '../registry/registry.ts';
+import { toWireModel } from '../runtime/model-view.ts';
+import type { Model } from '../schemas/models.ts';
 import { ServerClient } from './server-client.ts';
 
-export interface TableRow {
-  id: string;
-  name?: string;
-  state: string;
-  metadata: Record<string, unknown>;
-  queue?: { running: number; waiting: number; concurrency: number };
+/** A row of the table: the wire Model, as GET /v1/models answers it. */
+export type TableRow = Model;
+
+interface QueueView {
+  running: number;
+  waiting: number;
+  concurrency: number;
 }
 
 function bytes(n: unknown): string {
@@ -24,6 +28,8 @@ function bytes(n: unknown): string {
   return `${v.toFixed(v < 10 && i > 0 ? 1 : 0)} ${units[i]}`;
 }
 
+const queueCell = (q: QueueView | undefined) => (q ? `${q.running}/${q.concurrency} +${q.waiting}` : '');
+
 /** The model table as the CLI prints it; the same registry data as GET /v1/models. */
 export function renderTable(rows: TableRow[]): string {
   const table = new Table({
@@ -35,10 +41,30 @@ export function renderTable(rows: TableRow[]): string {
     table.push([
       r.id, r.name ?? '', String(m.engine ?? ''), String(m.task ?? ''), r.state, bytes(m.size),
       String(m.quantization ?? ''), String(m.architecture ?? ''), String(m.context_length ?? ''),
-      r.queue ? `${r.queue.running}/${r.queue.concurrency} +${r.queue.waiting}` : '',
+      queueCell(r.queue as QueueView | undefined),
     ]);
   }
   return table.toString();
+}
+
+/**
+ * The wire Model of each model in the folder, built by the server's own view with the state a
+ * server that runs nothing would report: `modeld ls` prints the same rows with or without one.
+ */
+export async function readFolderModels(modelsDir: string): Promise<TableRow[]> {
+  // A listing must not create the folder it lists.
+  const registry = new ModelRegistry({ modelsDir, createDir: false });
+  await registry.scan();
+  const idle = {
+    manager: {
+      state: (e: ModelEntry) => {
+        const state = staticState(e);
+        return state === 'error' ? { state, error: e.problem?.message } : { state };
+      },
+    },
+    stateOverlays: [],
+  } as unknown as FastifyInstance;
+  return registry.list().map((e) => toWireModel(idle, e));
 }
 
 export async function listCommand(config: Config, opts: { json: boolean }): Promise<number> {
@@ -50,9 +76,12 @@ export async function listCommand(config: Config, opts: { json: boolean }): Prom
     rows = res.data;
     source = client.base;
   } else {
-    const registry = new ModelRegistry({ modelsDir: config.modelsDir });
-    await registry.scan();
-    rows = registry.list().map((e) => ({ id: e.id, name: e.object.name, state: staticState(e), metadata: metadataOf(e) }));
+    const st = await stat(config.modelsDir).catch(() => undefined);
+    if (!st?.isDirectory()) {
+      console.error(`modeld: no server answers at ${client.base}, and the models folder ${config.modelsDir} ${st ? 'is not a folder' : 'does not exist'}`);
+      return 1;
+    }
+    rows = await readFolderModels(config.modelsDir);
     source = config.modelsDir;
   }
   if (opts.json) console.log(JSON.stringify(rows, null, 2));

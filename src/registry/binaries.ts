@@ -1,4 +1,4 @@
-import { access, readdir, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { expandHome } from '../config/config.ts';
 import type { BinaryFile, ModelObjectFile } from './model-object-schema.ts';
@@ -14,6 +14,16 @@ export interface BinaryRef {
   /** Inside the model folder, so the server may delete it with the model. */
   managed: boolean;
   present: boolean;
+}
+
+/** A binary the model object names that cannot be used, naming the field that names it. */
+export class BinaryFieldError extends Error {
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(message);
+  }
 }
 
 export const BINARY_EXTENSIONS = ['.gguf', '.onnx'];
@@ -42,9 +52,6 @@ function localPath(folder: string, p: string): string {
   return path.resolve(folder, expandHome(p));
 }
 
-async function exists(p: string): Promise<boolean> {
-  return access(p).then(() => true, () => false);
-}
 
 /**
  * Works out the binaries a model object refers to: `metadata.binaries`, else `source_url`
@@ -57,9 +64,15 @@ export async function resolveBinaries(
   obj: ModelObjectFile,
   folderBinaries: string[],
 ): Promise<BinaryRef[]> {
-  const make = async (b: BinaryFile): Promise<BinaryRef> => {
+  const make = async (b: BinaryFile, field: string): Promise<BinaryRef> => {
     const url = isRemote(b.url) ? toResolveUrl(b.url) : undefined;
-    const target = b.path ? localPath(folder, b.path) : url ? path.join(folder, fileNameOfUrl(url)) : folder;
+    if (!b.path && !url) {
+      throw new BinaryFieldError(field, b.url ? `needs a path or an http(s) url, got url ${JSON.stringify(b.url)}` : 'needs a path or an http(s) url');
+    }
+    const target = b.path ? localPath(folder, b.path) : path.join(folder, fileNameOfUrl(url!));
+    // Only a regular file is a binary: a folder, a FIFO or a device would fail (or block) its reader.
+    const st = await stat(target).catch(() => undefined);
+    if (st && !st.isFile()) throw new BinaryFieldError(field, `${target} is not a regular file`);
     return {
       path: target,
       ...(url ? { url } : {}),
@@ -67,23 +80,23 @@ export async function resolveBinaries(
       ...(b.size !== undefined ? { size: b.size } : {}),
       ...(b.mime_type ? { mime_type: b.mime_type } : {}),
       managed: isInside(folder, target),
-      present: await exists(target),
+      present: st !== undefined,
     };
   };
   const listed = obj.metadata?.binaries;
-  if (listed && listed.length > 0) return Promise.all(listed.map(make));
+  if (listed && listed.length > 0) return Promise.all(listed.map((b, i) => make(b, `metadata.binaries[${i}]`)));
   const src = obj.source_url;
-  if (isRemote(src)) return [await make({ url: src })];
+  if (isRemote(src)) return [await make({ url: src }, 'source_url')];
   if (src && src !== '.' && src !== './') {
     const p = localPath(folder, src);
     const st = await stat(p).catch(() => undefined);
-    if (!st?.isDirectory()) return [await make({ path: p })];
-    const inDir = (await readdir(p)).filter(isBinaryName).map((f) => path.join(p, f));
+    if (!st?.isDirectory()) return [await make({ path: p }, 'source_url')];
+    const inDir = (await readdir(p, { withFileTypes: true })).filter((d) => !d.isDirectory() && isBinaryName(d.name)).map((d) => path.join(p, d.name));
     const chosen = pickBinary(objectFile, inDir);
-    return chosen ? [await make({ path: chosen })] : [];
+    return chosen ? [await make({ path: chosen }, 'source_url')] : [];
   }
   const chosen = pickBinary(objectFile, folderBinaries);
-  return chosen ? [await make({ path: chosen })] : [];
+  return chosen ? [await make({ path: chosen }, 'source_url')] : [];
 }
 
 export function isBinaryName(name: string): boolean {

@@ -1,14 +1,15 @@
+import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { mkdir, readdir, readFile, rm, rmdir, stat, writeFile, rename } from 'node:fs/promises';
+import { link, lstat, mkdir, readdir, readFile, readlink, realpath, rename, rm, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { Value } from 'typebox/value';
 import { ApiError } from '../errors.ts';
-import type { EngineName } from '../engines/engine.ts';
-import { isBinaryName, isInside, isRemote, resolveBinaries, type BinaryRef } from './binaries.ts';
+import { ENGINE_NAMES, type EngineName } from '../engines/engine.ts';
+import { BinaryFieldError, isBinaryName, isInside, isRemote, resolveBinaries, type BinaryRef } from './binaries.ts';
 import { HeaderCache } from './headers/header-cache.ts';
 import { parseModelId } from './ids.ts';
-import { ModelObjectFileSchema, type ModelObjectFile } from './model-object-schema.ts';
+import type { ModelObjectFile } from './model-object-schema.ts';
+import { checkNewModelObject, schemaProblems, withoutInvalidFields } from './object-check.ts';
 
 /** A problem that puts a model in the `error` state, naming the file and the field. */
 export interface ModelProblem {
@@ -66,6 +67,11 @@ export function staticState(e: ModelEntry): StaticState {
 
 export interface RegistryOptions {
   modelsDir: string;
+  /**
+   * Create the models folder when it is missing. Default true (the server); a read-only
+   * listing (`modeld ls` without a server) passes false and sees an empty table instead.
+   */
+  createDir?: boolean;
   log?: { warn(obj: unknown, msg?: string): void; debug?(obj: unknown, msg?: string): void };
 }
 
@@ -85,11 +91,13 @@ export class ModelRegistry extends EventEmitter {
   #watcher: { close(): Promise<void> } | undefined;
   #debounce: NodeJS.Timeout | undefined;
   readonly #log: RegistryOptions['log'];
+  readonly #createDir: boolean;
 
   constructor(options: RegistryOptions) {
     super();
     this.modelsDir = path.resolve(options.modelsDir);
     this.#log = options.log;
+    this.#createDir = options.createDir ?? true;
   }
 
   /** Every model, sorted by id; the array is rebuilt by each scan, so callers must not mutate it. */
@@ -136,16 +144,20 @@ export class ModelRegistry extends EventEmitter {
   }
 
   async #scan(): Promise<void> {
-    await mkdir(this.modelsDir, { recursive: true });
+    if (this.#createDir) await mkdir(this.modelsDir, { recursive: true });
     const entries = new Map<string, ModelEntry>();
     const byFolder = new Map<string, string[]>();
-    const dirents = await readdir(this.modelsDir, { withFileTypes: true });
+    const dirents = await readdir(this.modelsDir, { withFileTypes: true }).catch((err: NodeJS.ErrnoException) => {
+      if (!this.#createDir && err.code === 'ENOENT') return [];
+      throw err;
+    });
     await Promise.all(
       dirents
         .filter((d) => (d.isDirectory() || d.isSymbolicLink()) && !d.name.startsWith('.'))
         .map(async (d) => {
           const folder = path.join(this.modelsDir, d.name);
-          const files = await readdir(folder).catch(() => [] as string[]);
+          // Only regular files: reading a FIFO named *.json would block a pool thread forever.
+          const files = await regularFiles(folder);
           const binaries = files.filter(isBinaryName).map((f) => path.join(folder, f));
           const objects = files.filter((f) => f.endsWith('.json') && !f.startsWith('.') && !NOT_MODEL_OBJECTS.has(f));
           for (const f of objects) {
@@ -166,9 +178,11 @@ export class ModelRegistry extends EventEmitter {
     this.emit('change');
   }
 
-  async #load(folderName: string, folder: string, file: string, folderBinaries: string[]): Promise<ModelEntry> {
+  async #load(folderName: string, folder: string, file: string, folderBinaries: string[]): Promise<ModelEntry | undefined> {
     const id = `${folderName}/${path.basename(file, '.json')}`;
     const st = await stat(file);
+    // Replaced by a FIFO or a folder since the listing: reading it could block forever.
+    if (!st.isFile()) return undefined;
     const entry: ModelEntry = {
       id, folderName, folder, file,
       created: Math.floor((st.birthtimeMs || st.mtimeMs) / 1000),
@@ -186,13 +200,17 @@ export class ModelRegistry extends EventEmitter {
       entry.problem = { file, message: `${path.basename(file)} must hold a JSON object` };
       return entry;
     }
-    const errors = [...Value.Errors(ModelObjectFileSchema, raw)];
-    if (errors.length > 0) {
-      // Keep what parsed so the table still shows name and source, but mark the model broken.
-      const e = errors[0]!;
-      const field = e.instancePath.slice(1).replaceAll('/', '.') || undefined;
-      entry.object = raw as ModelObjectFile;
-      entry.problem = { file, field, message: `${path.basename(file)}: field '${field ?? '(root)'}' ${e.message}` };
+    const problems = schemaProblems(raw);
+    if (problems.length > 0) {
+      // Keep the valid fields so the table still shows name and source; the invalid ones are
+      // dropped (the wire Model must stay schema-valid) and the error names every one of them.
+      entry.object = withoutInvalidFields(raw as Record<string, unknown>);
+      entry.ownedBy = ownerOf(entry.object.source_url);
+      entry.problem = {
+        file,
+        field: problems[0]!.field || undefined,
+        message: `${path.basename(file)}: ${problems.map((p) => `field '${p.field || '(root)'}' ${p.message}`).join('; ')}`,
+      };
       return entry;
     }
     const obj = raw as ModelObjectFile;
@@ -201,7 +219,9 @@ export class ModelRegistry extends EventEmitter {
     try {
       entry.binaries = await resolveBinaries(folder, file, obj, folderBinaries);
     } catch (err) {
-      entry.problem = { file, field: 'source_url', message: `${path.basename(file)}: cannot resolve binaries: ${(err as Error).message}` };
+      entry.problem = err instanceof BinaryFieldError
+        ? { file, field: err.field, message: `${path.basename(file)}: field '${err.field}' ${err.message}` }
+        : { file, field: 'source_url', message: `${path.basename(file)}: cannot resolve binaries: ${(err as Error).message}` };
       return entry;
     }
     const primary = entry.binaries[0];
@@ -219,40 +239,147 @@ export class ModelRegistry extends EventEmitter {
     return entry;
   }
 
-  /** Writes a model object file atomically and rescans. */
+  /**
+   * Writes one model object and rescans. Without `overwrite` it is `create` of one object:
+   * exactly one of concurrent writers of an id wins, the others get 409 model_exists.
+   */
   async write(id: string, obj: ModelObjectFile, { overwrite = false } = {}): Promise<ModelEntry> {
-    const { folder, file } = parseModelId(id);
-    if (!file) throw new ApiError('invalid_model_id', `a new model id needs <folder>/<file>: '${id}'`, { param: 'id' });
+    if (!overwrite) return (await this.create([{ id, object: obj }]))[0]!;
+    const { folder, file } = checkNewId(id);
+    checkNewModelObject(obj, engineOf(obj));
     const dir = path.join(this.modelsDir, folder);
-    const target = path.join(dir, `${file}.json`);
-    if (!overwrite && (await stat(target).then(() => true, () => false))) {
-      throw new ApiError('model_exists', `The model '${id}' already exists`, { param: 'id' });
+    await this.#ensureFolder(dir, id);
+    const tmp = tempName(dir, file);
+    try {
+      await writeFile(tmp, serialize(obj), { flag: 'wx' });
+      await rename(tmp, path.join(dir, `${file}.json`));
+    } finally {
+      await rm(tmp, { force: true });
     }
-    await mkdir(dir, { recursive: true });
-    const tmp = path.join(dir, `.${file}.json.tmp-${process.pid}`);
-    await writeFile(tmp, JSON.stringify(obj, null, 2) + '\n');
-    await rename(tmp, target);
     await this.scan();
     return this.resolve(`${folder}/${file}`);
   }
 
   /**
-   * Deletes a model object and the binaries the server manages inside its folder. Files
-   * outside the models folder (a local `source_url` elsewhere) are never touched, and a
-   * binary another model object still uses stays.
+   * Creates model objects, all or none: every id and object is checked first (400 naming
+   * `id` or the field; nothing written), an id already taken, on disk or twice in the list,
+   * is a 409 model_exists before anything is written, and each file is created exclusively
+   * (a hard link of a fully written temporary file), so of concurrent creators of an id
+   * exactly one wins; a loser removes whatever it had already created. Rescans once.
    */
-  async remove(entry: ModelEntry): Promise<void> {
-    const others = this.list().filter((e) => e.id !== entry.id);
-    const stillUsed = new Set(others.flatMap((e) => e.binaries.map((b) => b.path)));
-    for (const b of entry.binaries) {
-      if (!b.managed || stillUsed.has(b.path) || !isInside(this.modelsDir, b.path)) continue;
-      await rm(b.path, { force: true });
-      await rm(`${b.path}.part`, { force: true });
-      await rm(path.join(path.dirname(b.path), `.${path.basename(b.path)}.part.json`), { force: true });
+  async create(planned: ReadonlyArray<{ id: string; object: ModelObjectFile }>): Promise<ModelEntry[]> {
+    const items = planned.map((p) => {
+      const { folder, file } = checkNewId(p.id);
+      checkNewModelObject(p.object, engineOf(p.object));
+      return { id: `${folder}/${file}`, folder, dir: path.join(this.modelsDir, folder), target: path.join(this.modelsDir, folder, `${file}.json`), object: p.object };
+    });
+    const twice = items.filter((it, i) => items.findIndex((o) => o.id === it.id) !== i).map((it) => it.id);
+    if (twice.length > 0) {
+      throw new ApiError('model_exists', `this source would create the model${twice.length > 1 ? 's' : ''} ${quoteList(twice)} more than once; nothing was written`, { param: 'id' });
     }
-    await rm(entry.file, { force: true });
-    await rmdir(entry.folder).catch(() => undefined); // only when empty
+    const taken: string[] = [];
+    for (const it of items) if (this.#entries.has(it.id) || (await lstat(it.target).catch(() => undefined))) taken.push(it.id);
+    if (taken.length > 0) throw modelExists(taken);
+    // The same order for every creator: the first id decides which of two racing creators wins.
+    items.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    const createdDirs: string[] = [];
+    const written: string[] = [];
+    try {
+      for (const dir of new Set(items.map((it) => it.dir))) {
+        if (await this.#ensureFolder(dir, items.find((it) => it.dir === dir)!.id)) createdDirs.push(dir);
+      }
+      for (const it of items) {
+        await createExclusive(it.target, serialize(it.object), it.id);
+        written.push(it.target);
+      }
+    } catch (err) {
+      for (const f of written) await rm(f, { force: true });
+      for (const d of createdDirs) await rmdir(d).catch(() => undefined);
+      if (written.length > 0 || createdDirs.length > 0) await this.scan().catch(() => undefined);
+      throw err;
+    }
     await this.scan();
+    return planned.map((p) => this.resolve(p.id));
+  }
+
+  /** Makes the model folder; true when this call created it. A file or a broken link in its place is a 400 naming `id`. */
+  async #ensureFolder(dir: string, id: string): Promise<boolean> {
+    await mkdir(this.modelsDir, { recursive: true });
+    const name = path.basename(dir);
+    try {
+      await mkdir(dir);
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    const st = await stat(dir).catch(() => undefined);
+    if (st?.isDirectory()) return false;
+    if (!st) {
+      const target = await readlink(dir).catch(() => undefined);
+      throw new ApiError('invalid_model_id', `cannot create '${id}': '${name}' in the models folder is a link to ${target ?? 'a missing folder'}, which does not exist`, { param: 'id' });
+    }
+    throw new ApiError('invalid_model_id', `cannot create '${id}': '${name}' in the models folder is a file, not a folder`, { param: 'id' });
+  }
+
+  /**
+   * Deletes a model object and the binaries the server manages inside its folder. Files
+   * outside the models folder are never touched: a local `source_url` elsewhere, and the
+   * files of a folder that is a link to elsewhere (links resolved) — for such a folder only
+   * the link goes, when no other model object lives in it; a binary or object file another
+   * model still uses stays. Answers the files it kept.
+   * Throws 400 (nothing touched) when the model cannot go without deleting such files.
+   */
+  async remove(entry: ModelEntry): Promise<{ kept: string[] }> {
+    const plan = await this.#removal(entry);
+    for (const f of plan.files) await rm(f, { force: true });
+    if (plan.unlink) await unlink(plan.unlink);
+    else await rmdir(entry.folder).catch(() => undefined); // only when empty
+    await this.scan();
+    return { kept: plan.kept };
+  }
+
+  /** Throws the 400 `remove` would throw, touching nothing (call it before stopping the model). */
+  async checkRemovable(entry: ModelEntry): Promise<void> {
+    await this.#removal(entry);
+  }
+
+  async #removal(entry: ModelEntry): Promise<{ files: string[]; unlink?: string; kept: string[] }> {
+    const root = await realpath(this.modelsDir);
+    const others = this.list().filter((e) => e.id !== entry.id);
+    // What other models use, by real location of the directory entry and of the file behind it.
+    const used = new Set<string>();
+    for (const p of others.flatMap((e) => [e.file, ...e.binaries.map((b) => b.path)])) {
+      used.add(p);
+      used.add(await entryPath(p));
+      const real = await realpath(p).catch(() => undefined);
+      if (real) used.add(real);
+    }
+    const removable = async (p: string): Promise<boolean> => {
+      const at = await entryPath(p);
+      if (!isInside(root, at) || used.has(p) || used.has(at)) return false;
+      // Unlinking a link never touches its target; a file itself goes only when no one else uses it.
+      return (await isLink(p)) || !used.has(await realpath(p).catch(() => p));
+    };
+    const files: string[] = [];
+    const kept: string[] = [];
+    for (const b of entry.binaries) {
+      if (b.managed && (await removable(b.path))) {
+        files.push(b.path, `${b.path}.part`, path.join(path.dirname(b.path), `.${path.basename(b.path)}.part.json`));
+      } else if (b.present) kept.push(b.path);
+    }
+    if (await removable(entry.file)) return { files: [...files, entry.file], kept };
+    // The object file lies outside the models folder (the model folder is a link) or is shared:
+    // the link in the models folder is what can go, unless other models live behind it too.
+    kept.push(entry.file);
+    const folderAt = await entryPath(entry.folder);
+    const alone = !others.some((e) => e.folderName === entry.folderName);
+    if ((await isLink(entry.folder)) && isInside(root, folderAt) && alone) return { files, unlink: entry.folder, kept };
+    const real = await realpath(entry.file).catch(() => entry.file);
+    const beside = others.filter((e) => e.folderName === entry.folderName).map((e) => e.id);
+    const why = isInside(root, await entryPath(entry.file))
+      ? `its model object ${real} is also another model's (a folder in the models folder links to its folder)`
+      : `its model object lies in ${path.dirname(real)}, outside the models folder${beside.length > 0 ? `, beside ${quoteList(beside)}` : ''}, and modeld never deletes a file outside the models folder`;
+    throw new ApiError('invalid_request', `cannot delete '${entry.id}': ${why}; remove the link ${entry.folder} or the files yourself`, { param: 'model' });
   }
 
   /** Watches the folder: added, edited and removed model objects and binaries show up. */
@@ -281,6 +408,102 @@ export class ModelRegistry extends EventEmitter {
     await this.#rescan?.catch(() => undefined);
     await this.#scanning?.catch(() => undefined);
   }
+}
+
+function checkNewId(id: string): { folder: string; file: string } {
+  let parsed: { folder: string; file?: string };
+  try {
+    parsed = parseModelId(id);
+  } catch (err) {
+    if (err instanceof ApiError) throw new ApiError(err.code, err.message, { param: 'id' });
+    throw err;
+  }
+  const { folder, file } = parsed;
+  if (!file) throw new ApiError('invalid_model_id', `a new model id needs <folder>/<file>: '${id}'`, { param: 'id' });
+  if (/\.json$/i.test(file)) {
+    throw new ApiError('invalid_model_id', `invalid model id '${id}': an id names the model object file without '.json' ('${folder}/${file.slice(0, -5)}')`, { param: 'id' });
+  }
+  if (NOT_MODEL_OBJECTS.has(`${file}.json`)) {
+    throw new ApiError('invalid_model_id', `invalid model id '${id}': ${file}.json is a tokenizer or config file name, which the models folder never reads as a model object; choose another name`, { param: 'id' });
+  }
+  return { folder, file };
+}
+
+const quoteList = (ids: string[]) => ids.map((id) => `'${id}'`).join(', ');
+
+function modelExists(ids: string[]): ApiError {
+  const many = ids.length > 1;
+  return new ApiError('model_exists', `the model${many ? 's' : ''} ${quoteList(ids)} already exist${many ? '' : 's'}; delete ${many ? 'them' : 'it'} or choose another id`, { param: 'id' });
+}
+
+const serialize = (obj: ModelObjectFile) => JSON.stringify(obj, null, 2) + '\n';
+
+/** A hidden (never scanned), unique name beside the target: concurrent writers never share one. */
+const tempName = (dir: string, file: string) => path.join(dir, `.${file}.json.tmp-${process.pid}-${randomUUID()}`);
+
+/** File systems without hard links answer these to link(). */
+const NO_HARD_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EMLINK']);
+
+/**
+ * Creates `target` with `text`, failing with 409 when it exists. The text is written to a
+ * temporary file first and hard-linked into place, so the object appears complete and at most
+ * one creator succeeds; where links are not supported, an exclusive open ('wx') stands in.
+ */
+async function createExclusive(target: string, text: string, id: string): Promise<void> {
+  const tmp = tempName(path.dirname(target), path.basename(target, '.json'));
+  try {
+    await writeFile(tmp, text, { flag: 'wx' });
+    await link(tmp, target);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? '';
+    if (code === 'EEXIST') throw modelExists([id]);
+    if (!NO_HARD_LINKS.has(code)) throw err;
+    await writeFile(target, text, { flag: 'wx' }).catch((e: NodeJS.ErrnoException) => {
+      throw e.code === 'EEXIST' ? modelExists([id]) : e;
+    });
+  } finally {
+    await rm(tmp, { force: true });
+  }
+}
+
+/** Names of the regular files in a folder (a link counts when it leads to one); none when it cannot be read. */
+async function regularFiles(folder: string): Promise<string[]> {
+  const dirents = await readdir(folder, { withFileTypes: true }).catch(() => []);
+  const names = await Promise.all(
+    dirents.map(async (d) => {
+      if (d.isFile()) return d.name;
+      if (!d.isSymbolicLink()) return undefined;
+      const st = await stat(path.join(folder, d.name)).catch(() => undefined);
+      return st?.isFile() ? d.name : undefined;
+    }),
+  );
+  return names.filter((n): n is string => n !== undefined);
+}
+
+/**
+ * Where the directory entry `p` really lies: its parent folder with every link resolved, plus
+ * its own name (a link itself is not followed: unlinking it touches only that folder). A
+ * missing parent is resolved through its nearest existing ancestor.
+ */
+async function entryPath(p: string): Promise<string> {
+  const parent = path.dirname(p);
+  const real = await realpath(parent).catch(async (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'ENOENT' || parent === path.dirname(parent)) return parent;
+    return entryPath(parent);
+  });
+  return path.join(real, path.basename(p));
+}
+
+async function isLink(p: string): Promise<boolean> {
+  return (await lstat(p).catch(() => undefined))?.isSymbolicLink() ?? false;
+}
+
+/** The engine a new object will run on, for checking its parameters. */
+function engineOf(obj: ModelObjectFile): EngineName {
+  const declared = obj.metadata?.engine;
+  if (declared && (ENGINE_NAMES as readonly string[]).includes(declared)) return declared;
+  const first = obj.metadata?.binaries?.[0];
+  return inferEngine(first?.path ?? first?.url ?? obj.source_url);
 }
 
 export function inferEngine(file: string | undefined): EngineName {

@@ -1,10 +1,13 @@
 import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
-import { tempDir } from '../helpers/app.ts';
+import { listCommand } from '../../src/cli/ls.ts';
+import { loadConfig } from '../../src/config/config.ts';
+import { buildTestApp, tempDir } from '../helpers/app.ts';
+import { captureCli } from '../helpers/cli.ts';
 import { writeTinyLlamaGguf } from '../helpers/gguf-writer.ts';
 
 const bin = path.resolve(import.meta.dirname, '../../bin/modeld.cjs');
@@ -30,6 +33,40 @@ t.test('modeld ls reads the folder when no server answers', async (t) => {
   t.match(stdout, new RegExp(`2 models from ${dir.replaceAll('/', '\\/')}`));
   const json = JSON.parse((await run(process.execPath, [bin, 'ls', '--json', '-m', dir, '-p', '1'], { env: cleanEnv })).stdout);
   t.same(json.map((r: { id: string; state: string }) => [r.id, r.state]), [['remote/model', 'not-downloaded'], ['tiny/model', 'stopped']]);
+});
+
+t.test('modeld ls prints the same rows with and without a server: names, and full Model objects with --json', async (t) => {
+  const dir = await folder();
+  await mkdir(path.join(dir, 'broken'));
+  await writeFile(path.join(dir, 'broken/model.json'), JSON.stringify({ name: 5, parameters: 'x' }));
+  const { app } = await buildTestApp(t, { modelsDir: dir, engines: [] });
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const port = (app.server.address() as { port: number }).port;
+  const ls = (json: boolean, p: number) => captureCli(() => listCommand(loadConfig({ modelsDir: dir, port: p }, {}), { json }));
+
+  const online = await ls(true, port);
+  const offline = await ls(true, 1);
+  t.equal(offline.code, 0);
+  const served = JSON.parse(online.stdout) as Array<Record<string, unknown>>;
+  t.same(served.map((m) => m.id), ['broken/model', 'remote/model', 'tiny/model']);
+  t.same(JSON.parse(offline.stdout), served, 'the folder gives the Model objects the server gives');
+  t.match(served.find((m) => m.id === 'remote/model'), { name: 'r', object: 'model', owned_by: 'O', source_url: 'https://huggingface.co/O/R/resolve/main/r.gguf' });
+
+  const table = await ls(false, 1);
+  t.match(table.stdout, /remote\/model\s+│ r\s+│ llamacpp/, 'the name column shows what the server shows');
+  t.match(table.stdout, /broken\/model\s+│ model\s+│/);
+  t.match(table.stdout, new RegExp(`3 models from ${dir.replaceAll('/', '\\/')}`));
+  t.match((await ls(false, port)).stdout, /remote\/model\s+│ r\s+│ llamacpp/);
+});
+
+t.test('modeld ls of a missing folder without a server creates nothing and says so', async (t) => {
+  const parent = await tempDir();
+  t.teardown(() => rm(parent, { recursive: true, force: true }));
+  const missing = path.join(parent, 'no', 'models');
+  const res = await captureCli(() => listCommand(loadConfig({ modelsDir: missing, port: 1 }, {}), { json: false }));
+  t.equal(res.code, 1);
+  t.match(res.stderr, new RegExp(`the models folder ${missing.replaceAll('/', '\\/')} does not exist`));
+  t.notOk(existsSync(path.join(parent, 'no')), 'no folder created');
 });
 
 t.test('modeld serve listens, answers, and modeld ls asks it; SIGTERM closes cleanly', async (t) => {

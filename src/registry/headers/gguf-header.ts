@@ -1,17 +1,35 @@
-import { gguf, GGMLFileQuantizationType } from '@huggingface/gguf';
+import { stat } from 'node:fs/promises';
+import { gguf, GGMLFileQuantizationType, GGMLQuantizationType, type GGUFParseOutput } from '@huggingface/gguf';
 
 /**
  * Reads what the model table shows from a GGUF header: architecture, parameter count,
  * quantization, context/embedding length, layers, chat template presence, tokenizer.
  * Only the header and tensor infos are read, never the weights: from a local file, or from
  * an http(s) URL with range requests (`headers` go with them, e.g. a hub token).
+ *
+ * The parser reads past the end of a file as zeros, so a file cut off inside its header
+ * still "parses" into garbage: the header must end within the file, and every tensor the
+ * header describes must fit in it (llama.cpp refuses the file otherwise), or this throws.
  */
 export async function readGgufHeader(file: string, headers?: Record<string, string>): Promise<Record<string, unknown>> {
-  const { metadata, parameterCount } = await gguf(file, {
+  const remote = /^https?:\/\//i.test(file);
+  let remoteSize: number | undefined;
+  // The size of a remote file comes with the first range answer (`content-range: bytes 0-n/size`).
+  const sizingFetch: typeof fetch = async (input, init) => {
+    const res = await fetch(input, init);
+    const total = res.headers.get('content-range')?.match(/\/\s*(\d+)\s*$/)?.[1];
+    if (total !== undefined && remoteSize === undefined) remoteSize = Number(total);
+    return res;
+  };
+  const parsed = await gguf(file, {
     allowLocalFile: true,
     computeParametersCount: true,
+    ...(remote ? { fetch: sizingFetch } : {}),
     ...(headers ? { additionalFetchHeaders: headers } : {}),
   });
+  const size = remote ? remoteSize : (await stat(file)).size;
+  if (size !== undefined) checkExtent(parsed, size);
+  const { metadata, parameterCount } = parsed;
   const m = metadata as Record<string, unknown>;
   const arch = typeof m['general.architecture'] === 'string' ? (m['general.architecture'] as string) : undefined;
   const key = (k: string) => (arch ? m[`${arch}.${k}`] : undefined);
@@ -34,6 +52,44 @@ export async function readGgufHeader(file: string, headers?: Record<string, stri
     vocab_size: Array.isArray(tokens) ? tokens.length : undefined,
     pooling_type: num(key('pooling_type')),
   });
+}
+
+/** ggml's block size (elements) and block bytes per tensor type, as in ggml.c's type traits. */
+const Q = GGMLQuantizationType;
+const TYPE_BLOCKS: Partial<Record<number, [elements: number, bytes: number]>> = {
+  [Q.F32]: [1, 4], [Q.F16]: [1, 2], [Q.BF16]: [1, 2], [Q.F64]: [1, 8],
+  [Q.I8]: [1, 1], [Q.I16]: [1, 2], [Q.I32]: [1, 4], [Q.I64]: [1, 8],
+  [Q.Q4_0]: [32, 18], [Q.Q4_1]: [32, 20], [Q.Q5_0]: [32, 22], [Q.Q5_1]: [32, 24], [Q.Q8_0]: [32, 34], [Q.Q8_1]: [32, 36],
+  [Q.Q2_K]: [256, 84], [Q.Q3_K]: [256, 110], [Q.Q4_K]: [256, 144], [Q.Q5_K]: [256, 176], [Q.Q6_K]: [256, 210], [Q.Q8_K]: [256, 292],
+  [Q.IQ2_XXS]: [256, 66], [Q.IQ2_XS]: [256, 74], [Q.IQ3_XXS]: [256, 98], [Q.IQ1_S]: [256, 50], [Q.IQ4_NL]: [32, 18],
+  [Q.IQ3_S]: [256, 110], [Q.IQ2_S]: [256, 82], [Q.IQ4_XS]: [256, 136], [Q.IQ1_M]: [256, 56],
+  [Q.TQ1_0]: [256, 54], [Q.TQ2_0]: [256, 66], [Q.MXFP4]: [32, 17], [Q.NVFP4]: [64, 36], [Q.Q1_0]: [128, 18], [Q.Q2_0]: [64, 18],
+};
+
+/** Bytes of a tensor's data; 0 for a type this table does not know (only its offset is checked then). */
+function tensorBytes(dtype: number, shape: bigint[]): bigint {
+  const block = TYPE_BLOCKS[dtype];
+  if (!block) return 0n;
+  const elements = shape.reduce((a, d) => a * BigInt(d), 1n);
+  const [n, bytes] = block.map(BigInt) as [bigint, bigint];
+  return ((elements + n - 1n) / n) * bytes;
+}
+
+/** Throws unless the header ends within `size` bytes and the tensor data it describes fits too. */
+function checkExtent(parsed: GGUFParseOutput, size: number): void {
+  const headerEnd = parsed.tensorInfoByteRange[1];
+  if (headerEnd > size) {
+    throw new Error(`the file is cut off inside its header: the header needs at least ${headerEnd} bytes, the file has ${size}`);
+  }
+  const fileSize = BigInt(size);
+  let last: { name: string; end: bigint } | undefined;
+  for (const t of parsed.tensorInfos) {
+    const end = parsed.tensorDataOffset + t.offset + tensorBytes(t.dtype, t.shape);
+    if (!last || end > last.end) last = { name: t.name, end };
+  }
+  if (last && last.end > fileSize) {
+    throw new Error(`the file is cut off in its tensor data: tensor '${last.name}' ends at byte ${last.end}, the file has ${size} bytes`);
+  }
 }
 
 function quantName(fileType: number): string {

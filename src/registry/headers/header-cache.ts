@@ -13,6 +13,8 @@ export class HeaderCache {
 
   async read(file: string): Promise<HeaderResult> {
     const st = await stat(file);
+    // A FIFO or device named *.gguf would block the reader (and the libuv pool thread) forever.
+    if (!st.isFile()) return { ok: false, error: 'not a regular file' };
     const key = `${st.size}:${st.mtimeMs}`;
     const hit = this.#cache.get(file);
     if (hit && hit.key === key) return hit.result;

@@ -32,10 +32,13 @@ export default async function modelRoutes(app: FastifyInstance) {
       description: 'Stops the model if running, deletes the binaries the server downloaded into the model folder and the model object. Never deletes a file outside the models folder.',
       response: { 200: ModelDeletedSchema, ...errorResponses },
     },
-    handler: async (entry) => {
+    handler: async (entry, request) => {
+      // A model whose object lies outside the models folder is refused before it is stopped.
+      await app.registry.checkRemovable(entry);
       await app.manager.stop(entry.id);
       await app.downloads.cancel(entry, { discard: true });
-      await app.registry.remove(entry);
+      const { kept } = await app.registry.remove(entry);
+      if (kept.length > 0) request.log.info({ model: entry.id, kept }, 'model deleted; files outside the models folder (or used by other models) kept');
       app.downloads.forget(entry.id);
       return { id: entry.id, object: 'model' as const, deleted: true };
     },

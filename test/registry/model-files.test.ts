@@ -1,0 +1,168 @@
+// What the scan makes of files that are not what they claim: cut-off GGUFs, FIFOs, binaries
+// that name nothing, invalid fields; and a read-only scan of a missing folder.
+import { execFileSync } from 'node:child_process';
+import { closeSync, constants, existsSync, openSync, truncateSync } from 'node:fs';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import t, { type Test } from 'tap';
+import { ModelRegistry, staticState } from '../../src/registry/registry.ts';
+import { SHARED_MODELS, tempDir } from '../helpers/app.ts';
+import { writeCorruptGguf, writeTinyLlamaGguf } from '../helpers/gguf-writer.ts';
+
+async function folder(t: Test) {
+  const dir = await tempDir();
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+async function put(dir: string, rel: string, content: unknown) {
+  await mkdir(path.dirname(path.join(dir, rel)), { recursive: true });
+  await writeFile(path.join(dir, rel), typeof content === 'string' ? content : JSON.stringify(content));
+}
+
+t.test('a GGUF cut off in its header or in its tensor data is an error naming the file', async (t) => {
+  const dir = await folder(t);
+  for (const kind of ['truncated-header', 'truncated'] as const) {
+    await mkdir(path.join(dir, kind));
+    writeCorruptGguf(path.join(dir, kind, `${kind}.gguf`), kind);
+    await put(dir, `${kind}/model.json`, {});
+  }
+  // `head -c 100 model.gguf`: inside the metadata
+  await mkdir(path.join(dir, 'head100'));
+  writeTinyLlamaGguf(path.join(dir, 'head100/head100.gguf'));
+  truncateSync(path.join(dir, 'head100/head100.gguf'), 100);
+  await put(dir, 'head100/model.json', {});
+  // the last tensor loses its final byte
+  await mkdir(path.join(dir, 'short'));
+  const { bytes } = writeTinyLlamaGguf(path.join(dir, 'short/short.gguf'), { layers: 1 });
+  truncateSync(path.join(dir, 'short/short.gguf'), bytes - 1);
+  await mkdir(path.join(dir, 'good'));
+  writeTinyLlamaGguf(path.join(dir, 'good/good.gguf'), { layers: 1 });
+  await put(dir, 'good/model.json', {});
+  await put(dir, 'short/model.json', {});
+
+  const reg = new ModelRegistry({ modelsDir: dir });
+  await reg.scan();
+  t.equal(staticState(reg.resolve('good')), 'stopped', 'a complete file still reads');
+  for (const [id, why] of [['truncated-header', /header/], ['head100', /header/], ['truncated', /tensor data/], ['short', /tensor data/]] as const) {
+    const e = reg.resolve(id);
+    t.equal(staticState(e), 'error', `${id} is an error`);
+    t.equal(e.problem?.file, path.join(dir, id, `${id}.gguf`), `${id}: the problem names the binary`);
+    t.match(e.problem?.message, new RegExp(`${id}\\.gguf is not a readable GGUF file: the file is cut off`), id);
+    t.match(e.problem?.message, why, id);
+    t.same(e.header, {}, `${id}: no garbage metadata`);
+  }
+});
+
+t.test('the shared stories260K cut to 100 bytes is an error', { skip: !existsSync(path.join(SHARED_MODELS, 'stories260K/stories260K.gguf')) && 'no ../shared/models' }, async (t) => {
+  const dir = await folder(t);
+  await mkdir(path.join(dir, 'cut'));
+  const { readFile } = await import('node:fs/promises');
+  const whole = await readFile(path.join(SHARED_MODELS, 'stories260K/stories260K.gguf'));
+  await writeFile(path.join(dir, 'cut/t.gguf'), whole.subarray(0, 100));
+  await writeFile(path.join(dir, 'cut/model.json'), '{}');
+  await mkdir(path.join(dir, 'whole'));
+  await writeFile(path.join(dir, 'whole/model.json'), JSON.stringify({ source_url: path.join(SHARED_MODELS, 'stories260K/stories260K.gguf') }));
+  const reg = new ModelRegistry({ modelsDir: dir });
+  await reg.scan();
+  t.equal(staticState(reg.resolve('cut')), 'error');
+  t.match(reg.resolve('cut').problem?.message, /t\.gguf .*cut off inside its header/);
+  t.equal(staticState(reg.resolve('whole')), 'stopped', 'the whole file fits exactly');
+});
+
+t.test('a metadata.binaries entry with neither path nor url is an error naming it, not the folder', async (t) => {
+  const dir = await folder(t);
+  await put(dir, 'nothing/model.json', { metadata: { binaries: [{ sha256: 'a'.repeat(64) }] } });
+  await put(dir, 'second/model.json', { metadata: { binaries: [{ url: 'https://example.com/a.gguf' }, { size: 3 }] } });
+  await mkdir(path.join(dir, 'dir/sub'), { recursive: true });
+  await put(dir, 'dir/model.json', { metadata: { binaries: [{ path: 'sub' }] } });
+  const reg = new ModelRegistry({ modelsDir: dir });
+  await reg.scan();
+  const e = reg.resolve('nothing');
+  t.equal(staticState(e), 'error');
+  t.equal(e.problem?.field, 'metadata.binaries[0]');
+  t.match(e.problem?.message, /model\.json: field 'metadata\.binaries\[0\]' needs a path or an http\(s\) url/);
+  t.same(e.binaries, [], 'the folder is never taken for a binary');
+  t.equal(reg.resolve('second').problem?.field, 'metadata.binaries[1]');
+  t.equal(reg.resolve('dir').problem?.field, 'metadata.binaries[0]');
+  t.match(reg.resolve('dir').problem?.message, /sub is not a regular file/);
+});
+
+t.test('FIFOs and other non-regular files are never read: the scan finishes', { skip: process.platform === 'win32' && 'no mkfifo' }, async (t) => {
+  const dir = await folder(t);
+  const fifos: string[] = [];
+  const fifo = async (rel: string) => {
+    await mkdir(path.dirname(path.join(dir, rel)), { recursive: true });
+    execFileSync('mkfifo', [path.join(dir, rel)]);
+    fifos.push(path.join(dir, rel));
+  };
+  // Whatever blocked on a FIFO gets an end of file, so a failing run still ends.
+  t.teardown(() => {
+    for (const f of fifos) {
+      try {
+        closeSync(openSync(f, constants.O_WRONLY | constants.O_NONBLOCK));
+      } catch {
+        /* no reader: nothing blocked on it */
+      }
+    }
+  });
+  await fifo('pipe/model.json');
+  await fifo('pipebin/pipebin.gguf');
+  await put(dir, 'pipebin/model.json', {});
+  await fifo('elsewhere/x.gguf');
+  await put(dir, 'src/model.json', { source_url: '../elsewhere/x.gguf' });
+  await mkdir(path.join(dir, 'good'));
+  writeTinyLlamaGguf(path.join(dir, 'good/good.gguf'), { layers: 1 });
+  await put(dir, 'good/model.json', {});
+
+  const reg = new ModelRegistry({ modelsDir: dir });
+  let timer: NodeJS.Timeout | undefined;
+  const finished = await Promise.race([
+    reg.scan().then(() => true),
+    new Promise<boolean>((r) => (timer = setTimeout(() => r(false), 5000))),
+  ]);
+  clearTimeout(timer);
+  t.ok(finished, 'the scan finished (nothing waited on a FIFO)');
+  if (!finished) return;
+  t.same(reg.list().map((e) => e.id), ['good/model', 'pipebin/model', 'src/model'], 'a FIFO named *.json is no model object');
+  t.equal(staticState(reg.resolve('good')), 'stopped');
+  t.equal(staticState(reg.resolve('pipebin')), 'error', 'a FIFO named *.gguf is no binary');
+  const src = reg.resolve('src');
+  t.equal(staticState(src), 'error');
+  t.equal(src.problem?.field, 'source_url');
+  t.match(src.problem?.message, /x\.gguf is not a regular file/);
+});
+
+t.test('invalid fields are dropped from the object and all named in the error', async (t) => {
+  const dir = await folder(t);
+  await put(dir, 'bad/model.json', { name: 5, parameters: 'x', description: 'kept', source_url: 'https://huggingface.co/Org/R/resolve/main/r.gguf', metadata: { engine: 'foo', task: 'embedding', binaries: [5] } });
+  const reg = new ModelRegistry({ modelsDir: dir });
+  await reg.scan();
+  const e = reg.resolve('bad');
+  t.equal(staticState(e), 'error');
+  t.same(e.object, { description: 'kept', source_url: 'https://huggingface.co/Org/R/resolve/main/r.gguf', metadata: { task: 'embedding' } });
+  t.equal(e.ownedBy, 'Org');
+  t.equal(e.problem?.field, 'name');
+  for (const f of ['name', 'parameters', 'metadata.engine', 'metadata.binaries[0]']) t.match(e.problem?.message, `field '${f}'`, f);
+});
+
+t.test('an unknown engine names the engines there are', async (t) => {
+  const dir = await folder(t);
+  await put(dir, 'eng/model.json', { source_url: 'https://example.com/m.gguf', metadata: { engine: 'foo' } });
+  const reg = new ModelRegistry({ modelsDir: dir });
+  await reg.scan();
+  const e = reg.resolve('eng');
+  t.equal(e.problem?.field, 'metadata.engine');
+  t.equal(e.problem?.message, `model.json: field 'metadata.engine' must be one of "llamacpp", "onnx", "api", "tensorrt", got "foo"`);
+});
+
+t.test('a read-only scan of a missing folder lists nothing and creates nothing', async (t) => {
+  const parent = await folder(t);
+  const missing = path.join(parent, 'nope', 'models');
+  const reg = new ModelRegistry({ modelsDir: missing, createDir: false });
+  await reg.scan();
+  t.same(reg.list(), []);
+  t.notOk(existsSync(path.join(parent, 'nope')), 'no folder created');
+  await new ModelRegistry({ modelsDir: missing }).scan();
+  t.ok(existsSync(missing), 'the server still creates its models folder');
+});

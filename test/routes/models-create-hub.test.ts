@@ -1,0 +1,66 @@
+// POST /v1/models from a Hugging Face repository whose quantizations lie in subfolders under
+// one file name (Q4_K_M/model.gguf, Q8_0/model.gguf): one object per quantization, with
+// distinct ids and distinct local files, and nothing written when the answer is a 409.
+import { readdir } from 'node:fs/promises';
+import path from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import t from 'tap';
+import { buildTestApp } from '../helpers/app.ts';
+import { startFakeHub } from '../helpers/fake-hub.ts';
+import { ggufBytes } from '../helpers/gguf-bytes.ts';
+
+// Needs the importer to name such models apart and to create them with registry.create()
+// (src/downloads/importers/huggingface.ts and create-models.ts); drop `todo` once it does.
+const PENDING = 'importer change in src/downloads/importers (see the registry report)';
+
+const create = (app: FastifyInstance, body: unknown) => app.inject({ method: 'POST', url: '/v1/models', payload: body as object });
+
+async function setup(t: { teardown(fn: () => unknown): void }) {
+  const hub = await startFakeHub({
+    'acme/sub': {
+      files: {
+        'Q4_K_M/model.gguf': ggufBytes({ fileType: 15, payloadBytes: 4_000 }),
+        'Q8_0/model.gguf': ggufBytes({ fileType: 7, payloadBytes: 4_000 }),
+        'README.md': Buffer.from('# sub\n'),
+      },
+    },
+  });
+  t.teardown(() => hub.close());
+  const { app, modelsDir } = await buildTestApp(t, { engines: [], config: { hfEndpoint: hub.origin } });
+  return { app, modelsDir };
+}
+
+t.test('quantizations in subfolders with one file name become distinct model objects', { todo: PENDING }, async (t) => {
+  const { app, modelsDir } = await setup(t);
+  const res = await create(app, { source_url: 'acme/sub' });
+  t.equal(res.statusCode, 201, res.body);
+  const data = res.json().data as Array<{ id: string; metadata: { quantization?: string; binaries: Array<{ path: string; url: string }> } }>;
+  t.equal(data.length, 2, 'one object per quantization');
+  t.equal(new Set(data.map((m) => m.id)).size, 2, 'distinct ids');
+  t.same(data.map((m) => m.metadata.quantization).sort(), ['Q4_K_M', 'Q8_0']);
+  const paths = data.map((m) => m.metadata.binaries[0]!.path);
+  t.equal(new Set(paths).size, 2, `distinct local files (${paths.join(', ')})`);
+  for (const m of data) t.match(m.metadata.binaries[0]!.url, new RegExp(`/resolve/main/${m.metadata.quantization}/model\\.gguf$`));
+  t.equal((await readdir(path.join(modelsDir, 'sub'))).filter((f) => f.endsWith('.json')).length, 2);
+});
+
+t.test('a 409 on a repository writes nothing', { todo: PENDING }, async (t) => {
+  const { app, modelsDir } = await setup(t);
+  t.equal((await create(app, { source_url: 'acme/sub' })).statusCode, 201);
+  const before = (await readdir(path.join(modelsDir, 'sub'))).sort();
+  const again = await create(app, { source_url: 'acme/sub' });
+  t.equal(again.statusCode, 409);
+  t.match(again.json().error, { code: 'model_exists', param: 'id' });
+  t.same((await readdir(path.join(modelsDir, 'sub'))).sort(), before, 'nothing written on the 409');
+});
+
+t.test('one file of such a repository at a time: the second is no 409', { todo: PENDING }, async (t) => {
+  const { app } = await setup(t);
+  const hub = app.config.hfEndpoint.replace(/\/+$/, '');
+  const q4 = await create(app, { source_url: `${hub}/acme/sub/blob/main/Q4_K_M/model.gguf` });
+  t.equal(q4.statusCode, 201, q4.body);
+  const q8 = await create(app, { source_url: `${hub}/acme/sub/blob/main/Q8_0/model.gguf` });
+  t.equal(q8.statusCode, 201, q8.body);
+  t.not(q4.json().data[0].id, q8.json().data[0].id);
+  t.not(q4.json().data[0].metadata.binaries[0].path, q8.json().data[0].metadata.binaries[0].path);
+});
