@@ -9,10 +9,6 @@ import { buildTestApp } from '../helpers/app.ts';
 import { startFakeHub } from '../helpers/fake-hub.ts';
 import { ggufBytes } from '../helpers/gguf-bytes.ts';
 
-// Needs the importer to name such models apart and to create them with registry.create()
-// (src/downloads/importers/huggingface.ts and create-models.ts); drop `todo` once it does.
-const PENDING = 'importer change in src/downloads/importers (see the registry report)';
-
 const create = (app: FastifyInstance, body: unknown) => app.inject({ method: 'POST', url: '/v1/models', payload: body as object });
 
 async function setup(t: { teardown(fn: () => unknown): void }) {
@@ -30,7 +26,7 @@ async function setup(t: { teardown(fn: () => unknown): void }) {
   return { app, modelsDir };
 }
 
-t.test('quantizations in subfolders with one file name become distinct model objects', { todo: PENDING }, async (t) => {
+t.test('quantizations in subfolders with one file name become distinct model objects', async (t) => {
   const { app, modelsDir } = await setup(t);
   const res = await create(app, { source_url: 'acme/sub' });
   t.equal(res.statusCode, 201, res.body);
@@ -44,7 +40,7 @@ t.test('quantizations in subfolders with one file name become distinct model obj
   t.equal((await readdir(path.join(modelsDir, 'sub'))).filter((f) => f.endsWith('.json')).length, 2);
 });
 
-t.test('a 409 on a repository writes nothing', { todo: PENDING }, async (t) => {
+t.test('a 409 on a repository writes nothing', async (t) => {
   const { app, modelsDir } = await setup(t);
   t.equal((await create(app, { source_url: 'acme/sub' })).statusCode, 201);
   const before = (await readdir(path.join(modelsDir, 'sub'))).sort();
@@ -54,7 +50,7 @@ t.test('a 409 on a repository writes nothing', { todo: PENDING }, async (t) => {
   t.same((await readdir(path.join(modelsDir, 'sub'))).sort(), before, 'nothing written on the 409');
 });
 
-t.test('one file of such a repository at a time: the second is no 409', { todo: PENDING }, async (t) => {
+t.test('one file of such a repository at a time: the second is no 409', async (t) => {
   const { app } = await setup(t);
   const hub = app.config.hfEndpoint.replace(/\/+$/, '');
   const q4 = await create(app, { source_url: `${hub}/acme/sub/blob/main/Q4_K_M/model.gguf` });

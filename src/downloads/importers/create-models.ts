@@ -116,9 +116,8 @@ export async function createModels(req: CreateModelRequest, deps: CreateModelsDe
   if (taken.length > 0) {
     throw new ApiError('model_exists', `the model${taken.length > 1 ? 's' : ''} ${taken.map((p) => `'${p.id}'`).join(', ')} already exist${taken.length > 1 ? '' : 's'}; delete ${taken.length > 1 ? 'them' : 'it'} or choose another id`, { param: 'id' });
   }
-  const entries: ModelEntry[] = [];
-  for (const p of planned) entries.push(await deps.registry.write(p.id, p.object));
-  return { source, entries };
+  // All or nothing: a taken or repeated id, or a bad one, writes no object.
+  return { source, entries: await deps.registry.create(planned) };
 }
 
 function idFor(requested: string | undefined, base: string): string {
@@ -142,7 +141,7 @@ async function hubObject(repo: string, m: HubModel, deps: CreateModelsDeps): Pro
       ...(m.quantization ? { quantization: m.quantization } : {}),
       size,
       binaries: files.map((f) => ({
-        path: path.posix.basename(f.path),
+        path: f.local ?? path.posix.basename(f.path),
         url: f.url,
         ...(f.sha256 ? { sha256: f.sha256 } : {}),
         size: f.size,

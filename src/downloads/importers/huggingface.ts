@@ -18,6 +18,8 @@ export interface HubFile {
   /** The LFS object id, which is the file's sha256; absent for files kept in git. */
   sha256?: string;
   url: string;
+  /** File name in the model folder, when it cannot be the repository file's own name (two quantizations named alike). */
+  local?: string;
 }
 
 /** One downloadable model in a repository: a quantization, possibly split into parts. */
@@ -131,10 +133,33 @@ export function groupGgufModels(files: HubFile[]): { models: HubModel[]; incompl
     }
     grouped.push({ name, ...quant(name), files: parts as HubFile[] });
   }
-  const models = [...singles, ...grouped]
+  const models = nameApart([...singles, ...grouped])
     .map((m) => (projector ? { ...m, projector } : m))
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   return { models, incomplete };
+}
+
+/**
+ * Quantizations kept in subfolders often share a file name (`Q4_K_M/model.gguf`,
+ * `Q8_0/model.gguf`): a model whose quantization is only in its folder's name, or whose name
+ * another model has, is named after its folder too (`model.Q4_K_M`, else `Q4_K_M-model`), and
+ * its files get that name in the model folder, so that no two objects share an id or a
+ * downloaded file (also when the quantizations are imported one file at a time).
+ */
+function nameApart(models: HubModel[]): HubModel[] {
+  const count = new Map<string, number>();
+  for (const m of models) count.set(m.name, (count.get(m.name) ?? 0) + 1);
+  return models.map((m) => {
+    const dir = path.posix.dirname(m.files[0]!.path);
+    const q = m.quantization ?? quant(dir).quantization;
+    if (dir === '.' || (count.get(m.name)! < 2 && (m.quantization || !q))) return m;
+    const name = q && !m.name.includes(q) ? `${m.name}.${q}` : `${dir.replaceAll('/', '-')}-${m.name}`;
+    const files = m.files.map((f) => {
+      const base = path.posix.basename(f.path);
+      return { ...f, local: base.startsWith(m.name) ? `${name}${base.slice(m.name.length)}` : `${name}-${base}` };
+    });
+    return { ...m, name, ...(q ? { quantization: q } : {}), files };
+  });
 }
 
 function quant(name: string): { quantization?: string } {
