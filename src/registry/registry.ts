@@ -379,7 +379,7 @@ export class ModelRegistry extends EventEmitter {
     const why = isInside(root, await entryPath(entry.file))
       ? `its model object ${real} is also another model's (a folder in the models folder links to its folder)`
       : `its model object lies in ${path.dirname(real)}, outside the models folder${beside.length > 0 ? `, beside ${quoteList(beside)}` : ''}, and modeld never deletes a file outside the models folder`;
-    throw new ApiError('invalid_request', `cannot delete '${entry.id}': ${why}; remove the link ${entry.folder} or the files yourself`, { param: 'model' });
+    throw new ApiError('model_not_deletable', `cannot delete '${entry.id}': ${why}; remove the link ${entry.folder} or the files yourself`, { param: 'model' });
   }
 
   /** Watches the folder: added, edited and removed model objects and binaries show up. */

@@ -115,8 +115,8 @@ t.test('deleting a model whose folder links outside the models folder deletes no
   t.notOk(reg.get('extlink/model'));
   t.same(kept.sort(), [path.join(dir, 'extlink/model.json'), path.join(dir, 'extlink/user.gguf')]);
 
-  await t.rejects(reg.checkRemovable(reg.resolve('twolink/a')), { code: 'invalid_request', message: /outside the models folder, beside 'twolink\/b'/ });
-  await t.rejects(reg.remove(reg.resolve('twolink/a')), { code: 'invalid_request' });
+  await t.rejects(reg.checkRemovable(reg.resolve('twolink/a')), { code: 'model_not_deletable', message: /outside the models folder, beside 'twolink\/b'/ });
+  await t.rejects(reg.remove(reg.resolve('twolink/a')), { code: 'model_not_deletable' });
   t.ok(existsSync(path.join(outside, 'two/a.gguf')) && existsSync(path.join(outside, 'two/a.json')), 'nothing deleted');
   t.ok(reg.get('twolink/a') && reg.get('twolink/b'), 'both still listed');
 });

@@ -75,10 +75,12 @@ t.test('bad parameters: a 400 naming the parameter and bounds (request) or the f
   t.match(f.json().error.message, /n_parallel.*badparam.*model\.json/);
 });
 
-t.test('a corrupt GGUF is an error state with the loader\'s reason; the server and other models go on', async (t) => {
+t.test('a truncated GGUF is an error state naming the file before any load; the server and other models go on', async (t) => {
   const r = await post('/v1/models/corrupt/start');
-  t.equal(r.statusCode, 500);
-  t.equal(r.json().error.code, 'model_load_failed');
+  // The registry checks the header against the file size: the model is broken as listed.
+  t.equal(r.statusCode, 422);
+  t.equal(r.json().error.code, 'model_invalid');
+  t.match(r.json().error.message, /corrupt\.gguf/);
   t.equal(r.headers['x-should-retry'], 'false');
   const s = await state('corrupt');
   t.equal(s.state, 'error');

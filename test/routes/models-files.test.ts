@@ -43,8 +43,9 @@ t.test('DELETE of a model whose folder is a link to elsewhere deletes no file th
   t.equal((await app.inject('/v1/models/extlink/model')).statusCode, 404, 'the model is gone (its link was removed)');
 
   const refused = await app.inject({ method: 'DELETE', url: '/v1/models/twolink/a' });
-  t.equal(refused.statusCode, 400);
-  t.match(refused.json().error, { code: 'invalid_request', param: 'model', message: /outside the models folder.*remove the link/ });
+  t.equal(refused.statusCode, 409);
+  t.equal(refused.headers['x-should-retry'], 'false');
+  t.match(refused.json().error, { code: 'model_not_deletable', param: 'model', message: /outside the models folder.*remove the link/ });
   t.same((await readdir(path.join(outside, 'two'))).sort(), ['a.json', 'b.json'], 'nothing deleted');
   t.equal((await app.inject('/v1/models/twolink/a')).statusCode, 200, 'still listed');
 });
