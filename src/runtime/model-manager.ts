@@ -281,10 +281,11 @@ export class ModelManager extends EventEmitter {
     try {
       let slot = this.#slots.get(entry.id);
       if (!slot || slot.state !== 'running') {
+        // A broken model object says what is wrong with it first (its engine may be unknown).
+        this.#checkStartable(entry);
         const possible = this.engine(entry).capabilities;
         if (!possible.has(req.capability)) throw notCapable(entry.id, req.capability, possible);
         if (!this.#opts.config.jit && slot?.state !== 'starting') {
-          this.#checkStartable(entry);
           throw new ApiError('model_not_running', `the model '${entry.id}' is not running; POST /v1/models/${entry.id}/start first`, { param: 'model' });
         }
         await this.start(entry);
