@@ -152,13 +152,20 @@ export class ModelManager extends EventEmitter {
       ['load', 'request'],
     );
     if (live) {
-      const differ = Object.keys(overrides).filter((k) => JSON.stringify(params[k]) !== JSON.stringify(existing!.params?.[k]));
+      const slot = existing!;
+      // keep_alive is the one setting a loaded model can change: as in Ollama, the latest one counts.
+      if (overrides.keep_alive !== undefined) {
+        slot.keepAliveMs = parseDuration(params.keep_alive as string | number);
+        slot.params = { ...slot.params, keep_alive: params.keep_alive };
+        if (slot.state === 'running' && slot.queue?.idle) this.#armIdle(entry.id, slot);
+      }
+      const differ = Object.keys(overrides).filter((k) => JSON.stringify(params[k]) !== JSON.stringify(slot.params?.[k]));
       if (differ.length > 0) {
         const k = differ[0]!;
-        throw new ApiError('model_running', `the model '${entry.id}' already ${existing!.state === 'running' ? 'runs' : 'loads'} with ${k} ${JSON.stringify(existing!.params?.[k])}; stop it first to start it with ${k} ${JSON.stringify(params[k])}`, { param: k });
+        throw new ApiError('model_running', `the model '${entry.id}' already ${slot.state === 'running' ? 'runs' : 'loads'} with ${k} ${JSON.stringify(slot.params?.[k])}; stop it first to start it with ${k} ${JSON.stringify(params[k])}`, { param: k });
       }
-      if (existing!.state === 'running') return;
-      return existing!.load;
+      if (slot.state === 'running') return;
+      return slot.load;
     }
     const keepAliveRaw = params.keep_alive ?? this.#opts.config.keepAlive;
     const slot: Slot = {

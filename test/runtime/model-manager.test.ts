@@ -150,6 +150,11 @@ t.test('start on a running model checks its overrides: same values join, others 
   await t.rejects(app.manager.start(entry, { ctx_len: 'abc' }), { name: 'ApiError', status: 400 });
   await t.rejects(app.manager.start(entry, { bogus: 1 }), { name: 'ApiError', status: 400 });
   t.equal(app.manager.state(entry).params!.ctx_len, 512);
+  await app.manager.start(entry, { keep_alive: '1h' });
+  t.equal(app.manager.state(entry).params!.keep_alive, '1h', 'keep_alive alone changes on a running model');
+  await app.manager.start(entry, { keep_alive: 0 });
+  while (app.manager.state(entry).state === 'running') await new Promise((r) => setTimeout(r, 10));
+  t.equal(app.manager.state(entry).state, 'stopped', 'keep_alive 0 unloads the idle model');
 });
 
 t.test('a keep_alive longer than setTimeout can wait (600h) keeps the model', async (t) => {
