@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -11,6 +11,19 @@ export const SHARED_MODELS = path.resolve(process.env.MODELD_SHARED_MODELS ?? pa
 
 export async function tempDir(prefix = 'modeld-test-'): Promise<string> {
   return mkdtemp(path.join(os.tmpdir(), prefix));
+}
+
+/** A temporary models folder removed when the test ends. */
+export async function modelsFolder(t: { teardown(fn: () => unknown): void }): Promise<string> {
+  const dir = await tempDir();
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** Writes `content` (a string as is, anything else as JSON) to `dir/rel`, creating folders. */
+export async function putFile(dir: string, rel: string, content: unknown): Promise<void> {
+  await mkdir(path.dirname(path.join(dir, rel)), { recursive: true });
+  await writeFile(path.join(dir, rel), typeof content === 'string' ? content : JSON.stringify(content));
 }
 
 export interface TestAppOptions {

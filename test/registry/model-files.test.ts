@@ -2,44 +2,34 @@
 // that name nothing, invalid fields; and a read-only scan of a missing folder.
 import { execFileSync } from 'node:child_process';
 import { closeSync, constants, existsSync, openSync, truncateSync } from 'node:fs';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { ModelRegistry, staticState } from '../../src/registry/registry.ts';
-import { SHARED_MODELS, tempDir } from '../helpers/app.ts';
+import { SHARED_MODELS, modelsFolder, putFile } from '../helpers/app.ts';
 import { writeCorruptGguf, writeTinyLlamaGguf } from '../helpers/gguf-writer.ts';
 
-async function folder(t: Test) {
-  const dir = await tempDir();
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-async function put(dir: string, rel: string, content: unknown) {
-  await mkdir(path.dirname(path.join(dir, rel)), { recursive: true });
-  await writeFile(path.join(dir, rel), typeof content === 'string' ? content : JSON.stringify(content));
-}
 
 t.test('a GGUF cut off in its header or in its tensor data is an error naming the file', async (t) => {
-  const dir = await folder(t);
+  const dir = await modelsFolder(t);
   for (const kind of ['truncated-header', 'truncated'] as const) {
     await mkdir(path.join(dir, kind));
     writeCorruptGguf(path.join(dir, kind, `${kind}.gguf`), kind);
-    await put(dir, `${kind}/model.json`, {});
+    await putFile(dir, `${kind}/model.json`, {});
   }
   // `head -c 100 model.gguf`: inside the metadata
   await mkdir(path.join(dir, 'head100'));
   writeTinyLlamaGguf(path.join(dir, 'head100/head100.gguf'));
   truncateSync(path.join(dir, 'head100/head100.gguf'), 100);
-  await put(dir, 'head100/model.json', {});
+  await putFile(dir, 'head100/model.json', {});
   // the last tensor loses its final byte
   await mkdir(path.join(dir, 'short'));
   const { bytes } = writeTinyLlamaGguf(path.join(dir, 'short/short.gguf'), { layers: 1 });
   truncateSync(path.join(dir, 'short/short.gguf'), bytes - 1);
   await mkdir(path.join(dir, 'good'));
   writeTinyLlamaGguf(path.join(dir, 'good/good.gguf'), { layers: 1 });
-  await put(dir, 'good/model.json', {});
-  await put(dir, 'short/model.json', {});
+  await putFile(dir, 'good/model.json', {});
+  await putFile(dir, 'short/model.json', {});
 
   const reg = new ModelRegistry({ modelsDir: dir });
   await reg.scan();
@@ -55,7 +45,7 @@ t.test('a GGUF cut off in its header or in its tensor data is an error naming th
 });
 
 t.test('the shared stories260K cut to 100 bytes is an error', { skip: !existsSync(path.join(SHARED_MODELS, 'stories260K/stories260K.gguf')) && 'no ../shared/models' }, async (t) => {
-  const dir = await folder(t);
+  const dir = await modelsFolder(t);
   await mkdir(path.join(dir, 'cut'));
   const { readFile } = await import('node:fs/promises');
   const whole = await readFile(path.join(SHARED_MODELS, 'stories260K/stories260K.gguf'));
@@ -71,11 +61,11 @@ t.test('the shared stories260K cut to 100 bytes is an error', { skip: !existsSyn
 });
 
 t.test('a metadata.binaries entry with neither path nor url is an error naming it, not the folder', async (t) => {
-  const dir = await folder(t);
-  await put(dir, 'nothing/model.json', { metadata: { binaries: [{ sha256: 'a'.repeat(64) }] } });
-  await put(dir, 'second/model.json', { metadata: { binaries: [{ url: 'https://example.com/a.gguf' }, { size: 3 }] } });
+  const dir = await modelsFolder(t);
+  await putFile(dir, 'nothing/model.json', { metadata: { binaries: [{ sha256: 'a'.repeat(64) }] } });
+  await putFile(dir, 'second/model.json', { metadata: { binaries: [{ url: 'https://example.com/a.gguf' }, { size: 3 }] } });
   await mkdir(path.join(dir, 'dir/sub'), { recursive: true });
-  await put(dir, 'dir/model.json', { metadata: { binaries: [{ path: 'sub' }] } });
+  await putFile(dir, 'dir/model.json', { metadata: { binaries: [{ path: 'sub' }] } });
   const reg = new ModelRegistry({ modelsDir: dir });
   await reg.scan();
   const e = reg.resolve('nothing');
@@ -89,7 +79,7 @@ t.test('a metadata.binaries entry with neither path nor url is an error naming i
 });
 
 t.test('FIFOs and other non-regular files are never read: the scan finishes', { skip: process.platform === 'win32' && 'no mkfifo' }, async (t) => {
-  const dir = await folder(t);
+  const dir = await modelsFolder(t);
   const fifos: string[] = [];
   const fifo = async (rel: string) => {
     await mkdir(path.dirname(path.join(dir, rel)), { recursive: true });
@@ -108,12 +98,12 @@ t.test('FIFOs and other non-regular files are never read: the scan finishes', { 
   });
   await fifo('pipe/model.json');
   await fifo('pipebin/pipebin.gguf');
-  await put(dir, 'pipebin/model.json', {});
+  await putFile(dir, 'pipebin/model.json', {});
   await fifo('elsewhere/x.gguf');
-  await put(dir, 'src/model.json', { source_url: '../elsewhere/x.gguf' });
+  await putFile(dir, 'src/model.json', { source_url: '../elsewhere/x.gguf' });
   await mkdir(path.join(dir, 'good'));
   writeTinyLlamaGguf(path.join(dir, 'good/good.gguf'), { layers: 1 });
-  await put(dir, 'good/model.json', {});
+  await putFile(dir, 'good/model.json', {});
 
   const reg = new ModelRegistry({ modelsDir: dir });
   let timer: NodeJS.Timeout | undefined;
@@ -134,8 +124,8 @@ t.test('FIFOs and other non-regular files are never read: the scan finishes', { 
 });
 
 t.test('invalid fields are dropped from the object and all named in the error', async (t) => {
-  const dir = await folder(t);
-  await put(dir, 'bad/model.json', { name: 5, parameters: 'x', description: 'kept', source_url: 'https://huggingface.co/Org/R/resolve/main/r.gguf', metadata: { engine: 'foo', task: 'embedding', binaries: [5] } });
+  const dir = await modelsFolder(t);
+  await putFile(dir, 'bad/model.json', { name: 5, parameters: 'x', description: 'kept', source_url: 'https://huggingface.co/Org/R/resolve/main/r.gguf', metadata: { engine: 'foo', task: 'embedding', binaries: [5] } });
   const reg = new ModelRegistry({ modelsDir: dir });
   await reg.scan();
   const e = reg.resolve('bad');
@@ -147,8 +137,8 @@ t.test('invalid fields are dropped from the object and all named in the error', 
 });
 
 t.test('an unknown engine names the engines there are', async (t) => {
-  const dir = await folder(t);
-  await put(dir, 'eng/model.json', { source_url: 'https://example.com/m.gguf', metadata: { engine: 'foo' } });
+  const dir = await modelsFolder(t);
+  await putFile(dir, 'eng/model.json', { source_url: 'https://example.com/m.gguf', metadata: { engine: 'foo' } });
   const reg = new ModelRegistry({ modelsDir: dir });
   await reg.scan();
   const e = reg.resolve('eng');
@@ -157,7 +147,7 @@ t.test('an unknown engine names the engines there are', async (t) => {
 });
 
 t.test('a read-only scan of a missing folder lists nothing and creates nothing', async (t) => {
-  const parent = await folder(t);
+  const parent = await modelsFolder(t);
   const missing = path.join(parent, 'nope', 'models');
   const reg = new ModelRegistry({ modelsDir: missing, createDir: false });
   await reg.scan();

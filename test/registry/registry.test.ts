@@ -1,29 +1,19 @@
-import { mkdir, writeFile, utimes, rm } from 'node:fs/promises';
+import { mkdir, utimes, rm } from 'node:fs/promises';
 import path from 'node:path';
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { ModelRegistry, staticState } from '../../src/registry/registry.ts';
 import { parseModelId } from '../../src/registry/ids.ts';
-import { SHARED_MODELS, tempDir } from '../helpers/app.ts';
+import { SHARED_MODELS, modelsFolder, putFile } from '../helpers/app.ts';
 import { writeTinyLlamaGguf, writeCorruptGguf } from '../helpers/gguf-writer.ts';
 import { writeImageClassifierOnnx } from '../helpers/onnx-writer.ts';
 import { existsSync } from 'node:fs';
 
-async function folder(t: Test) {
-  const dir = await tempDir();
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-async function put(dir: string, rel: string, content: unknown) {
-  await mkdir(path.dirname(path.join(dir, rel)), { recursive: true });
-  await writeFile(path.join(dir, rel), typeof content === 'string' ? content : JSON.stringify(content));
-}
 
 t.test('an empty {} next to a generated GGUF is a complete, autofilled model object', async (t) => {
-  const dir = await folder(t);
+  const dir = await modelsFolder(t);
   await mkdir(path.join(dir, 'tiny'));
   writeTinyLlamaGguf(path.join(dir, 'tiny/tiny.gguf'), { chatTemplate: '{{ messages }}' });
-  await put(dir, 'tiny/model.json', '{}');
+  await putFile(dir, 'tiny/model.json', '{}');
   const reg = new ModelRegistry({ modelsDir: dir });
   await reg.scan();
   const e = reg.resolve('tiny/model');
@@ -39,10 +29,10 @@ t.test('an empty {} next to a generated GGUF is a complete, autofilled model obj
 });
 
 t.test('an ONNX binary is read for inputs, outputs, opset and producer', async (t) => {
-  const dir = await folder(t);
+  const dir = await modelsFolder(t);
   await mkdir(path.join(dir, 'img'));
   await writeImageClassifierOnnx(path.join(dir, 'img/img.onnx'), { classes: 3 });
-  await put(dir, 'img/model.json', {});
+  await putFile(dir, 'img/model.json', {});
   const reg = new ModelRegistry({ modelsDir: dir });
   await reg.scan();
   const e = reg.resolve('img');
@@ -57,17 +47,17 @@ t.test('an ONNX binary is read for inputs, outputs, opset and producer', async (
 });
 
 t.test('broken model objects are listed as error naming file and field; others still load', async (t) => {
-  const dir = await folder(t);
+  const dir = await modelsFolder(t);
   await mkdir(path.join(dir, 'good'));
   writeTinyLlamaGguf(path.join(dir, 'good/good.gguf'));
-  await put(dir, 'good/model.json', {});
-  await put(dir, 'badjson/model.json', '{"name": ');
-  await put(dir, 'badfield/model.json', { metadata: { engine: 'pytorch' } });
-  await put(dir, 'badtype/model.json', { parameters: 'hot' });
+  await putFile(dir, 'good/model.json', {});
+  await putFile(dir, 'badjson/model.json', '{"name": ');
+  await putFile(dir, 'badfield/model.json', { metadata: { engine: 'pytorch' } });
+  await putFile(dir, 'badtype/model.json', { parameters: 'hot' });
   await mkdir(path.join(dir, 'corrupt'));
   writeCorruptGguf(path.join(dir, 'corrupt/corrupt.gguf'), 'bad-magic');
-  await put(dir, 'corrupt/model.json', {});
-  await put(dir, 'array/model.json', '[1,2]');
+  await putFile(dir, 'corrupt/model.json', {});
+  await putFile(dir, 'array/model.json', '[1,2]');
   const reg = new ModelRegistry({ modelsDir: dir });
   await reg.scan();
   t.equal(reg.list().length, 6);
@@ -87,9 +77,9 @@ t.test('broken model objects are listed as error naming file and field; others s
 });
 
 t.test('remote source_url: not-downloaded, owned_by the organisation; blob URLs become resolve URLs', async (t) => {
-  const dir = await folder(t);
-  await put(dir, 'remote/q8.json', { source_url: 'https://huggingface.co/TheOrg/Some-GGUF/blob/main/some.Q8_0.gguf' });
-  await put(dir, 'remote/other.json', { source_url: 'https://example.com/files/x.gguf' });
+  const dir = await modelsFolder(t);
+  await putFile(dir, 'remote/q8.json', { source_url: 'https://huggingface.co/TheOrg/Some-GGUF/blob/main/some.Q8_0.gguf' });
+  await putFile(dir, 'remote/other.json', { source_url: 'https://example.com/files/x.gguf' });
   const reg = new ModelRegistry({ modelsDir: dir });
   await reg.scan();
   const e = reg.resolve('remote/q8');
@@ -103,16 +93,16 @@ t.test('remote source_url: not-downloaded, owned_by the organisation; blob URLs 
 });
 
 t.test('several objects in one folder pick the binary named like them; a local source elsewhere is not managed', async (t) => {
-  const dir = await folder(t);
-  const outside = await folder(t);
+  const dir = await modelsFolder(t);
+  const outside = await modelsFolder(t);
   await mkdir(path.join(dir, 'multi'));
   writeTinyLlamaGguf(path.join(dir, 'multi/a.gguf'));
   writeTinyLlamaGguf(path.join(dir, 'multi/b.gguf'), { contextLength: 128 });
-  await put(dir, 'multi/a.json', {});
-  await put(dir, 'multi/b.json', {});
+  await putFile(dir, 'multi/a.json', {});
+  await putFile(dir, 'multi/b.json', {});
   writeTinyLlamaGguf(path.join(outside, 'ext.gguf'));
-  await put(dir, 'ext/model.json', { source_url: path.join(outside, 'ext.gguf') });
-  await put(dir, 'multi/tokenizer.json', { model: {} });
+  await putFile(dir, 'ext/model.json', { source_url: path.join(outside, 'ext.gguf') });
+  await putFile(dir, 'multi/tokenizer.json', { model: {} });
   const reg = new ModelRegistry({ modelsDir: dir });
   await reg.scan();
   t.same(reg.list().map((e) => e.id), ['ext/model', 'multi/a', 'multi/b'], 'sorted; tokenizer.json is not a model object');
@@ -123,11 +113,11 @@ t.test('several objects in one folder pick the binary named like them; a local s
 });
 
 t.test('header cache re-reads an edited binary', async (t) => {
-  const dir = await folder(t);
+  const dir = await modelsFolder(t);
   await mkdir(path.join(dir, 'm'));
   const file = path.join(dir, 'm/m.gguf');
   writeTinyLlamaGguf(file, { contextLength: 64 });
-  await put(dir, 'm/model.json', {});
+  await putFile(dir, 'm/model.json', {});
   const reg = new ModelRegistry({ modelsDir: dir });
   await reg.scan();
   t.equal(reg.resolve('m').header.context_length, 64);
@@ -138,19 +128,19 @@ t.test('header cache re-reads an edited binary', async (t) => {
 });
 
 t.test('the folder is watched: added, edited and removed model objects show up', async (t) => {
-  const dir = await folder(t);
+  const dir = await modelsFolder(t);
   const reg = new ModelRegistry({ modelsDir: dir });
   await reg.scan();
   await reg.watch();
   t.teardown(() => reg.close());
   const changed = () => new Promise<void>((r) => reg.once('change', () => r()));
   let c = changed();
-  await put(dir, 'w/model.json', { source_url: 'https://example.com/w.gguf', name: 'first' });
+  await putFile(dir, 'w/model.json', { source_url: 'https://example.com/w.gguf', name: 'first' });
   await c;
   while (!reg.get('w/model')) await changed();
   t.equal(reg.resolve('w').object.name, 'first');
   c = changed();
-  await put(dir, 'w/model.json', { source_url: 'https://example.com/w.gguf', name: 'second' });
+  await putFile(dir, 'w/model.json', { source_url: 'https://example.com/w.gguf', name: 'second' });
   await c;
   while (reg.resolve('w').object.name !== 'second') await changed();
   t.pass('edit seen');
@@ -170,9 +160,9 @@ t.test('ids that could escape the models folder are rejected', async (t) => {
 });
 
 t.test('real shared models when present', { skip: !existsSync(SHARED_MODELS) && 'no ../shared/models' }, async (t) => {
-  const dir = await folder(t);
-  await put(dir, 'stories/model.json', { source_url: path.join(SHARED_MODELS, 'stories260K/stories260K.gguf') });
-  await put(dir, 'mnist/model.json', { source_url: path.join(SHARED_MODELS, 'mnist/mnist.onnx') });
+  const dir = await modelsFolder(t);
+  await putFile(dir, 'stories/model.json', { source_url: path.join(SHARED_MODELS, 'stories260K/stories260K.gguf') });
+  await putFile(dir, 'mnist/model.json', { source_url: path.join(SHARED_MODELS, 'mnist/mnist.onnx') });
   const reg = new ModelRegistry({ modelsDir: dir });
   await reg.scan();
   const s = reg.resolve('stories');

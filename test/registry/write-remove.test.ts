@@ -2,23 +2,13 @@
 // under concurrency, all-or-nothing creation of several objects, and deletion that never
 // reaches outside the models folder through a link.
 import { existsSync } from 'node:fs';
-import { lstat, mkdir, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { ModelRegistry } from '../../src/registry/registry.ts';
-import { tempDir } from '../helpers/app.ts';
+import { modelsFolder, putFile } from '../helpers/app.ts';
 import { writeTinyLlamaGguf } from '../helpers/gguf-writer.ts';
 
-async function folder(t: Test) {
-  const dir = await tempDir();
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-async function put(dir: string, rel: string, content: unknown) {
-  await mkdir(path.dirname(path.join(dir, rel)), { recursive: true });
-  await writeFile(path.join(dir, rel), typeof content === 'string' ? content : JSON.stringify(content));
-}
 
 const remote = (name = 'm') => ({ source_url: `https://example.com/${name}.gguf` });
 
@@ -29,7 +19,7 @@ async function registry(dir: string) {
 }
 
 t.test('ids the scan would not read back are refused before anything is written', async (t) => {
-  const dir = await folder(t);
+  const dir = await modelsFolder(t);
   const reg = await registry(dir);
   for (const id of ['cfg/config', 'cfg/tokenizer', 'cfg/schema', 'cfg/vocab', 'cfg/tokenizer_config']) {
     await t.rejects(reg.write(id, remote()), { code: 'invalid_model_id', param: 'id', message: /config file name/ }, id);
@@ -42,7 +32,7 @@ t.test('ids the scan would not read back are refused before anything is written'
 });
 
 t.test('an invalid object is refused naming the field, before anything is written', async (t) => {
-  const dir = await folder(t);
+  const dir = await modelsFolder(t);
   const reg = await registry(dir);
   await t.rejects(reg.write('e/model', { ...remote(), metadata: { engine: 'foo' } } as never), {
     code: 'invalid_value', param: 'metadata.engine', message: `'metadata.engine' must be one of "llamacpp", "onnx", "api", "tensorrt", got "foo"`,
@@ -57,7 +47,7 @@ t.test('an invalid object is refused naming the field, before anything is writte
 });
 
 t.test('concurrent creators of one id: exactly one wins, the others get 409; no temporary file stays', async (t) => {
-  const dir = await folder(t);
+  const dir = await modelsFolder(t);
   const reg = await registry(dir);
   const results = await Promise.allSettled(Array.from({ length: 8 }, (_, i) => reg.write('race/model', { ...remote(), name: `writer ${i}` })));
   const won = results.filter((r) => r.status === 'fulfilled');
@@ -70,11 +60,11 @@ t.test('concurrent creators of one id: exactly one wins, the others get 409; no 
 });
 
 t.test('creating several objects is all or nothing', async (t) => {
-  const dir = await folder(t);
+  const dir = await modelsFolder(t);
   const reg = await registry(dir);
   await t.rejects(reg.create([{ id: 'rep/a', object: remote('a') }, { id: 'rep/a', object: remote('b') }]), { code: 'model_exists', message: /'rep\/a' more than once/ });
   t.notOk(existsSync(path.join(dir, 'rep')), 'a duplicate within the list writes nothing');
-  await put(dir, 'rep/b.json', remote('b'));
+  await putFile(dir, 'rep/b.json', remote('b'));
   await t.rejects(reg.create([{ id: 'rep/a', object: remote('a') }, { id: 'rep/b', object: remote('b') }]), { code: 'model_exists', message: /'rep\/b' already exists/ });
   t.same(await readdir(path.join(dir, 'rep')), ['b.json'], 'an id taken on disk (not yet scanned) writes nothing');
   await t.rejects(reg.create([{ id: 'rep/c', object: remote('c') }, { id: 'rep/config', object: remote('d') }]), { code: 'invalid_model_id' });
@@ -84,7 +74,7 @@ t.test('creating several objects is all or nothing', async (t) => {
 });
 
 t.test('a folder name taken by a file or a broken link is a 400 naming id', async (t) => {
-  const dir = await folder(t);
+  const dir = await modelsFolder(t);
   await writeFile(path.join(dir, 'toplevel.json'), '{}');
   await symlink(path.join(dir, 'gone'), path.join(dir, 'dangling'));
   const reg = await registry(dir);
@@ -94,17 +84,17 @@ t.test('a folder name taken by a file or a broken link is a 400 naming id', asyn
 });
 
 t.test('deleting a model whose folder links outside the models folder deletes no file there', async (t) => {
-  const dir = await folder(t);
-  const outside = await folder(t);
+  const dir = await modelsFolder(t);
+  const outside = await modelsFolder(t);
   await mkdir(path.join(outside, 'foo'));
   writeTinyLlamaGguf(path.join(outside, 'foo/user.gguf'), { layers: 1 });
-  await put(outside, 'foo/model.json', {});
+  await putFile(outside, 'foo/model.json', {});
   await symlink(path.join(outside, 'foo'), path.join(dir, 'extlink'));
   // a folder of two objects behind one link
   await mkdir(path.join(outside, 'two'));
   writeTinyLlamaGguf(path.join(outside, 'two/a.gguf'), { layers: 1 });
-  await put(outside, 'two/a.json', {});
-  await put(outside, 'two/b.json', { source_url: 'https://example.com/b.gguf' });
+  await putFile(outside, 'two/a.json', {});
+  await putFile(outside, 'two/b.json', { source_url: 'https://example.com/b.gguf' });
   await symlink(path.join(outside, 'two'), path.join(dir, 'twolink'));
   const reg = await registry(dir);
 
@@ -122,19 +112,19 @@ t.test('deleting a model whose folder links outside the models folder deletes no
 });
 
 t.test('deleting through a linked models folder or a linked binary still deletes what lies inside', async (t) => {
-  const base = await folder(t);
+  const base = await modelsFolder(t);
   const real = path.join(base, 'real-models');
   const outside = path.join(base, 'outside');
   await mkdir(path.join(real, 'm'), { recursive: true });
   await mkdir(outside);
   await symlink(real, path.join(base, 'models'));
   writeTinyLlamaGguf(path.join(real, 'm/m.gguf'), { layers: 1 });
-  await put(real, 'm/model.json', {});
+  await putFile(real, 'm/model.json', {});
   // a binary linked in from elsewhere: the link goes, its target stays
   await mkdir(path.join(real, 'l'));
   writeTinyLlamaGguf(path.join(outside, 'big.gguf'), { layers: 1 });
   await symlink(path.join(outside, 'big.gguf'), path.join(real, 'l/l.gguf'));
-  await put(real, 'l/model.json', {});
+  await putFile(real, 'l/model.json', {});
   const reg = await registry(path.join(base, 'models'));
 
   await reg.remove(reg.resolve('m'));
@@ -145,10 +135,10 @@ t.test('deleting through a linked models folder or a linked binary still deletes
 });
 
 t.test('a folder linked to another model folder: deleting the alias leaves the real model whole', async (t) => {
-  const dir = await folder(t);
+  const dir = await modelsFolder(t);
   await mkdir(path.join(dir, 'real'));
   writeTinyLlamaGguf(path.join(dir, 'real/real.gguf'), { layers: 1 });
-  await put(dir, 'real/model.json', {});
+  await putFile(dir, 'real/model.json', {});
   await symlink(path.join(dir, 'real'), path.join(dir, 'alias'));
   const reg = await registry(dir);
   t.ok(reg.get('alias/model') && reg.get('real/model'));

@@ -5,14 +5,10 @@ import { mkdir, readdir, symlink, truncate, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import t, { type Test } from 'tap';
-import { buildTestApp, tempDir } from '../helpers/app.ts';
+import { buildTestApp, tempDir, putFile } from '../helpers/app.ts';
 import { FakeEngine } from '../helpers/fake-engine.ts';
 import { writeTinyLlamaGguf } from '../helpers/gguf-writer.ts';
 
-async function put(dir: string, rel: string, content: unknown) {
-  await mkdir(path.dirname(path.join(dir, rel)), { recursive: true });
-  await writeFile(path.join(dir, rel), typeof content === 'string' ? content : JSON.stringify(content));
-}
 
 async function setup(t: Test) {
   const dir = await tempDir();
@@ -27,11 +23,11 @@ t.test('DELETE of a model whose folder is a link to elsewhere deletes no file th
   const { app, dir, outside } = await setup(t);
   await mkdir(path.join(outside, 'foo'));
   writeTinyLlamaGguf(path.join(outside, 'foo/user.gguf'), { layers: 1 });
-  await put(outside, 'foo/model.json', {});
+  await putFile(outside, 'foo/model.json', {});
   await symlink(path.join(outside, 'foo'), path.join(dir, 'extlink'));
   await mkdir(path.join(outside, 'two'));
-  await put(outside, 'two/a.json', { source_url: 'https://example.com/a.gguf' });
-  await put(outside, 'two/b.json', { source_url: 'https://example.com/b.gguf' });
+  await putFile(outside, 'two/a.json', { source_url: 'https://example.com/a.gguf' });
+  await putFile(outside, 'two/b.json', { source_url: 'https://example.com/b.gguf' });
   await symlink(path.join(outside, 'two'), path.join(dir, 'twolink'));
   await app.registry.scan();
 
@@ -52,7 +48,7 @@ t.test('DELETE of a model whose folder is a link to elsewhere deletes no file th
 
 t.test('a model object with invalid fields: the list and the model route agree and are schema-valid', async (t) => {
   const { app, dir } = await setup(t);
-  await put(dir, 'bad/model.json', { name: 5, parameters: 'x', description: 'still shown', metadata: { engine: 'foo' } });
+  await putFile(dir, 'bad/model.json', { name: 5, parameters: 'x', description: 'still shown', metadata: { engine: 'foo' } });
   await app.registry.scan();
   const one = (await app.inject('/v1/models/bad/model')).json();
   const listed = (await app.inject('/v1/models')).json().data.find((m: { id: string }) => m.id === 'bad/model');
@@ -69,8 +65,8 @@ t.test('start on a cut-off GGUF or on a binary entry without path or url: a clea
   await mkdir(path.join(dir, 'cut'));
   writeTinyLlamaGguf(path.join(dir, 'cut/t.gguf'));
   await truncate(path.join(dir, 'cut/t.gguf'), 100);
-  await put(dir, 'cut/model.json', {});
-  await put(dir, 'nobin/model.json', { metadata: { binaries: [{ sha256: 'a'.repeat(64) }] } });
+  await putFile(dir, 'cut/model.json', {});
+  await putFile(dir, 'nobin/model.json', { metadata: { binaries: [{ sha256: 'a'.repeat(64) }] } });
   await app.registry.scan();
   const cut = await app.inject('/v1/models/cut/model');
   t.match(cut.json(), { state: 'error', error: /t\.gguf is not a readable GGUF file: the file is cut off inside its header/ });
