@@ -159,10 +159,13 @@ export class ModelManager extends EventEmitter {
         slot.params = { ...slot.params, keep_alive: params.keep_alive };
         if (slot.state === 'running' && slot.queue?.idle) this.#armIdle(entry.id, slot);
       }
-      const differ = Object.keys(overrides).filter((k) => JSON.stringify(params[k]) !== JSON.stringify(slot.params?.[k]));
+      // A value the engine chose at load (ctx_len from the file) is in the loaded model's info.
+      const current = (k: string) => slot.params?.[k] ?? slot.loaded?.info?.[k];
+      const differ = Object.keys(overrides).filter((k) => JSON.stringify(params[k]) !== JSON.stringify(current(k)));
       if (differ.length > 0) {
         const k = differ[0]!;
-        throw new ApiError('model_running', `the model '${entry.id}' already ${slot.state === 'running' ? 'runs' : 'loads'} with ${k} ${JSON.stringify(slot.params?.[k])}; stop it first to start it with ${k} ${JSON.stringify(params[k])}`, { param: k });
+        const now = current(k) === undefined ? `its engine's default ${k}` : `${k} ${JSON.stringify(current(k))}`;
+        throw new ApiError('model_running', `the model '${entry.id}' already ${slot.state === 'running' ? 'runs' : 'loads'} with ${now}; stop it first to start it with ${k} ${JSON.stringify(params[k])}`, { param: k });
       }
       if (slot.state === 'running') return;
       return slot.load;

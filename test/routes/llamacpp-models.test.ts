@@ -20,6 +20,7 @@ class CountingEngine extends LlamaCppEngine {
 const dir = await tempDir();
 await writeFixtureModel(dir, 'tiny', { parameters: { ctx_len: 128, n_parallel: 2 } });
 await writeFixtureModel(dir, 'idle', { parameters: { ctx_len: 128, n_parallel: 1, keep_alive: 0 } });
+await writeFixtureModel(dir, 'free', { gguf: { contextLength: 256 }, parameters: { n_parallel: 1 } });
 await writeFixtureModel(dir, 'badparam', { parameters: { n_parallel: 0 } });
 // ~60 MB of F32 weights, so that its load and unload show in the process RSS.
 await writeFixtureModel(dir, 'big', { gguf: { embeddingLength: 512, layers: 4, headCount: 8, feedForwardLength: 1536 }, parameters: { ctx_len: 128, n_parallel: 1 } });
@@ -127,4 +128,15 @@ t.test('JIT off: 409 model_not_running until started', async (t) => {
   const r = await strict.inject({ method: 'POST', url: '/v1/chat/completions', payload: { model: 'tiny', messages: [{ role: 'user', content: 'x' }] } });
   t.equal(r.statusCode, 409);
   t.equal(r.json().error.code, 'model_not_running');
+});
+
+t.test('start on a running model: the context the engine chose counts as its ctx_len', async (t) => {
+  t.equal((await post('/v1/models/free/start')).statusCode, 200);
+  const chosen = (await state('free')).info.ctx_len as number;
+  t.equal((await post('/v1/models/free/start', { ctx_len: chosen })).statusCode, 200, 'the same value joins');
+  const other = await post('/v1/models/free/start', { ctx_len: chosen * 2 });
+  t.equal(other.statusCode, 409);
+  t.match(other.json().error, { code: 'model_running', param: 'ctx_len', message: new RegExp(`runs with ctx_len ${chosen}; stop it first`) });
+  t.notMatch(other.json().error.message, /undefined/);
+  await post('/v1/models/free/stop');
 });

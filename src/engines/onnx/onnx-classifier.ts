@@ -4,7 +4,7 @@ import { readOnnxHeader } from '../../registry/headers/onnx-header.ts';
 import type {
   Capability, ClassificationInput, ClassificationItem, ClassificationResult, ClassifyOptions, LoadedModel, LoadSpec,
 } from '../engine.ts';
-import { parseClassifierMetadata } from './classifier-metadata.ts';
+import { MetadataError, parseClassifierMetadata } from './classifier-metadata.ts';
 import { DynamicBatcher } from './dynamic-batcher.ts';
 import { imageSettings, imageToRow, type ImageSettings } from './image-input.ts';
 import { resolveLabels } from './labels.ts';
@@ -126,7 +126,8 @@ export class OnnxClassifier implements LoadedModel {
         const out = planOutput(session.outputMetadata.map(toMeta), output);
         const labels = labelInfo.labels;
         if (out.classes !== undefined && labels && labels.length !== out.classes) {
-          throw new Error(`${labelInfo.source} has ${labels.length} labels but output '${out.name}' has ${out.classes} classes`);
+          // The model folder is wrong, not the server: a 422 naming where the labels came from.
+          throw new MetadataError(`${labelInfo.source} has ${labels.length} labels but output '${out.name}' has ${out.classes} classes`, labelInfo.source);
         }
         mapping = {
           input,

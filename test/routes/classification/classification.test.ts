@@ -50,6 +50,9 @@ async function setup(t: T, config: Record<string, unknown> = {}): Promise<Setup>
   await mkdir(path.join(dir, 'badpre'));
   writeImageClassifierOnnx(path.join(dir, 'badpre/badpre.onnx'));
   await put(dir, 'badpre/model.json', { metadata: { preprocess: { layout: 'CHW' } } });
+  await mkdir(path.join(dir, 'badlabels'));
+  writeImageClassifierOnnx(path.join(dir, 'badlabels/badlabels.onnx'), { size: 8, classes: 3 });
+  await put(dir, 'badlabels/model.json', { metadata: { classes: ['one'] } });
   if (existsSync(MNIST)) {
     // A link, not a copy: the shared model stays outside the project.
     await mkdir(path.join(dir, 'mnist'));
@@ -147,6 +150,7 @@ t.test('bad input: 400s that say which and why', async (t) => {
     ['unmappable model', { model: 'odd', input: 'x' }, 400, 'unsupported_model_inputs', 'model', /'a' float32\[batch, 4\]/],
     ['unknown model', { model: 'nope', input: 'x' }, 404, 'model_not_found', 'model'],
     ['broken metadata.preprocess', { model: 'badpre', input: 'x' }, 422, 'model_invalid', 'metadata.preprocess.layout', /model\.json: field 'metadata\.preprocess\.layout'/],
+    ['labels that do not match the outputs', { model: 'badlabels', input: [{ image: ok }] }, 422, 'model_invalid', 'metadata.classes', /metadata\.classes has 1 labels but output .* has 3 classes/],
     ['missing input', { model: 'text' }, 400, 'missing_required_parameter', 'input'],
     ['empty array', { model: 'text', input: [] }, 400, 'invalid_value', null],
     ['top_k 0', { model: 'text', input: 'x', top_k: 0 }, 400, 'parameter_out_of_range', 'top_k'],
