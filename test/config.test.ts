@@ -22,4 +22,7 @@ t.test('Ollama-style durations', async (t) => {
   t.equal(parseDuration(10), 10_000);
   t.equal(parseDuration(-5), -1);
   t.throws(() => parseDuration('soon'));
+  // A bad keep-alive is a start-up error, not a 500 on every model start later.
+  t.throws(() => loadConfig({ keepAlive: 'banana' }, {}), { message: /keepAlive.*MODELD_KEEP_ALIVE.*invalid duration "banana"/ });
+  t.throws(() => loadConfig({}, { MODELD_KEEP_ALIVE: 'soon' }), { message: /invalid duration "soon"/ });
 });

@@ -39,8 +39,17 @@ serverOptions(program.command('serve').description('start the server'))
   .option('--no-jit', 'do not load a stopped model on its first request (MODELD_JIT=false)')
   .option('--keep-alive <duration>', 'idle time before a model unloads, e.g. 5m, 0, -1 (MODELD_KEEP_ALIVE)')
   .action(async (opts) => {
+    const config = configFrom(opts);
     const { startServer } = await import('../server.ts');
-    await startServer(configFrom(opts));
+    try {
+      await startServer(config);
+    } catch (err) {
+      // A port in use or a models path that is a file: one line, and no server left half up.
+      const e = err as NodeJS.ErrnoException;
+      const why = e.code === 'EADDRINUSE' ? `${config.host}:${config.port} is already in use; choose another port with -p (MODELD_PORT)` : e.message;
+      console.error(`modeld: cannot serve: ${why}`);
+      process.exit(1);
+    }
   });
 
 serverOptions(program.command('ls').alias('list').description('print the model table (from a running server, else from the folder)'))

@@ -72,8 +72,13 @@ export async function listCommand(config: Config, opts: { json: boolean }): Prom
   let rows: TableRow[];
   let source: string;
   if (await client.reachable()) {
-    const res = await client.request<{ data: TableRow[] }>('GET', '/v1/models');
-    rows = res.data;
+    try {
+      rows = (await client.request<{ data: TableRow[] }>('GET', '/v1/models')).data;
+    } catch (err) {
+      // The server answered with an error (a missing API key): its message, no stack.
+      console.error(`modeld: ls: ${(err as Error).message}`);
+      return 1;
+    }
     source = client.base;
   } else {
     const st = await stat(config.modelsDir).catch(() => undefined);

@@ -86,11 +86,14 @@ async function resolveTarget(client: ServerClient, rawTarget: string, opts: Pull
   return [chosen.id];
 }
 
+/** A file a model object can point at directly (`https://host/models/tiny.gguf` is no `org/repo`). */
+const MODEL_FILE = /\.(gguf|onnx|bin|safetensors)$/i;
+
 /** `org/repo` for a Hugging Face repository reference, else undefined. */
 function repoOf(source: string): string | undefined {
-  if (/^[A-Za-z0-9][\w.-]*\/[\w.-]+$/.test(source)) return source;
+  if (/^[A-Za-z0-9][\w.-]*\/[\w.-]+$/.test(source) && !MODEL_FILE.test(source)) return source;
   const m = /^https?:\/\/[^/]+\/([^/]+\/[^/]+)\/?(?:tree\/[^/]+\/?)?$/.exec(source);
-  return m ? m[1] : undefined;
+  return m && !MODEL_FILE.test(m[1]!) ? m[1] : undefined;
 }
 
 function duration(s: number): string {

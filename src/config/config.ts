@@ -100,6 +100,11 @@ export function loadConfig(overrides: Partial<Config> = {}, env: NodeJS.ProcessE
     const envName = Object.entries(ENV).find(([, k]) => k === key)?.[0];
     throw new ConfigError(`invalid setting ${key}${envName ? ` (${envName})` : ''}: ${e.message}`);
   }
+  try {
+    parseDuration(merged.keepAlive as string);
+  } catch (err) {
+    throw new ConfigError(`invalid setting keepAlive (MODELD_KEEP_ALIVE, --keep-alive): ${(err as Error).message}; use e.g. 5m, 1h30m, 0 or -1`);
+  }
   merged.modelsDir = path.resolve(expandHome(merged.modelsDir as string));
   return Object.freeze(merged) as unknown as Config;
 }

@@ -1,3 +1,4 @@
+import net from 'node:net';
 import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -124,4 +125,33 @@ t.test('bad settings exit 2 with the setting named', async (t) => {
   const err = await run(process.execPath, [bin, 'ls', '-m', '/tmp'], { env: { ...cleanEnv, MODELD_PORT: 'x' } }).catch((e) => e);
   t.equal(err.code, 2);
   t.match(err.stderr, /MODELD_PORT/);
+  const ka = await run(process.execPath, [bin, 'serve', '-m', '/tmp', '--keep-alive', 'banana'], { env: cleanEnv }).catch((e) => e);
+  t.equal(ka.code, 2);
+  t.match(ka.stderr, /invalid duration "banana"/);
+});
+
+t.test('serve on a port in use, or on a models path that is a file, exits 1 with one line', async (t) => {
+  const blocker = net.createServer().listen(0, '127.0.0.1');
+  await new Promise((r) => blocker.once('listening', r));
+  t.teardown(() => blocker.close());
+  const port = String((blocker.address() as net.AddressInfo).port);
+  const dir = await folder();
+  const busy = await run(process.execPath, [bin, 'serve', '-m', dir, '-p', port, '-l', 'silent'], { env: cleanEnv, timeout: 60_000 }).catch((e) => e);
+  t.equal(busy.code, 1);
+  t.match(busy.stderr, new RegExp(`modeld: cannot serve: 127\\.0\\.0\\.1:${port} is already in use`));
+  t.notMatch(busy.stderr, /\n\s+at /, 'no stack trace');
+  const file = path.join(dir, 'not-a-folder');
+  await writeFile(file, 'x');
+  const notDir = await run(process.execPath, [bin, 'serve', '-m', file, '-p', '0', '-l', 'silent'], { env: cleanEnv, timeout: 60_000 }).catch((e) => e);
+  t.equal(notDir.code, 1);
+  t.match(notDir.stderr, /^modeld: cannot serve: /);
+});
+
+t.test('modeld ls against a server that wants a key says so in one line', async (t) => {
+  const { app } = await buildTestApp(t, { engines: [], config: { apiKeys: ['k'] } });
+  const url = new URL(await app.listen({ host: '127.0.0.1', port: 0 }));
+  const r = await captureCli(() => listCommand(loadConfig({ port: Number(url.port), modelsDir: '/nonexistent' }, {}), { json: false }));
+  t.equal(r.code, 1);
+  t.match(r.stderr, /^modeld: ls: .*API key/);
+  t.notMatch(r.stderr, /\n\s+at /);
 });

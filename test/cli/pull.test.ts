@@ -98,6 +98,10 @@ t.test('modeld pull: org/repo, a direct URL and a local path; rm, start and stop
   t.equal(url.code, 0, url.stderr);
   t.match(url.stdout, /created direct-model\/model/);
   t.same(await readFile(path.join(modelsDir, 'direct-model', 'direct-model.gguf')), direct);
+  // Two path segments ending in a model file are a file URL, not a hub `org/repo`.
+  const twice = await pull(config, web.url('/files/direct-model.gguf'));
+  t.equal(twice.code, 0, twice.stderr);
+  t.match(twice.stdout, /direct-model\/model: already downloaded/, 'the second pull finds the object the first created');
 
   const home = await tempDir('modeld-home-');
   const prevHome = process.env.HOME;
