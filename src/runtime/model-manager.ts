@@ -3,11 +3,18 @@ import { stat } from 'node:fs/promises';
 import { parseDuration, type Config } from '../config/config.ts';
 import { ApiError } from '../errors.ts';
 import { COMMON_DESCRIPTORS } from '../engines/common-descriptors.ts';
-import { resolveParams, rejectUnknownParams } from '../engines/descriptors.ts';
+import { checkParam, resolveParams, rejectUnknownParams } from '../engines/descriptors.ts';
 import { ModelObjectError, type Capability, type Engine, type EngineName, type LoadedModel } from '../engines/engine.ts';
 import type { ModelEntry, ModelRegistry } from '../registry/registry.ts';
 import { staticState } from '../registry/registry.ts';
 import { ModelQueue, type QueueStats } from '../scheduler/model-queue.ts';
+
+const KEEP_ALIVE = COMMON_DESCRIPTORS.find((d) => d.name === 'keep_alive')!;
+
+/** A request's keep_alive in ms, or a 400 naming it. */
+function requestKeepAlive(value: unknown): number {
+  return parseDuration(checkParam(KEEP_ALIVE, value, 'request') as string | number);
+}
 
 function notCapable(id: string, capability: Capability, has: ReadonlySet<Capability>): ApiError {
   return new ApiError('model_not_capable', `the model '${id}' does not support ${capability} (it supports: ${[...has].join(', ') || 'nothing'})`, { param: 'model' });
@@ -65,6 +72,11 @@ export interface RunRequest {
   /** What the route needs the model to do; a model without it answers 400. */
   capability: Capability;
   signal?: AbortSignal;
+  /**
+   * The request's own `keep_alive` (Ollama): how long the model stays loaded after this
+   * request; the latest request's value counts. Checked as the keep_alive parameter (400).
+   */
+  keepAlive?: unknown;
 }
 
 /** Time running requests get to finish when their model stops, ms. */
@@ -287,6 +299,7 @@ export class ModelManager extends EventEmitter {
     if (this.maintenance) {
       throw new ApiError('maintenance', 'the server is in maintenance mode (dev_mode); inference is paused');
     }
+    const keepAliveMs = req.keepAlive == null ? undefined : requestKeepAlive(req.keepAlive);
     this.#active++;
     try {
       let slot = this.#slots.get(entry.id);
@@ -304,6 +317,10 @@ export class ModelManager extends EventEmitter {
       }
       const loaded = slot.loaded!;
       if (!loaded.capabilities.has(req.capability)) throw notCapable(entry.id, req.capability, loaded.capabilities);
+      if (keepAliveMs !== undefined) {
+        slot.keepAliveMs = keepAliveMs;
+        slot.params = { ...slot.params, keep_alive: req.keepAlive };
+      }
       clearTimeout(slot.idleTimer);
       const s = slot;
       try {

@@ -1,3 +1,4 @@
+import { KeepAliveField } from './common.ts';
 import { Type, type Static } from './typebox.ts';
 
 /** Most items one request may classify. */
@@ -35,6 +36,7 @@ export const ClassificationRequestSchema = Type.Object(
       Type.Boolean({ description: 'Return every class score of each item in `scores`, in class index order (`top_k` takes precedence).' }),
     ),
     user: Type.Optional(Type.String({ description: 'Accepted for OpenAI compatibility; ignored.' })),
+    ...KeepAliveField,
   },
   { additionalProperties: false, $id: 'ClassificationRequest' },
 );

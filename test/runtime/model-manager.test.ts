@@ -182,3 +182,16 @@ t.test('a failed load is forgotten once its files change; a running model whose 
   while (engine.disposedModels < 1) await new Promise((r) => setTimeout(r, 10));
   t.same(app.manager.runningIds(), [], 'stopped once its object file is gone');
 });
+
+t.test('a request\'s keep_alive (Ollama): checked before any load, and the latest one counts', async (t) => {
+  const engine = new FakeEngine();
+  const { app, entry } = await setup(t, engine);
+  await t.rejects(app.manager.run(entry, { capability: 'chat', keepAlive: 'banana' }, job(1)), { code: 'invalid_value', param: 'keep_alive' });
+  t.equal(engine.loads, 0, 'a bad value loads nothing');
+  t.equal(await app.manager.run(entry, { capability: 'chat', keepAlive: '1h' }, job(1)), 'done');
+  t.equal(app.manager.state(entry).params!.keep_alive, '1h');
+  t.equal(await app.manager.run(entry, { capability: 'chat', keepAlive: 0 }, job(1)), 'done');
+  while (app.manager.state(entry).state === 'running') await new Promise((r) => setTimeout(r, 10));
+  t.equal(app.manager.state(entry).state, 'stopped', 'keep_alive 0 unloads once the request ends');
+  t.equal(engine.disposedModels, 1);
+});

@@ -31,7 +31,7 @@ const classificationRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const entry = app.registry.resolve(body.model);
     const inputs = toClassificationInputs(body.input);
     const signal = clientSignal(reply);
-    const result = await app.manager.run(entry, { capability: 'classification', signal }, (loaded, runSignal) =>
+    const result = await app.manager.run(entry, { capability: 'classification', signal, keepAlive: body.keep_alive }, (loaded, runSignal) =>
       loaded.classify!(inputs, { topK: body.top_k, scores: body.scores }, runSignal),
     );
     if (result.usage.prompt_tokens) app.metrics.tokens.inc({ model: entry.id, kind: 'prompt' }, result.usage.prompt_tokens);

@@ -84,7 +84,7 @@ export default async function chatRoutes(app: FastifyInstance) {
     const signal = clientSignal(reply);
     const id = `chatcmpl-${randomUUID().replaceAll('-', '')}`;
     const created = unixNow();
-    const run = { capability: 'chat' as const, signal };
+    const run = { capability: 'chat' as const, signal, keepAlive: body.keep_alive };
 
     if (!body.stream) {
       const r = await app.manager.run(entry, run, (loaded, sig) => loaded.chat!(messages, { params, responseFormat, signal: sig }));

@@ -51,7 +51,7 @@ export default async function completionRoutes(app: FastifyInstance) {
     setMaxListeners(prompts.length + 10, signal);
     const id = `cmpl-${randomUUID().replaceAll('-', '')}`;
     const created = unixNow();
-    const run = { capability: 'completion' as const, signal };
+    const run = { capability: 'completion' as const, signal, keepAlive: body.keep_alive };
 
     if (!body.stream) {
       const results = await mapWithLimit(prompts, parallel, (prompt, index, started) =>

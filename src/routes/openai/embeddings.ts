@@ -24,7 +24,7 @@ export default async function embeddingRoutes(app: FastifyInstance) {
     const entry = app.registry.resolve(body.model);
     const inputs = typeof body.input === 'string' ? [body.input] : body.input;
     const signal = clientSignal(reply);
-    const r = await app.manager.run(entry, { capability: 'embedding', signal }, (loaded, sig) => loaded.embed!(inputs, sig));
+    const r = await app.manager.run(entry, { capability: 'embedding', signal, keepAlive: body.keep_alive }, (loaded, sig) => loaded.embed!(inputs, sig));
     const size = r.vectors[0]?.length ?? 0;
     if (body.dimensions != null && body.dimensions !== size) {
       throw new ApiError('unsupported_feature', `'dimensions' must be ${size} for this model (vectors are not shortened)`, { param: 'dimensions' });

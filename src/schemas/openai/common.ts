@@ -1,4 +1,5 @@
 import { Type } from '../typebox.ts';
+import { KeepAliveField } from '../common.ts';
 
 const nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()]);
 
@@ -8,6 +9,7 @@ const nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => T
  * naming the parameter and its bounds, whichever engine serves the model.
  */
 export const SamplingFields = {
+  ...KeepAliveField,
   max_tokens: Type.Optional(nullable(Type.Integer({ description: 'Most tokens to generate; unset = until the context of the sequence (ctx_len) is full.' }))),
   temperature: Type.Optional(nullable(Type.Number({ description: '0 is greedy (deterministic); the model default otherwise (llamacpp: 0.8).' }))),
   top_p: Type.Optional(nullable(Type.Number({ description: 'Nucleus sampling threshold.' }))),

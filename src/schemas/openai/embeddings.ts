@@ -1,3 +1,4 @@
+import { KeepAliveField } from '../common.ts';
 import { Type, type Static } from '../typebox.ts';
 
 export const EmbeddingRequestSchema = Type.Object(
@@ -9,6 +10,7 @@ export const EmbeddingRequestSchema = Type.Object(
     })),
     dimensions: Type.Optional(Type.Union([Type.Integer(), Type.Null()], { description: 'Not supported (400 when it differs from the model\'s size).' })),
     user: Type.Optional(Type.String()),
+    ...KeepAliveField,
   },
   { additionalProperties: true },
 );
