@@ -245,6 +245,9 @@ export class ModelManager extends EventEmitter {
       throw new ApiError('model_invalid', entry.problem?.message ?? `the model '${entry.id}' is broken`, { param: entry.problem?.field ?? 'model' });
     }
     if (s === 'not-downloaded') {
+      // A missing file with no URL cannot be downloaded: say which file to put back instead.
+      const lost = entry.binaries.find((b) => !b.present && !b.url);
+      if (lost) throw new ApiError('model_not_downloaded', `the model '${entry.id}' needs ${lost.path}, which is missing and has no URL to download it from`, { param: 'model' });
       throw new ApiError('model_not_downloaded', `the model '${entry.id}' is not downloaded; POST /v1/models/${entry.id}/download first`, { param: 'model' });
     }
   }

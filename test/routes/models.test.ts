@@ -107,6 +107,7 @@ t.test('starting a model that is not downloaded or broken gives a clear error', 
   const nd = await app.inject({ method: 'POST', url: '/v1/models/remote/model/start' });
   t.equal(nd.statusCode, 409);
   t.equal(nd.json().error.code, 'model_not_downloaded');
+  t.match(nd.json().error.message, /download first/);
   const br = await app.inject({ method: 'POST', url: '/v1/models/broken/start' });
   t.equal(br.statusCode, 422);
   t.equal(br.json().error.code, 'model_invalid');
@@ -174,4 +175,15 @@ t.test('oversize bodies get 413 in the envelope', async (t) => {
   const res = await app.inject({ method: 'POST', url: '/v1/models/start', payload: { model: 'x'.repeat(5000) } });
   t.equal(res.statusCode, 413);
   t.equal(res.json().error.code, 'body_too_large');
+});
+
+t.test('a local file gone missing is named, not sent to a download it cannot have', async (t) => {
+  const { app, dir } = await setup(t);
+  await mkdir(path.join(dir, 'lost'));
+  await writeFile(path.join(dir, 'lost/model.json'), JSON.stringify({ source_url: path.join(dir, 'elsewhere/gone.gguf') }));
+  await app.registry.scan();
+  const res = await app.inject({ method: 'POST', url: '/v1/models/lost/start' });
+  t.equal(res.statusCode, 409);
+  t.match(res.json().error, { code: 'model_not_downloaded', message: /gone\.gguf, which is missing and has no URL/ });
+  t.notMatch(res.json().error.message, /download first/);
 });
