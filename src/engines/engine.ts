@@ -9,8 +9,9 @@ export type EngineName = (typeof ENGINE_NAMES)[number];
 export type Capability = 'chat' | 'completion' | 'embedding' | 'classification';
 
 /**
- * A load failed because of what the model object says (labels that do not match the outputs,
- * a missing tokenizer), not because of the server: answered 422 model_invalid naming `field`.
+ * A load failed because of what the model object says (classifier metadata that does not fit
+ * the model, labels that do not match its outputs), not because of the server: answered 422
+ * model_invalid naming `field`.
  */
 export class ModelObjectError extends Error {
   constructor(

@@ -74,14 +74,10 @@ function toApiError(err: FastifyError & { validation?: AjvError[]; validationCon
       return new ApiError('body_too_large', `request body is larger than the server's limit: ${err.message}`);
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
       return new ApiError('unsupported_media_type', `unsupported Content-Type; send application/json`);
-    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-      return new ApiError('invalid_json', 'the body is empty but Content-Type is application/json');
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return new ApiError('invalid_request', 'Content-Length does not match the body');
   }
-  if (err instanceof SyntaxError || err.code === 'FST_ERR_CTP_INVALID_JSON_BODY') {
-    return new ApiError('invalid_json', `the body is not valid JSON: ${err.message}`);
-  }
+  // Empty and malformed JSON bodies are ApiErrors already (plugins/json-body.ts).
   if (err.statusCode === 404) return new ApiError('route_not_found', err.message);
   if (err.statusCode === 403) return new ApiError('forbidden', err.message);
   if (err.statusCode && err.statusCode < 500) return new ApiError('invalid_request', err.message);
@@ -96,7 +92,7 @@ export function sendApiError(reply: FastifyReply, e: ApiError): FastifyReply {
 
 /**
  * Errors Node's HTTP parser raises before Fastify sees a request (headers over 16 KiB, a
- * Content-Length the body does not match): answered on the raw socket, still in the OpenAI
+ * malformed request line or headers): answered on the raw socket, still in the OpenAI
  * envelope, and the connection closed as Node's default handler does.
  */
 export function clientErrorResponse(err: NodeJS.ErrnoException): string {
@@ -115,8 +111,6 @@ export function frameworkError(err: FastifyError, _request: FastifyRequest, repl
 /** One place where every failure becomes the OpenAI envelope with a stable code. */
 export default fp(
   async function errorHandler(app: FastifyInstance) {
-    // JSON bodies only: a text/plain body is a 415 like any other type, not a string to validate.
-    app.removeContentTypeParser('text/plain');
     app.setErrorHandler((err: FastifyError, request, reply) => {
       const e = toApiError(err);
       if (e.status >= 500 && e.code === 'internal_error') request.log.error({ err }, 'unhandled error');

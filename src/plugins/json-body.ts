@@ -14,12 +14,14 @@ function reviver(key: string, value: unknown): unknown {
 }
 
 /**
- * The JSON body parser. Fastify's default answers every syntax error with the same sentence;
+ * The one body parser: JSON. Fastify's default answers every syntax error with the same sentence;
  * this one says where the JSON breaks (V8's message: the position, the token), so a client
  * hand-writing curl bodies can mend them.
  */
 export default fp(
   async function jsonBody(app: FastifyInstance) {
+    // JSON bodies only: a text/plain body is a 415 like any other type, not a string to validate.
+    app.removeContentTypeParser('text/plain');
     app.removeContentTypeParser('application/json');
     app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
       const text = body as string;

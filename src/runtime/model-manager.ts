@@ -11,9 +11,9 @@ import { ModelQueue, type QueueStats } from '../scheduler/model-queue.ts';
 
 const KEEP_ALIVE = COMMON_DESCRIPTORS.find((d) => d.name === 'keep_alive')!;
 
-/** A request's keep_alive in ms, or a 400 naming it. */
-function requestKeepAlive(value: unknown): number {
-  return parseDuration(checkParam(KEEP_ALIVE, value, 'request') as string | number);
+/** A request's keep_alive, checked as the parameter (a 400 naming it). */
+function requestKeepAlive(value: unknown): string | number {
+  return checkParam(KEEP_ALIVE, value, 'request') as string | number;
 }
 
 function notCapable(id: string, capability: Capability, has: ReadonlySet<Capability>): ApiError {
@@ -35,6 +35,12 @@ interface Slot {
   stopping?: Promise<void>;
   /** The files a failed load read ({@link fingerprint}); the error lasts until they change. */
   failed?: string;
+}
+
+/** keep_alive on a loaded model, as a start or a request sets it (Ollama: the latest one counts). */
+function setKeepAlive(slot: Slot, value: string | number): void {
+  slot.keepAliveMs = parseDuration(value);
+  slot.params = { ...slot.params, keep_alive: value };
 }
 
 /** setTimeout's longest delay. */
@@ -148,7 +154,7 @@ export class ModelManager extends EventEmitter {
       await existing.stopping;
       existing = this.#slots.get(entry.id);
     }
-    const live = existing?.state === 'running' || (existing?.state === 'starting' && existing.load);
+    const live = existing?.state === 'running' || (existing?.state === 'starting' && existing.load !== undefined);
     if (!live) this.#checkStartable(entry);
     const engine = this.engine(entry);
     const descriptors = [...engine.descriptors, ...COMMON_DESCRIPTORS];
@@ -167,8 +173,7 @@ export class ModelManager extends EventEmitter {
       const slot = existing!;
       // keep_alive is the one setting a loaded model can change: as in Ollama, the latest one counts.
       if (overrides.keep_alive !== undefined) {
-        slot.keepAliveMs = parseDuration(params.keep_alive as string | number);
-        slot.params = { ...slot.params, keep_alive: params.keep_alive };
+        setKeepAlive(slot, params.keep_alive as string | number);
         if (slot.state === 'running' && slot.queue?.idle) this.#armIdle(entry.id, slot);
       }
       // A value the engine chose at load (ctx_len from the file) is in the loaded model's info.
@@ -302,7 +307,7 @@ export class ModelManager extends EventEmitter {
     if (this.maintenance) {
       throw new ApiError('maintenance', 'the server is in maintenance mode (dev_mode); inference is paused');
     }
-    const keepAliveMs = req.keepAlive == null ? undefined : requestKeepAlive(req.keepAlive);
+    const keepAlive = req.keepAlive == null ? undefined : requestKeepAlive(req.keepAlive);
     this.#active++;
     try {
       let slot = this.#slots.get(entry.id);
@@ -320,10 +325,7 @@ export class ModelManager extends EventEmitter {
       }
       const loaded = slot.loaded!;
       if (!loaded.capabilities.has(req.capability)) throw notCapable(entry.id, req.capability, loaded.capabilities);
-      if (keepAliveMs !== undefined) {
-        slot.keepAliveMs = keepAliveMs;
-        slot.params = { ...slot.params, keep_alive: req.keepAlive };
-      }
+      if (keepAlive !== undefined) setKeepAlive(slot, keepAlive);
       clearTimeout(slot.idleTimer);
       const s = slot;
       try {

@@ -123,4 +123,6 @@ t.test('framework and HTTP-parser errors use the OpenAI envelope too', async (t)
   const broken = await app.inject({ method: 'POST', url: '/v1/chat/completions', headers: { 'content-type': 'application/json' }, payload: '{"model": }' });
   t.equal(broken.json().error.code, 'invalid_json');
   t.match(broken.json().error.message, /position 10|Unexpected token/, 'says where the JSON breaks');
+  const empty = await app.inject({ method: 'POST', url: '/v1/chat/completions', headers: { 'content-type': 'application/json' }, payload: '' });
+  t.match(empty.json().error, { code: 'invalid_json', message: /body is empty/ });
 });
