@@ -33,6 +33,8 @@ interface Slot {
   keepAliveMs: number;
   idleTimer?: NodeJS.Timeout;
   stopping?: Promise<void>;
+  /** Stop calls so far: a start that waits for a stop fails if another stop comes meanwhile. */
+  stops: number;
   /** The files a failed load read ({@link fingerprint}); the error lasts until they change. */
   failed?: string;
 }
@@ -91,7 +93,8 @@ export const STOP_GRACE_MS = 2000;
 /**
  * Owns every loaded model: the start/stop state machine, one queue per running model,
  * just-in-time loading, keep-alive unloading and the maintenance switch. Concurrent starts
- * share one load; a stop during a load aborts it. Emits `state` (id, state) on every
+ * share one load; a stop during a load, or while a start waits for an earlier stop, aborts
+ * that start (model_stopped): the latest request counts. Emits `state` (id, state) on every
  * transition and `batch` (id, rows) for every batch an engine runs.
  */
 export class ModelManager extends EventEmitter {
@@ -120,10 +123,7 @@ export class ModelManager extends EventEmitter {
 
   state(entry: ModelEntry): ModelStateView {
     const slot = this.#slots.get(entry.id);
-    if (!slot) {
-      const s = staticState(entry);
-      return s === 'error' ? { state: 'error', error: entry.problem?.message } : { state: s };
-    }
+    if (!slot) return this.unloadedState(entry);
     return {
       state: slot.state,
       ...(slot.error ? { error: slot.error } : {}),
@@ -131,6 +131,12 @@ export class ModelManager extends EventEmitter {
       ...(slot.params ? { params: slot.params } : {}),
       ...(slot.loaded?.info ? { info: slot.loaded.info } : {}),
     };
+  }
+
+  /** The state of the model with nothing loaded: what a stop leaves, whatever starts after it. */
+  unloadedState(entry: ModelEntry): ModelStateView {
+    const s = staticState(entry);
+    return s === 'error' ? { state: 'error', error: entry.problem?.message } : { state: s };
   }
 
   runningIds(): string[] {
@@ -151,7 +157,10 @@ export class ModelManager extends EventEmitter {
     let existing = this.#slots.get(entry.id);
     // Every caller that waited for a stop looks again: the first one back starts, the rest join it.
     while (existing?.state === 'stopping') {
+      const stops = existing.stops;
       await existing.stopping;
+      // A stop sent after this start is the latest word, as when it comes during the load.
+      if (existing.stops !== stops) throw new ApiError('model_stopped', `the model '${entry.id}' was stopped before it could load`);
       existing = this.#slots.get(entry.id);
     }
     const live = existing?.state === 'running' || (existing?.state === 'starting' && existing.load !== undefined);
@@ -193,6 +202,7 @@ export class ModelManager extends EventEmitter {
       abort: new AbortController(),
       params,
       keepAliveMs: parseDuration(keepAliveRaw as string | number),
+      stops: 0,
     };
     this.#slots.set(entry.id, slot);
     this.emit('state', entry.id, 'starting');
@@ -264,6 +274,7 @@ export class ModelManager extends EventEmitter {
   async stop(id: string, graceMs = STOP_GRACE_MS): Promise<void> {
     const slot = this.#slots.get(id);
     if (!slot) return;
+    slot.stops++;
     if (slot.stopping) return slot.stopping;
     if (slot.state === 'error') {
       this.#slots.delete(id);

@@ -4,9 +4,12 @@ import type { ModelEntry } from '../registry/registry.ts';
 import type { Model, ModelState } from '../schemas/models.ts';
 import type { ModelStateView } from './model-manager.ts';
 
-/** The state of a model as every route reports it: registry, then runtime, then overlays. */
-export function stateOf(app: FastifyInstance, entry: ModelEntry): ModelStateView & { progress?: unknown } {
-  let view: ModelStateView & { progress?: unknown } = app.manager.state(entry);
+/**
+ * The state of a model as every route reports it: registry, then runtime, then overlays.
+ * `loaded: false` reports it unloaded: a stop's answer, which a start after it must not change.
+ */
+export function stateOf(app: FastifyInstance, entry: ModelEntry, { loaded = true } = {}): ModelStateView & { progress?: unknown } {
+  let view: ModelStateView & { progress?: unknown } = loaded ? app.manager.state(entry) : app.manager.unloadedState(entry);
   for (const overlay of app.stateOverlays) {
     const extra = overlay(entry, view);
     if (extra) view = { ...view, ...extra };

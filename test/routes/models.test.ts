@@ -2,7 +2,7 @@ import { mkdir, writeFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import t, { type Test } from 'tap';
 import { buildTestApp, tempDir } from '../helpers/app.ts';
-import { FakeEngine } from '../helpers/fake-engine.ts';
+import { FakeEngine, type FakeLoaded } from '../helpers/fake-engine.ts';
 import { writeTinyLlamaGguf } from '../helpers/gguf-writer.ts';
 
 async function setup(t: Test, engine = new FakeEngine()) {
@@ -186,4 +186,46 @@ t.test('a local file gone missing is named, not sent to a download it cannot hav
   t.equal(res.statusCode, 409);
   t.match(res.json().error, { code: 'model_not_downloaded', message: /gone\.gguf, which is missing and has no URL/ });
   t.notMatch(res.json().error.message, /download first/);
+});
+
+/** A request that keeps the model busy for `ms`, so a stop waits for it. */
+function busy(app: Awaited<ReturnType<typeof setup>>['app'], ms: number) {
+  return app.manager.run(app.registry.resolve('tiny'), { capability: 'chat' }, (loaded, signal) => (loaded as FakeLoaded).work(ms, signal));
+}
+
+t.test('a stop answers the state it left the model in, whatever start comes after it', async (t) => {
+  const engine = new FakeEngine({ loadMs: 20 });
+  const { app } = await setup(t, engine);
+  await app.inject({ method: 'POST', url: '/v1/models/tiny/start' });
+  const work = busy(app, 50);
+  const stopping = app.inject({ method: 'POST', url: '/v1/models/tiny/stop' });
+  await new Promise((r) => setTimeout(r, 10));
+  // The start waits for the stop, then loads again: the stop still answers what it did.
+  const [stop, start] = await Promise.all([stopping, app.inject({ method: 'POST', url: '/v1/models/tiny/start' })]);
+  t.equal(await work, 'done', 'the running request finished within the grace period');
+  t.equal(stop.statusCode, 200);
+  t.equal(stop.json().state, 'stopped', 'the stop answers stopped, not the later start\'s starting');
+  t.equal(start.json().state, 'running', 'the later start wins');
+  t.equal(engine.loads, 2);
+  t.equal((await app.inject('/v1/models/tiny/state')).json().state, 'running');
+});
+
+t.test('a stop cancels a start that waits for an earlier stop: the last request counts', async (t) => {
+  const engine = new FakeEngine({ loadMs: 20 });
+  const { app } = await setup(t, engine);
+  await app.inject({ method: 'POST', url: '/v1/models/tiny/start' });
+  const work = busy(app, 50);
+  const first = app.inject({ method: 'POST', url: '/v1/models/tiny/stop' });
+  await new Promise((r) => setTimeout(r, 10));
+  const start = app.inject({ method: 'POST', url: '/v1/models/tiny/start' });
+  await new Promise((r) => setTimeout(r, 10));
+  const second = app.inject({ method: 'POST', url: '/v1/models/tiny/stop' });
+  const [a, s, b] = await Promise.all([first, start, second]);
+  t.equal(await work, 'done');
+  t.equal(a.json().state, 'stopped');
+  t.equal(b.json().state, 'stopped');
+  t.equal(s.statusCode, 503, 'the start in between is stopped, as one whose load a stop aborts');
+  t.equal(s.json().error.code, 'model_stopped');
+  t.equal(engine.loads, 1, 'nothing was loaded for it');
+  t.equal((await app.inject('/v1/models/tiny/state')).json().state, 'stopped');
 });

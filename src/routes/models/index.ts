@@ -60,8 +60,7 @@ export default async function modelRoutes(app: FastifyInstance) {
     handler: (entry) => metadataOf(entry),
   });
 
-  const control = (entry: ModelEntry) => {
-    const s = stateOf(app, entry);
+  const control = (entry: ModelEntry, s = stateOf(app, entry)) => {
     return {
       id: entry.id, object: 'model' as const, state: s.state,
       ...(s.error ? { error: s.error } : {}),
@@ -75,7 +74,8 @@ export default async function modelRoutes(app: FastifyInstance) {
   };
   const stop = async (entry: ModelEntry) => {
     await app.manager.stop(entry.id);
-    return control(entry);
+    // A start sent after this stop may already be loading the model again; that is its answer.
+    return control(entry, stateOf(app, entry, { loaded: false }));
   };
 
   modelRoute(app, {
