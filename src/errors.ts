@@ -33,6 +33,7 @@ export const ERROR_CODES = {
   unsupported_media_type: { status: 415, type: 'invalid_request_error' },
   body_too_large: { status: 413, type: 'invalid_request_error' },
   route_not_found: { status: 404, type: 'not_found_error' },
+  method_not_allowed: { status: 405, type: 'invalid_request_error' },
   forbidden: { status: 403, type: 'invalid_request_error' },
   headers_too_large: { status: 431, type: 'invalid_request_error', noRetry: true },
   invalid_api_key: { status: 401, type: 'authentication_error' },

@@ -1,6 +1,7 @@
 import { STATUS_CODES } from 'node:http';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
+import FindMyWay from 'find-my-way';
 import { ApiError, type ErrorCode } from '../errors.ts';
 
 const KEYWORD_CODES: Record<string, ErrorCode> = {
@@ -108,18 +109,78 @@ export function frameworkError(err: FastifyError, _request: FastifyRequest, repl
   void sendApiError(reply, new ApiError('invalid_request', err.code === 'FST_ERR_BAD_URL' ? `the URL is not valid: ${err.message}` : err.message));
 }
 
+const METHOD_ORDER = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
+const byConvention = (a: string, b: string) =>
+  ((METHOD_ORDER.indexOf(a) + 1 || 99) - (METHOD_ORDER.indexOf(b) + 1 || 99)) || a.localeCompare(b);
+
+/**
+ * Which methods a URL path accepts, so that a wrong method is a 405 naming them instead of a
+ * 404. A copy of the route table in find-my-way (Fastify's own router) with Fastify's matching
+ * options rather than `app.findRoute`: that one answers a stand-in handler for every method on
+ * a URL Fastify rejects (bad percent-encoding, a parameter over maxParamLength), and cannot tell
+ * the CORS preflight catch-all (`OPTIONS *`) from a route, which would make every path exist.
+ */
+export class MethodTable {
+  private readonly router: FindMyWay.Instance<FindMyWay.HTTPVersion.V1>;
+  private readonly methods = new Set<string>();
+
+  constructor(config: FastifyInstance['initialConfig']) {
+    // Top-level keys are Fastify's deprecated spelling; routerOptions wins, as in Fastify.
+    const o = { ...config, ...config.routerOptions };
+    const options = {
+      caseSensitive: o.caseSensitive,
+      ignoreTrailingSlash: o.ignoreTrailingSlash,
+      ignoreDuplicateSlashes: o.ignoreDuplicateSlashes,
+      maxParamLength: o.maxParamLength,
+      // Read by find-my-way (Fastify passes it too) though missing from its type.
+      useSemicolonDelimiter: o.useSemicolonDelimiter,
+      allowUnsafeRegex: o.allowUnsafeRegex,
+    };
+    this.router = FindMyWay(options);
+  }
+
+  add(method: string | string[], url: string): void {
+    if (url === '*' || url === '/*') return;
+    for (const m of [method].flat()) {
+      try {
+        this.router.on(m as FindMyWay.HTTPMethod, url, () => {});
+        this.methods.add(m);
+      } catch {
+        // The same method and path again under another constraint: already known.
+      }
+    }
+  }
+
+  /** The methods `url` matches, in the usual order; none when no route has its path. */
+  allowed(url: string): string[] {
+    return [...this.methods].filter((m) => this.router.find(m as FindMyWay.HTTPMethod, url) !== null).sort(byConvention);
+  }
+}
+
 /** One place where every failure becomes the OpenAI envelope with a stable code. */
 export default fp(
   async function errorHandler(app: FastifyInstance) {
+    const table = new MethodTable(app.initialConfig);
+    app.addHook('onRoute', (route) => table.add(route.method, route.url));
     app.setErrorHandler((err: FastifyError, request, reply) => {
       const e = toApiError(err);
       if (e.status >= 500 && e.code === 'internal_error') request.log.error({ err }, 'unhandled error');
       else if (e.status >= 500) request.log.warn({ code: e.code, msg: e.message }, 'request failed');
       return sendApiError(reply, e);
     });
-    app.setNotFoundHandler((request, reply) =>
-      sendApiError(reply, new ApiError('route_not_found', `no route ${request.method} ${request.url.split('?')[0]}`)),
-    );
+    app.setNotFoundHandler((request, reply) => {
+      const path = request.url.split('?')[0];
+      const methods = table.allowed(request.url);
+      if (methods.length === 0 || methods.includes(request.method)) {
+        return sendApiError(reply, new ApiError('route_not_found', `no route ${request.method} ${path}`));
+      }
+      // OPTIONS reaches here only with CORS off (@fastify/cors answers every OPTIONS itself);
+      // it is the standard way to ask what the 405 lists, so it answers rather than failing.
+      const allow = [...methods, 'OPTIONS'].join(', ');
+      reply.header('allow', allow);
+      if (request.method === 'OPTIONS') return reply.code(204).send();
+      return sendApiError(reply, new ApiError('method_not_allowed', `method ${request.method} is not allowed on ${path}; it accepts ${allow}`));
+    });
   },
   { name: 'error-handler' },
 );
