@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { link, lstat, mkdir, readdir, readFile, readlink, realpath, rename, rm, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
+import { constants, type Dirent, type Stats } from 'node:fs';
+import { link, lstat, mkdir, open, readdir, readlink, realpath, rename, rm, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { ApiError } from '../errors.ts';
@@ -156,10 +157,12 @@ export class ModelRegistry extends EventEmitter {
         .filter((d) => (d.isDirectory() || d.isSymbolicLink()) && !d.name.startsWith('.'))
         .map(async (d) => {
           const folder = path.join(this.modelsDir, d.name);
-          // Only regular files: reading a FIFO named *.json would block a pool thread forever.
-          const files = await regularFiles(folder);
-          const binaries = files.filter(isBinaryName).map((f) => path.join(folder, f));
-          const objects = files.filter((f) => f.endsWith('.json') && !f.startsWith('.') && !NOT_MODEL_OBJECTS.has(f));
+          const inside = await readdir(folder, { withFileTypes: true }).catch(() => []);
+          const binaries = (await regularFiles(folder, inside)).filter(isBinaryName).map((f) => path.join(folder, f));
+          // Not only regular files: a FIFO named model.json is listed broken (#load never opens it).
+          const objects = inside
+            .filter((f) => !f.isDirectory() && f.name.endsWith('.json') && !f.name.startsWith('.') && !NOT_MODEL_OBJECTS.has(f.name))
+            .map((f) => f.name);
           for (const f of objects) {
             // A model object deleted while the scan runs is simply gone, not a failed scan.
             const entry = await this.#load(d.name, folder, path.join(folder, f), binaries).catch((err: NodeJS.ErrnoException) => {
@@ -180,17 +183,28 @@ export class ModelRegistry extends EventEmitter {
 
   async #load(folderName: string, folder: string, file: string, folderBinaries: string[]): Promise<ModelEntry | undefined> {
     const id = `${folderName}/${path.basename(file, '.json')}`;
-    const st = await stat(file);
-    // Replaced by a FIFO or a folder since the listing: reading it could block forever.
-    if (!st.isFile()) return undefined;
+    const own = await lstat(file);
+    const st = own.isSymbolicLink() ? await stat(file).catch((err: NodeJS.ErrnoException) => err) : own;
+    if (!(st instanceof Error) && st.isDirectory()) return undefined;
+    const times = st instanceof Error ? own : st;
     const entry: ModelEntry = {
       id, folderName, folder, file,
-      created: Math.floor((st.birthtimeMs || st.mtimeMs) / 1000),
+      created: Math.floor((times.birthtimeMs || times.mtimeMs) / 1000),
       object: {}, binaries: [], ownedBy: LOCAL_USER, header: {},
     };
+    const notRegular = (what: string) => {
+      entry.problem = { file, message: `${path.basename(file)} is ${what}, not a regular file; model objects are read only from regular files` };
+      return entry;
+    };
+    if (st instanceof Error) {
+      return notRegular(`a link to ${await readlink(file).catch(() => '?')}, which ${st.code === 'ENOENT' ? 'does not exist' : `cannot be followed (${st.code})`}`);
+    }
+    // Opening a FIFO (or a device) waits for a writer: say what it is, never open it.
+    if (!st.isFile()) return notRegular(`a ${specialKind(st)}`);
     let raw: unknown;
     try {
-      const text = await readFile(file, 'utf8');
+      const text = await readRegularFile(file);
+      if (typeof text !== 'string') return notRegular(`a ${specialKind(text)}`);
       raw = text.trim() === '' ? {} : JSON.parse(text);
     } catch (err) {
       entry.problem = { file, message: `${path.basename(file)} is not valid JSON: ${(err as Error).message}` };
@@ -466,9 +480,8 @@ async function createExclusive(target: string, text: string, id: string): Promis
   }
 }
 
-/** Names of the regular files in a folder (a link counts when it leads to one); none when it cannot be read. */
-async function regularFiles(folder: string): Promise<string[]> {
-  const dirents = await readdir(folder, { withFileTypes: true }).catch(() => []);
+/** Names of the regular files among a folder's entries (a link counts when it leads to one). */
+async function regularFiles(folder: string, dirents: Dirent[]): Promise<string[]> {
   const names = await Promise.all(
     dirents.map(async (d) => {
       if (d.isFile()) return d.name;
@@ -478,6 +491,29 @@ async function regularFiles(folder: string): Promise<string[]> {
     }),
   );
   return names.filter((n): n is string => n !== undefined);
+}
+
+/**
+ * The text of a file, or its Stats when it is not a regular file. Opened non-blocking and
+ * checked on the handle: a file swapped for a FIFO after the scan's stat still cannot block.
+ */
+async function readRegularFile(file: string): Promise<string | Stats> {
+  const handle = await open(file, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0));
+  try {
+    const st = await handle.stat();
+    return st.isFile() ? await handle.readFile('utf8') : st;
+  } finally {
+    await handle.close();
+  }
+}
+
+function specialKind(st: Stats): string {
+  if (st.isFIFO()) return 'FIFO (named pipe)';
+  if (st.isSocket()) return 'socket';
+  if (st.isCharacterDevice()) return 'character device';
+  if (st.isBlockDevice()) return 'block device';
+  if (st.isDirectory()) return 'folder';
+  return 'special file';
 }
 
 /**

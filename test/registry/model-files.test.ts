@@ -2,7 +2,7 @@
 // that name nothing, invalid fields; and a read-only scan of a missing folder.
 import { execFileSync } from 'node:child_process';
 import { closeSync, constants, existsSync, openSync, truncateSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import t from 'tap';
 import { ModelRegistry, staticState } from '../../src/registry/registry.ts';
@@ -104,6 +104,9 @@ t.test('FIFOs and other non-regular files are never read: the scan finishes', { 
   await mkdir(path.join(dir, 'good'));
   writeTinyLlamaGguf(path.join(dir, 'good/good.gguf'), { layers: 1 });
   await putFile(dir, 'good/model.json', {});
+  await mkdir(path.join(dir, 'dangling'));
+  await symlink(path.join(dir, 'nowhere.json'), path.join(dir, 'dangling/model.json'));
+  await mkdir(path.join(dir, 'folder/sub.json'), { recursive: true });
 
   const reg = new ModelRegistry({ modelsDir: dir });
   let timer: NodeJS.Timeout | undefined;
@@ -114,7 +117,17 @@ t.test('FIFOs and other non-regular files are never read: the scan finishes', { 
   clearTimeout(timer);
   t.ok(finished, 'the scan finished (nothing waited on a FIFO)');
   if (!finished) return;
-  t.same(reg.list().map((e) => e.id), ['good/model', 'pipebin/model', 'src/model'], 'a FIFO named *.json is no model object');
+  t.same(reg.list().map((e) => e.id), ['dangling/model', 'good/model', 'pipe/model', 'pipebin/model', 'src/model'], 'a folder named *.json is no model object');
+  // Listed broken, as a model object with invalid JSON is: the user sees which file and why.
+  const pipe = reg.resolve('pipe');
+  t.equal(staticState(pipe), 'error', 'a FIFO named model.json is a broken model');
+  t.equal(pipe.problem?.file, path.join(dir, 'pipe/model.json'));
+  t.match(pipe.problem?.message, /^model\.json is a FIFO \(named pipe\), not a regular file/);
+  const dangling = reg.resolve('dangling');
+  t.equal(staticState(dangling), 'error');
+  t.match(dangling.problem?.message, /^model\.json is a link to .*nowhere\.json, which does not exist/);
+  await reg.remove(pipe);
+  t.notOk(existsSync(path.join(dir, 'pipe/model.json')), 'deleting the broken model removes the FIFO');
   t.equal(staticState(reg.resolve('good')), 'stopped');
   t.equal(staticState(reg.resolve('pipebin')), 'error', 'a FIFO named *.gguf is no binary');
   const src = reg.resolve('src');
