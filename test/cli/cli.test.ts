@@ -6,7 +6,8 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
 import { listCommand } from '../../src/cli/ls.ts';
-import { loadConfig } from '../../src/config/config.ts';
+import { buildProgram } from '../../src/cli/program.ts';
+import { loadConfig, type Config } from '../../src/config/config.ts';
 import { buildTestApp, tempDir } from '../helpers/app.ts';
 import { captureCli } from '../helpers/cli.ts';
 import { writeTinyLlamaGguf } from '../helpers/gguf-writer.ts';
@@ -154,4 +155,55 @@ t.test('modeld ls against a server that wants a key says so in one line', async 
   t.equal(r.code, 1);
   t.match(r.stderr, /^modeld: ls: .*API key/);
   t.notMatch(r.stderr, /\n\s+at /);
+});
+
+t.test('help pages: serve binds, the client commands name the server they talk to; each shows its default and variable', async (t) => {
+  const help = async (cmd: string) => (await run(process.execPath, [bin, cmd, '--help'], { env: cleanEnv })).stdout.replace(/\s+/g, ' ');
+  const [serve, ls, pull, rm] = await Promise.all(['serve', 'ls', 'pull', 'rm'].map(help));
+  t.match(serve, /--host <host> interface to bind \(default 127\.0\.0\.1, env MODELD_HOST\)/);
+  t.match(serve, /-p, --port <port> port to listen on \(default 1337, env MODELD_PORT\)/);
+  t.match(serve, /-m, --models-dir <dir> models folder \(default \.\/models, env MODELD_MODELS_DIR\)/);
+  t.match(serve, /-l, --log-level <level> log level \(default info, env MODELD_LOG_LEVEL\)/);
+  t.match(serve, /--keep-alive <duration> .*\(default 5m, env MODELD_KEEP_ALIVE\)/);
+  t.match(serve, /--no-jit .*\(default: load it, env MODELD_JIT=false\)/);
+  for (const [name, page] of [['ls', ls], ['pull', pull], ['rm', rm]] as const) {
+    t.notMatch(page, /interface to bind/, `${name} binds nothing`);
+    t.match(page, /--host <host> host of the modeld server to talk to \(default 127\.0\.0\.1, env MODELD_HOST\)/, name);
+    t.match(page, /-p, --port <port> port of the modeld server to talk to \(default 1337, env MODELD_PORT\)/, name);
+  }
+  t.match(ls, /-m, --models-dir <dir> models folder to read when no server answers \(default \.\/models, env MODELD_MODELS_DIR\)/);
+  t.notMatch(pull, /--models-dir/, 'the server, not the CLI, decides where a pull lands');
+});
+
+t.test('MODELD_PORT applies when no -p is given, and -p wins over it', async (t) => {
+  const dir = await folder();
+  const { app } = await buildTestApp(t, { modelsDir: dir, engines: [] });
+  const url = new URL(await app.listen({ host: '127.0.0.1', port: 0 }));
+  const env = { ...cleanEnv, MODELD_PORT: url.port };
+  const [fromEnv, fromFlag] = await Promise.all([
+    run(process.execPath, [bin, 'ls', '-m', '/nonexistent'], { env }),
+    run(process.execPath, [bin, 'ls', '-m', dir, '-p', '1'], { env }),
+  ]);
+  t.match(fromEnv.stdout, new RegExp(`2 models from http://127\\.0\\.0\\.1:${url.port}`));
+  t.match(fromFlag.stdout, new RegExp(`2 models from ${dir.replaceAll('/', '\\/')}`));
+});
+
+t.test('environment settings apply to serve unless a flag is given: --no-jit, -p and the rest carry no default of their own', async (t) => {
+  const configs = async (argv: string[], env: NodeJS.ProcessEnv): Promise<Config> => {
+    let got: Config | undefined;
+    const stub = async () => 0;
+    const program = buildProgram({ serve: async (c) => void (got = c), ls: stub, pull: stub, control: stub }, env);
+    await program.parseAsync(['serve', ...argv], { from: 'user' });
+    return got!;
+  };
+  const env = { MODELD_JIT: 'false', MODELD_PORT: '4242', MODELD_HOST: '0.0.0.0', MODELD_KEEP_ALIVE: '1h', MODELD_LOG_LEVEL: 'warn' };
+  t.match(await configs([], env), { jit: false, port: 4242, host: '0.0.0.0', keepAlive: '1h', logLevel: 'warn' });
+  t.match(await configs(['-p', '5', '--host', '::1', '--keep-alive', '0', '-l', 'error'], env), { jit: false, port: 5, host: '::1', keepAlive: '0', logLevel: 'error' });
+  t.match(await configs(['--no-jit'], {}), { jit: false, port: 1337, host: '127.0.0.1', keepAlive: '5m', logLevel: 'info' });
+  t.match(await configs([], {}), { jit: true });
+
+  const help = buildProgram({ serve: async () => {}, ls: async () => 0, pull: async () => 0, control: async () => 0 }, env)
+    .commands.find((c) => c.name() === 'serve')!.helpInformation().replace(/\s+/g, ' ');
+  t.match(help, /port to listen on \(default 1337, env MODELD_PORT=4242\)/, 'help shows the value that applies');
+  t.match(help, /env MODELD_JIT=false; set to false\)/);
 });
