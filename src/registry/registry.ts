@@ -352,7 +352,11 @@ export class ModelRegistry extends EventEmitter {
     return { kept: plan.kept };
   }
 
-  /** Throws the 400 `remove` would throw, touching nothing (call it before stopping the model). */
+  /**
+   * Throws the 400 `remove` would throw, touching nothing (call it before stopping the model).
+   * `remove` works its plan out again rather than taking this one: the stop between them can
+   * last the grace period, and a model created meanwhile may come to use these files.
+   */
   async checkRemovable(entry: ModelEntry): Promise<void> {
     await this.#removal(entry);
   }

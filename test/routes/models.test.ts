@@ -229,3 +229,18 @@ t.test('a stop cancels a start that waits for an earlier stop: the last request 
   t.equal(engine.loads, 1, 'nothing was loaded for it');
   t.equal((await app.inject('/v1/models/tiny/state')).json().state, 'stopped');
 });
+
+t.test('DELETE decides what to delete after the stop: a file another model came to use meanwhile stays', async (t) => {
+  const { app, dir } = await setup(t);
+  await app.inject({ method: 'POST', url: '/v1/models/tiny/start' });
+  const work = busy(app, 100);
+  const del = app.inject({ method: 'DELETE', url: '/v1/models/tiny' });
+  await new Promise((r) => setTimeout(r, 20));
+  // While the stop waits for the running request, another model object starts using the binary.
+  await app.registry.write('other/model', { source_url: path.join(dir, 'tiny/tiny.gguf') });
+  t.equal((await del).statusCode, 200);
+  t.equal(await work, 'done');
+  t.ok(await stat(path.join(dir, 'tiny/tiny.gguf')), 'the binary the new model uses stays');
+  t.equal((await app.inject('/v1/models/tiny/model')).statusCode, 404, 'the deleted model is gone');
+  t.equal((await app.inject('/v1/models/other/model')).json().state, 'stopped');
+});
