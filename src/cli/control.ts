@@ -11,9 +11,10 @@ export async function controlCommand(config: Config, action: Action, id: string)
     return 1;
   }
   try {
+    // The id may be a folder alias: print the canonical id the server answers.
     if (action === 'rm') {
-      await client.request('DELETE', modelPath(id));
-      console.log(`deleted ${id}`);
+      const res = await client.request<{ id: string; deleted: boolean }>('DELETE', modelPath(id));
+      console.log(`deleted ${res.id}`);
     } else {
       const res = await client.request<{ id: string; state: string }>('POST', modelPath(id, `/${action}`));
       console.log(`${res.id}: ${res.state}`);
