@@ -244,3 +244,17 @@ t.test('DELETE decides what to delete after the stop: a file another model came 
   t.equal((await app.inject('/v1/models/tiny/model')).statusCode, 404, 'the deleted model is gone');
   t.equal((await app.inject('/v1/models/other/model')).json().state, 'stopped');
 });
+
+t.test('start overrides hold for that load: after a keep-alive unload the model loads with its model object again', async (t) => {
+  const engine = new FakeEngine();
+  const { app } = await setup(t, engine);
+  const start = await app.inject({ method: 'POST', url: '/v1/models/tiny/start', payload: { ctx_len: 1024, keep_alive: '50ms' } });
+  t.match(start.json().parameters, { ctx_len: 1024, keep_alive: '50ms' }, 'the start answer shows the parameters in effect');
+  t.match((await app.inject('/v1/models/tiny/state')).json().parameters, { ctx_len: 1024 }, 'and so does the state');
+  for (let i = 0; i < 500 && app.manager.runningIds().length > 0; i++) await new Promise((r) => setTimeout(r, 10));
+  const idle = (await app.inject('/v1/models/tiny/state')).json();
+  t.same(idle, { id: 'tiny/model', state: 'stopped' }, 'unloaded: no parameters in effect');
+  t.equal(await busy(app, 1), 'done');
+  t.equal(engine.lastLoaded!.spec.params.ctx_len, 512, 'the just-in-time load uses the model object (here the engine default)');
+  t.match((await app.inject('/v1/models/tiny/state')).json().parameters, { ctx_len: 512 });
+});
