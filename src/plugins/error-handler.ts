@@ -120,7 +120,7 @@ const byConvention = (a: string, b: string) =>
  * a URL Fastify rejects (bad percent-encoding, a parameter over maxParamLength), and cannot tell
  * the CORS preflight catch-all (`OPTIONS *`) from a route, which would make every path exist.
  */
-export class MethodTable {
+class MethodTable {
   private readonly router: FindMyWay.Instance<FindMyWay.HTTPVersion.V1>;
   private readonly methods = new Set<string>();
 
@@ -140,6 +140,7 @@ export class MethodTable {
   }
 
   add(method: string | string[], url: string): void {
+    // A catch-all (@fastify/cors's OPTIONS *) says nothing about which paths exist.
     if (url === '*' || url === '/*') return;
     for (const m of [method].flat()) {
       try {
@@ -176,7 +177,7 @@ export default fp(
       }
       // OPTIONS reaches here only with CORS off (@fastify/cors answers every OPTIONS itself);
       // it is the standard way to ask what the 405 lists, so it answers rather than failing.
-      const allow = [...methods, 'OPTIONS'].join(', ');
+      const allow = [...new Set([...methods, 'OPTIONS'])].join(', ');
       reply.header('allow', allow);
       if (request.method === 'OPTIONS') return reply.code(204).send();
       return sendApiError(reply, new ApiError('method_not_allowed', `method ${request.method} is not allowed on ${path}; it accepts ${allow}`));
