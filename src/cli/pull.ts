@@ -114,37 +114,60 @@ function progressView(id: string) {
   const tty = process.stderr.isTTY === true;
   const bar = tty
     ? new cliProgress.SingleBar(
-        { format: `${id} [{bar}] {percentage}% | {done}/{all} | {speed}/s | ETA {eta_s}`, hideCursor: true, barsize: 30, stream: process.stderr },
+        { format: `${id} [{bar}] {percentage}% | {done}/{all}{rate}`, hideCursor: true, barsize: 30, stream: process.stderr },
         cliProgress.Presets.shades_classic,
       )
     : undefined;
   let started = false;
   let lastStep = -1;
   let last: Progress | undefined;
+  // Where this run began: a resumed download starts at the part's size, not at 0.
+  let first: { t: number; bytes: number } | undefined;
+
+  /** `rate`: speed and ETA, or the average at the end, or '' while no speed is known. */
+  const render = (p: Progress, rate: string) => {
+    const total = p.total_bytes ?? 0;
+    const payload = { done: formatBytes(p.downloaded_bytes), all: total ? formatBytes(total) : '?', rate: rate && ` | ${rate}` };
+    if (bar) {
+      if (!started) bar.start(total || 1, p.downloaded_bytes, payload);
+      else {
+        bar.setTotal(total || 1);
+        bar.update(p.downloaded_bytes, payload);
+      }
+      started = true;
+      return;
+    }
+    const percent = total ? `${Math.floor((p.downloaded_bytes / total) * 100)}%` : '?%';
+    console.error(`${id}: ${percent} ${payload.done}/${payload.all}${rate && ` ${rate}`}`);
+  };
+
   return {
-    /** Shows the bar full: the last progress event may predate the last bytes. */
+    /**
+     * The last line: the bar full (the last progress event may predate the last bytes) and the
+     * average speed of the whole run, since the server's meter reads 0 when a download ends
+     * before it has two samples.
+     */
     finish() {
-      if (last?.total_bytes) this.update({ ...last, downloaded_bytes: last.total_bytes });
+      if (!last) return this.stop();
+      const done = { ...last, downloaded_bytes: last.total_bytes ?? last.downloaded_bytes };
+      const secs = first ? (performance.now() - first.t) / 1000 : 0;
+      const moved = done.downloaded_bytes - (first?.bytes ?? 0);
+      const average = secs > 0 && moved > 0 ? moved / secs : last.bytes_per_second;
+      render(done, average > 0 ? `${formatBytes(average)}/s average` : '');
       this.stop();
     },
     update(p: Progress) {
       last = p;
+      first ??= { t: performance.now(), bytes: p.downloaded_bytes };
       const total = p.total_bytes ?? 0;
-      const eta = p.bytes_per_second > 0 && total ? (total - p.downloaded_bytes) / p.bytes_per_second : Number.NaN;
-      const payload = { done: formatBytes(p.downloaded_bytes), all: total ? formatBytes(total) : '?', speed: formatBytes(p.bytes_per_second), eta_s: duration(eta) };
-      if (bar) {
-        if (!started) bar.start(total || 1, p.downloaded_bytes, payload);
-        else {
-          bar.setTotal(total || 1);
-          bar.update(p.downloaded_bytes, payload);
-        }
-        started = true;
-        return;
-      }
       const step = total ? Math.floor((p.downloaded_bytes / total) * 10) : 0;
-      if (step === lastStep) return;
+      // Without a terminal, 100% is finish()'s line, with the average speed.
+      if (!bar && (step === lastStep || (total && p.downloaded_bytes >= total))) return;
       lastStep = step;
-      console.error(`${id}: ${total ? Math.floor((p.downloaded_bytes / total) * 100) : '?'}% ${payload.done}/${payload.all} ${payload.speed}/s ETA ${payload.eta_s}`);
+      // The server's meter reads 0 until it has two samples: no speed yet, rather than 0 B/s.
+      if (p.bytes_per_second <= 0) return render(p, '');
+      const eta = total ? (total - p.downloaded_bytes) / p.bytes_per_second : Number.NaN;
+      render(p, `${formatBytes(p.bytes_per_second)}/s ETA ${duration(eta)}`);
     },
     stop() {
       if (started) bar?.stop();

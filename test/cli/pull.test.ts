@@ -189,3 +189,19 @@ t.test('modeld pull without a server says how to start one', async (t) => {
   t.equal(r.code, 1);
   t.match(r.stderr, /no modeld server answers at http:\/\/127\.0\.0\.1:1; start one with `modeld serve`/);
 });
+
+t.test('the last progress line of a finished download shows the average speed and no ETA', async (t) => {
+  // Unthrottled: the download ends before the server's speed meter has two samples.
+  const body = ggufBytes({ fileType: 7, payloadBytes: 300_000 });
+  const hub = await startFakeHub({ 'acme/fast-GGUF': { files: { 'fast.Q8_0.gguf': body } } });
+  t.teardown(() => hub.close());
+  const modelsDir = await tempDir();
+  const { config } = await serve(t, modelsDir, hub.origin);
+  const r = await pull(config, 'acme/fast-GGUF');
+  t.equal(r.code, 0, r.stderr);
+  const last = r.stderr.trim().split('\n').at(-1)!;
+  t.match(last, /^fast-GGUF\/fast\.Q8_0: 100% 30\d\.\d KB\/30\d\.\d KB [\d.]+ [KMG]?B\/s average$/);
+  t.notMatch(last, /ETA/);
+  t.notMatch(r.stderr, /(^|[^.\d])0 B\/s/, 'a speed not measured yet is left out, not shown as 0 B/s');
+  t.equal(r.stderr.match(/100%/g)?.length, 1, 'one 100% line');
+});
