@@ -205,3 +205,23 @@ t.test('the last progress line of a finished download shows the average speed an
   t.notMatch(r.stderr, /(^|[^.\d])0 B\/s/, 'a speed not measured yet is left out, not shown as 0 B/s');
   t.equal(r.stderr.match(/100%/g)?.length, 1, 'one 100% line');
 });
+
+t.test('modeld pull of a repository tells an unreachable hub from a missing repository from one without GGUF files', async (t) => {
+  const hub = await startFakeHub({ 'acme/docs-only': { files: { 'README.md': Buffer.from('# no weights here') } } });
+  t.teardown(() => hub.close());
+  const closed = await startFileServer({ files: {} });
+  const offline = closed.origin;
+  await closed.close();
+
+  const unreachable = await pull((await serve(t, await tempDir(), offline)).config, 'acme/anything');
+  const missing = await pull((await serve(t, await tempDir(), hub.origin)).config, 'acme/nope');
+  const noGguf = await pull((await serve(t, await tempDir(), hub.origin)).config, 'acme/docs-only');
+  for (const r of [unreachable, missing, noGguf]) {
+    t.equal(r.code, 1);
+    t.equal(r.stderr.split('\n').length, 1, 'one line');
+    t.notMatch(r.stderr, /\n\s+at /);
+  }
+  t.match(unreachable.stderr, new RegExp(`^modeld: cannot reach the Hugging Face hub at ${offline}`));
+  t.match(missing.stderr, /^modeld: the Hugging Face repository 'acme\/nope' \(or the file asked for\) does not exist/);
+  t.match(noGguf.stderr, /^modeld: the Hugging Face repository 'acme\/docs-only' has no GGUF model files$/);
+});
