@@ -40,6 +40,10 @@ export async function startFakeHub(repos: Record<string, FakeRepo>): Promise<Fak
   const served = (v: Buffer | ServedFile): ServedFile => (Buffer.isBuffer(v) ? { body: v } : v);
   const table = new Map(Object.entries(repos).map(([name, r]) => [name, new Map(Object.entries(r.files).map(([p, v]) => [p, served(v)]))]));
 
+  // Like huggingface.co: a repository it does not show is 401 to an anonymous caller, 404 with a token.
+  const unknownRepo = (req: http.IncomingMessage, res: http.ServerResponse) =>
+    (json(res, req.headers.authorization ? 404 : 401, { error: 'Repository not found' }), true);
+
   const denied = (req: http.IncomingMessage, res: http.ServerResponse, repo: FakeRepo): boolean => {
     if (!repo.token) return false;
     const auth = req.headers.authorization;
@@ -56,7 +60,7 @@ export async function startFakeHub(repos: Record<string, FakeRepo>): Promise<Fak
       if (m) {
         apiCalls.push(`tree ${m[1]}`);
         const repo = repos[m[1]!];
-        if (!repo) return (json(res, 404, { error: 'Repository not found' }), true);
+        if (!repo) return unknownRepo(req, res);
         if (denied(req, res, repo)) return true;
         const files = [...table.get(m[1]!)!].filter(([fp]) => !m![3] || fp.startsWith(`${m![3]}/`));
         json(res, 200, files.map(([fp, f]) => entry(fp, f)));
@@ -66,7 +70,7 @@ export async function startFakeHub(repos: Record<string, FakeRepo>): Promise<Fak
       if (m && req.method === 'POST') {
         apiCalls.push(`paths-info ${m[1]}`);
         const repo = repos[m[1]!];
-        if (!repo) return (json(res, 404, { error: 'Repository not found' }), true);
+        if (!repo) return unknownRepo(req, res);
         if (denied(req, res, repo)) return true;
         let raw = '';
         for await (const c of req) raw += c;

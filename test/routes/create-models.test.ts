@@ -161,11 +161,15 @@ t.test('a local path (~ expanded) is referenced in place, never copied, and surv
   t.match(missing.json().error, { code: 'source_not_found', param: 'source_url', message: new RegExp(path.join(home, 'llms', 'nope.gguf')) });
 });
 
-t.test('an unknown repository is a 404; a repository without GGUF files too', async (t) => {
-  const { app } = await setup(t);
+t.test('an unknown repository is a 404 (the hub\'s anonymous 401 "Repository not found" too); a repository without GGUF files too', async (t) => {
+  const { app, hub } = await setup(t);
   const res = await create(app, { source_url: 'acme/nope' });
   t.equal(res.statusCode, 404);
-  t.match(res.json().error, { code: 'source_not_found', message: /acme\/nope/ });
+  t.match(res.json().error, { code: 'source_not_found', message: /acme\/nope.*does not exist.*or it is private: set HF_TOKEN/ });
+  const { app: withToken } = await buildTestApp(t, { engines: [], config: { hfEndpoint: hub.origin, hfToken: 'hf_any' } });
+  const seen = await create(withToken, { source_url: 'acme/nope' });
+  t.equal(seen.statusCode, 404);
+  t.match(seen.json().error, { code: 'source_not_found', message: /acme\/nope.*does not exist.*token in HF_TOKEN cannot see it/ });
   const bad = await create(app, { source_url: 'x', unknown: 1 });
   t.equal(bad.statusCode, 400);
 });

@@ -57,12 +57,16 @@ function hubParams(o: HubOptions) {
 export function hubError(err: unknown, repo: string, o: HubOptions): ApiError {
   if (err instanceof ApiError) return err;
   if (err instanceof HubApiError) {
+    // The hub answers 401 "Repository not found" for a repository it will not show an anonymous
+    // caller, so a typo without HF_TOKEN reads like a gated repository unless the body is read.
+    const missing = err.statusCode === 404 || (err.statusCode === 401 && /repository not found/i.test(err.message));
+    if (missing) {
+      const unseen = o.token ? 'or the token in HF_TOKEN cannot see it' : 'or it is private: set HF_TOKEN to a token that can see it';
+      return new ApiError('source_not_found', `the Hugging Face repository '${repo}' (or the file asked for) does not exist at ${o.hubUrl} (${unseen})`, { param: 'source_url', cause: err });
+    }
     if (err.statusCode === 401 || err.statusCode === 403) {
       const why = o.token ? 'the token in HF_TOKEN has no access to it (accept its licence on the hub page, or use another token)' : 'it is gated or private: set HF_TOKEN to a token with access';
       return new ApiError('source_access_denied', `the Hugging Face repository '${repo}' answered ${err.statusCode}: ${why}`, { param: 'source_url', cause: err });
-    }
-    if (err.statusCode === 404) {
-      return new ApiError('source_not_found', `the Hugging Face repository '${repo}' (or the file asked for) does not exist at ${o.hubUrl}`, { param: 'source_url', cause: err });
     }
     return new ApiError('source_unreachable', `the Hugging Face hub at ${o.hubUrl} answered ${err.statusCode} for '${repo}': ${err.message}`, { param: 'source_url', cause: err });
   }
