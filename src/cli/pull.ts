@@ -68,7 +68,13 @@ async function resolveTarget(client: ServerClient, rawTarget: string, opts: Pull
     repo ? m.metadata.repository === repo : m.source_url === source || m.source_url === source.replace('/blob/', '/resolve/'),
   );
   if (models.length === 0) {
-    const created = await client.request<{ data: WireModel[] }>('POST', '/v1/models', { source_url: source });
+    const created = await client.request<{ data: WireModel[] }>('POST', '/v1/models', { source_url: source }).catch((err: unknown) => {
+      // `folder/model` is both a local id and a hub `org/repo`: a mistyped local id fails at the
+      // hub, so the hub's answer alone would hide that the server has a model of that folder.
+      const near = err instanceof ServerError && repo && source === target ? nearIds(target, all) : [];
+      if (near.length === 0) throw err;
+      throw new Error(`${(err as Error).message}; no model '${target}' is on the server either (it has ${near.slice(0, 5).join(', ')}${near.length > 5 ? ', …' : ''})`);
+    });
     models = created.data;
     console.log(`created ${models.map((m) => m.id).join(', ')}`);
   }
@@ -84,6 +90,12 @@ async function resolveTarget(client: ServerClient, rawTarget: string, opts: Pull
     [...models].sort((a, b) => Number(a.metadata.size ?? 0) - Number(b.metadata.size ?? 0))[0]!;
   console.log(`${target} has ${models.length} quantizations (${models.map(quantOf).join(', ')}); pulling ${quantOf(chosen)} — choose with --quant or ${target}:<QUANT>, or --all`);
   return [chosen.id];
+}
+
+/** The server's models in the folder a mistyped `folder/model` id names. */
+function nearIds(target: string, all: WireModel[]): string[] {
+  const folder = target.split('/')[0]!.toLowerCase();
+  return all.map((m) => m.id).filter((id) => id.split('/')[0]!.toLowerCase() === folder);
 }
 
 /** A file a model object can point at directly (`https://host/models/tiny.gguf` is no `org/repo`). */

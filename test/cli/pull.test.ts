@@ -225,3 +225,13 @@ t.test('modeld pull of a repository tells an unreachable hub from a missing repo
   t.match(missing.stderr, /^modeld: the Hugging Face repository 'acme\/nope' \(or the file asked for\) does not exist/);
   t.match(noGguf.stderr, /^modeld: the Hugging Face repository 'acme\/docs-only' has no GGUF model files$/);
 });
+
+t.test('a mistyped local id (folder/model looks like org/repo) names the models of that folder, not only the hub\'s answer', async (t) => {
+  const hub = await startFakeHub({ 'acme/fast-GGUF': { files: { 'fast.Q8_0.gguf': ggufBytes({ fileType: 7, payloadBytes: 1000 }) } } });
+  t.teardown(() => hub.close());
+  const { config } = await serve(t, await tempDir(), hub.origin);
+  t.equal((await pull(config, 'acme/fast-GGUF')).code, 0);
+  const typo = await pull(config, 'fast-GGUF/fast.Q4_K_X');
+  t.equal(typo.code, 1);
+  t.match(typo.stderr, /^modeld: the Hugging Face repository 'fast-GGUF\/fast\.Q4_K_X' .*does not exist.*; no model 'fast-GGUF\/fast\.Q4_K_X' is on the server either \(it has fast-GGUF\/fast\.Q8_0\)$/);
+});
