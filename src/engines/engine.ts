@@ -103,6 +103,19 @@ export interface ChatMessage {
 /** Constrains generated text (OpenAI `response_format`). */
 export type ResponseFormat = { type: 'text' } | { type: 'json_object' } | { type: 'json_schema'; schema: Record<string, unknown> };
 
+/** A token as OpenAI's logprobs show it: its text, the log of its probability, its UTF-8 bytes. */
+export interface TokenChoice {
+  token: string;
+  logprob: number;
+  bytes: number[];
+}
+
+/** One generated token's log-probability under the model, and the likeliest tokens at its place. */
+export interface TokenLogprob extends TokenChoice {
+  /** The `GenerateOptions.logprobs` likeliest tokens, likeliest first. */
+  top: TokenChoice[];
+}
+
 export interface GenerateOptions {
   /**
    * The request's own run parameters (`temperature`, `max_tokens`, `stop`, ...), already
@@ -118,10 +131,19 @@ export interface GenerateOptions {
    * request the engine refuses still gets an ordinary error with its status.
    */
   onStart?: () => void;
-  /** Receives each piece of new text as it is decoded, in order (streaming). */
-  onText?: (text: string) => void;
+  /**
+   * Return each generated token's log-probability and this many likeliest alternatives
+   * (OpenAI `logprobs`/`top_logprobs`); unset = none. The probabilities are the model's own
+   * (its logits' softmax), before temperature, penalties and truncation, as llama-server reports them.
+   */
+  logprobs?: number;
+  /**
+   * Receives each piece of new text as it is decoded, in order (streaming), with the logprobs
+   * of the tokens whose text begins in it when `logprobs` is set.
+   */
+  onText?: (text: string, logprobs?: TokenLogprob[]) => void;
   /** Receives each piece of a reasoning model's thought (chat only), kept out of `onText`. */
-  onReasoning?: (text: string) => void;
+  onReasoning?: (text: string, logprobs?: TokenLogprob[]) => void;
 }
 
 export interface TokenUsage {
@@ -142,6 +164,8 @@ export interface GenerationResult {
   /** `stop`: the model ended or a stop sequence matched; `length`: max_tokens or the context ran out. */
   finishReason: 'stop' | 'length';
   usage: TokenUsage;
+  /** With `GenerateOptions.logprobs`: one entry per token of the answer (thought included), stop sequences excluded. */
+  logprobs?: TokenLogprob[];
 }
 
 export interface EmbeddingResult {

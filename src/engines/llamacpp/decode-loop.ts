@@ -1,4 +1,4 @@
-import type { NativeContext, NativeSampler } from './native-context.ts';
+import { readLogprobs, type LogprobReaders, type NativeContext, type NativeSampler } from './native-context.ts';
 import { commonPrefixLength } from './sequence-pool.ts';
 
 /**
@@ -37,6 +37,16 @@ export interface DecodeJob {
    */
   accept(token: number): boolean;
   /**
+   * Set when the request asks for logprobs: after each sampling (before the next decode, while
+   * the logits are there) `readers` read the model's distribution for the sampled token and
+   * the `top` likeliest, and `record` receives them.
+   */
+  readonly logprobs?: {
+    readers: LogprobReaders;
+    top: number;
+    record(token: number, logprob: number, top: Array<[token: number, logprob: number]>): void;
+  };
+  /**
    * Text work for the tokens accepted since the last call; runs while the next batch decodes.
    * Return false to end the generation (a stop string matched).
    */
@@ -68,6 +78,8 @@ export interface DecodeLoopOptions {
 
 interface Sampling {
   r: Running;
+  /** Where the job's logits are in the batch. */
+  index: number;
   token: Promise<number>;
 }
 
@@ -290,7 +302,7 @@ export class DecodeLoop {
       if (index < 0 || r.ending) continue;
       try {
         r.job.beforeSample?.();
-        sampling.push({ r, token: this.#native.sampleToken(index, r.job.sampler) });
+        sampling.push({ r, index, token: this.#native.sampleToken(index, r.job.sampler) });
       } catch (error) {
         this.#fail(r, error, false);
       }
@@ -300,7 +312,8 @@ export class DecodeLoop {
 
   async #accept(sampling: Sampling[]): Promise<void> {
     const results = await Promise.allSettled(sampling.map((s) => s.token));
-    for (const [i, { r }] of sampling.entries()) {
+    let reading: Array<Promise<void>> | undefined;
+    for (const [i, { r, index }] of sampling.entries()) {
       // A job that ended while its batch decoded (a stop string, an abort) takes no token.
       if (r.ending) continue;
       const result = results[i]!;
@@ -315,11 +328,22 @@ export class DecodeLoop {
         this.#fail(r, new Error('llama.cpp could not sample a token'), false);
         continue;
       }
+      const lp = r.job.logprobs;
+      if (lp) {
+        (reading ??= []).push(
+          readLogprobs(this.#native, index, lp.readers, token, lp.top).then(
+            (read) => lp.record(token, read.logprob, read.top),
+            (error: unknown) => this.#fail(r, error, false),
+          ),
+        );
+      }
       const more = r.job.accept(token);
       r.undrained = true;
       if (more) r.pending = [token];
       else r.ending = true;
     }
+    // The next decode overwrites the logits these read.
+    if (reading) await Promise.all(reading);
   }
 
   /** Runs the text work of every job with new tokens. */

@@ -1,6 +1,7 @@
 import type { LlamaModel, Token } from 'node-llama-cpp';
+import type { TokenChoice, TokenLogprob } from '../engine.ts';
 import type { DecodeJob, KvSequence } from './decode-loop.ts';
-import type { NativeSampler, NativeSamplerConfig } from './native-context.ts';
+import type { LogprobReaders, NativeSampler, NativeSamplerConfig } from './native-context.ts';
 import { StopText, TrailingWhitespace } from './stop-text.ts';
 import { ThoughtSplit, type ThoughtSegment } from './thought-split.ts';
 
@@ -43,8 +44,10 @@ export interface GenerationOptions {
   /** The chat template's thought segment: its text goes to `onReasoning`, the rest to `onText`. */
   thought?: ThoughtSegment;
   signal: AbortSignal;
-  onText?: (text: string) => void;
-  onReasoning?: (text: string) => void;
+  /** Logprobs of every answer token and its `top` likeliest alternatives, read by `readers`. */
+  logprobs?: { readers: LogprobReaders; top: number; tokenText(token: Token): string };
+  onText?: (text: string, logprobs?: TokenLogprob[]) => void;
+  onReasoning?: (text: string, logprobs?: TokenLogprob[]) => void;
 }
 
 /**
@@ -59,6 +62,7 @@ export class Generation implements DecodeJob {
   readonly prompt: readonly Token[];
   readonly sampler: NativeSampler;
   readonly signal: AbortSignal;
+  readonly logprobs?: DecodeJob['logprobs'];
   /** Accepted tokens (the answer), end-of-generation tokens excluded. */
   readonly tokens: Token[] = [];
   /** Why it ended: a stop (end of generation, stop string, template trigger) or `max_tokens`. */
@@ -71,6 +75,14 @@ export class Generation implements DecodeJob {
   #textUpTo = 0;
   /** The answer's first text while it may still be one of `ignoreStart`; undefined once decided. */
   #start: string | undefined;
+  /** With logprobs: one per token of `tokens`. */
+  readonly #entries: TokenLogprob[] = [];
+  /** With logprobs: where each token's text begins in the text given to the stop filter. */
+  readonly #offsets: number[] = [];
+  /** Length of the text given to the stop filter. */
+  #pushed = 0;
+  /** Entries handed out with streamed text. */
+  #sent = 0;
 
   constructor(options: GenerationOptions) {
     this.#o = options;
@@ -78,11 +90,26 @@ export class Generation implements DecodeJob {
     this.prompt = options.prompt;
     this.sampler = options.sampler;
     this.signal = options.signal;
+    const lp = options.logprobs;
+    if (lp) {
+      this.logprobs = {
+        readers: lp.readers,
+        top: lp.top,
+        record: (token, logprob, top) => {
+          // An end-of-generation token is sampled but not part of the answer.
+          if (this.#entries.length >= this.tokens.length) return;
+          this.#entries.push({ ...choice(lp.tokenText(token as Token), logprob), top: top.map(([t, l]) => choice(lp.tokenText(t as Token), l)) });
+        },
+      };
+    }
+    // Streamed text carries the logprobs of the tokens whose text it begins.
+    const onText = options.onText && lp ? (text: string) => options.onText!(text, this.#takeReady()) : options.onText;
+    const onReasoning = options.onReasoning && lp ? (text: string) => options.onReasoning!(text, this.#takeReady()) : options.onReasoning;
     // Stop strings see the whole answer, thought included (as llama-server's do); the split comes after.
     this.#thought = options.thought
-      ? new ThoughtSplit(options.thought, (kind, text) => (kind === 'content' ? options.onText : options.onReasoning)?.(text))
+      ? new ThoughtSplit(options.thought, (kind, text) => (kind === 'content' ? onText : onReasoning)?.(text))
       : undefined;
-    const out = this.#thought ? (text: string) => this.#thought!.push(text) : options.onText;
+    const out = this.#thought ? (text: string) => this.#thought!.push(text) : onText;
     // Stop strings (a JSON grammar's run of newlines among them) see trailing whitespace; the client never does.
     this.#trim = options.trimWhitespaceSuffix ? new TrailingWhitespace(out) : undefined;
     this.#stop = new StopText(options.stopStrings, this.#trim ? (text) => this.#trim!.push(text) : out);
@@ -98,6 +125,30 @@ export class Generation implements DecodeJob {
   /** The answer's thought, when the template has thought segments ('' otherwise). */
   get reasoning(): string {
     return this.#thought?.reasoning ?? '';
+  }
+
+  /**
+   * With logprobs: the entries of the answer's tokens, those whose text lies in a stop
+   * sequence or after it excluded (complete after {@link finish}).
+   */
+  get tokenLogprobs(): TokenLogprob[] | undefined {
+    if (!this.logprobs) return undefined;
+    return this.#entries.slice(0, this.#stop.matched ? this.#emittedTokens() : this.#offsets.length);
+  }
+
+  /** Tokens whose text has begun to be emitted past the stop filter. */
+  #emittedTokens(): number {
+    const emitted = this.#stop.text.length;
+    let n = 0;
+    while (n < this.#offsets.length && this.#offsets[n]! < emitted) n++;
+    return n;
+  }
+
+  #takeReady(): TokenLogprob[] {
+    const upTo = Math.min(this.#emittedTokens(), this.#entries.length);
+    const ready = this.#entries.slice(this.#sent, upTo);
+    this.#sent = Math.max(this.#sent, upTo);
+    return ready;
   }
 
   beforeSample(): void {
@@ -183,12 +234,14 @@ export class Generation implements DecodeJob {
         this.#textUpTo = this.tokens.length;
         break;
       }
+      if (this.logprobs) for (let i = this.#textUpTo; i < end; i++) this.#offsets.push(this.#pushed);
       this.#textUpTo = end;
       let chunk = text;
       if (this.#start !== undefined) {
         chunk = this.#dropIgnoredStart(chunk, final && this.#textUpTo === this.tokens.length);
         if (chunk === '') continue;
       }
+      this.#pushed += chunk.length;
       if (this.#stop.push(chunk)) {
         this.finishReason = 'stop';
         return false;
@@ -196,4 +249,9 @@ export class Generation implements DecodeJob {
     }
     return !this.#stop.matched;
   }
+}
+
+/** OpenAI's shape of a token choice; a token the model rules out gets OpenAI's floor of −9999. */
+function choice(token: string, logprob: number): TokenChoice {
+  return { token, logprob: Math.max(logprob, -9999), bytes: [...Buffer.from(token, 'utf8')] };
 }

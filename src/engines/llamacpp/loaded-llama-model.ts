@@ -12,7 +12,7 @@ import type {
 import { DecodeLoop, type KvSequence } from './decode-loop.ts';
 import { LLAMACPP_DESCRIPTORS } from './descriptors.ts';
 import { Generation, type RepeatPenalty } from './generation.ts';
-import { createNativeSampler, nativeContext, nativeGrammarState, type NativeSamplerConfig } from './native-context.ts';
+import { createLogprobReaders, createNativeSampler, disposeLogprobReaders, nativeContext, nativeGrammarState, type NativeSamplerConfig } from './native-context.ts';
 import { SequencePool } from './sequence-pool.ts';
 import type { ThoughtSegment } from './thought-split.ts';
 
@@ -106,6 +106,9 @@ export class LoadedLlamaModel implements LoadedModel {
   #jsonGrammar: Promise<LlamaGrammar> | undefined;
   #vocab: number | undefined;
   #eog: number[] | undefined;
+  /** Token texts for logprobs (with special tokens' own text), filled as they are asked for. */
+  readonly #tokenTexts = new Map<Token, string>();
+  #pieceLead: Token[] | undefined;
 
   constructor(parts: LoadedLlamaModelParts) {
     this.#p = parts;
@@ -210,6 +213,7 @@ export class LoadedLlamaModel implements LoadedModel {
     // The manager's queue runs at most n_parallel requests, so a lease is free here.
     const lease = await this.#pool!.acquire(prompt, signal);
     const sampler = createNativeSampler(llama, model);
+    const readers = options.logprobs === undefined ? undefined : createLogprobReaders(llama, model, options.logprobs);
     try {
       const generation = new Generation({
         model,
@@ -226,6 +230,7 @@ export class LoadedLlamaModel implements LoadedModel {
         thought: shape.thought,
         continuesPrompt: shape.continuesPrompt,
         signal,
+        ...(readers ? { logprobs: { readers, top: options.logprobs!, tokenText: (t: Token) => this.#tokenText(t) } } : {}),
         onText: options.onText,
         onReasoning: options.onReasoning,
       });
@@ -245,12 +250,14 @@ export class LoadedLlamaModel implements LoadedModel {
           cachedPromptTokens: use.cachedTokens,
           evaluatedPromptTokens: use.evaluatedTokens,
         },
+        ...(readers ? { logprobs: generation.tokenLogprobs } : {}),
       };
     } catch (err) {
       if (signal.aborted) throw signal.reason;
       throw err;
     } finally {
       sampler.dispose();
+      if (readers) disposeLogprobReaders(readers);
       lease.release();
     }
   }
@@ -298,6 +305,19 @@ export class LoadedLlamaModel implements LoadedModel {
     }
     if (ignoreEos) for (const id of this.#eogTokens()) bias.set(id, -Infinity);
     return bias;
+  }
+
+  #tokenText(token: Token): string {
+    let text = this.#tokenTexts.get(token);
+    if (text === undefined) {
+      // After a neutral token, so a SentencePiece piece keeps its leading space (" world"), as
+      // llama-server shows it; a token detokenised alone at the start of a text loses it.
+      const model = this.#p.model;
+      this.#pieceLead ??= model.tokenize('a', false).slice(-1);
+      text = model.detokenize([token], true, this.#pieceLead);
+      this.#tokenTexts.set(token, text);
+    }
+    return text;
   }
 
   #vocabularySize(): number {

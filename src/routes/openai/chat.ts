@@ -1,7 +1,7 @@
 import { Ajv } from 'ajv';
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
-import type { ChatMessage, ResponseFormat } from '../../engines/engine.ts';
+import type { ChatMessage, ResponseFormat, TokenLogprob } from '../../engines/engine.ts';
 import { ApiError } from '../../errors.ts';
 import { errorResponses } from '../../schemas/common.ts';
 import {
@@ -9,6 +9,7 @@ import {
 } from '../../schemas/openai/chat.ts';
 import { clientSignal } from '../client-signal.ts';
 import { countTokens, requestParams, sendEventStream, unixNow, wireUsage } from './inference.ts';
+import { chatLogprobs } from './logprobs.ts';
 
 const ROLES: Record<string, ChatMessage['role']> = { system: 'system', developer: 'system', user: 'user', assistant: 'assistant' };
 
@@ -61,7 +62,9 @@ export function toResponseFormat(rf: ChatCompletionRequest['response_format']): 
 function rejectUnsupported(body: Record<string, unknown>): void {
   if (Array.isArray(body.tools) && body.tools.length > 0) throw new ApiError('unsupported_feature', `'tools' are not supported by this server`, { param: 'tools' });
   if (body.functions != null) throw new ApiError('unsupported_feature', `'functions' are not supported by this server`, { param: 'functions' });
-  if (body.logprobs === true) throw new ApiError('unsupported_feature', `'logprobs' are not supported by this server`, { param: 'logprobs' });
+  if (body.top_logprobs != null && body.logprobs !== true) {
+    throw new ApiError('invalid_value', `'top_logprobs' needs 'logprobs': true`, { param: 'top_logprobs' });
+  }
   if (body.audio != null) throw new ApiError('unsupported_feature', `audio output is not supported by this server`, { param: 'audio' });
 }
 
@@ -85,16 +88,17 @@ export default async function chatRoutes(app: FastifyInstance) {
     const id = `chatcmpl-${randomUUID().replaceAll('-', '')}`;
     const created = unixNow();
     const run = { capability: 'chat' as const, signal, keepAlive: body.keep_alive };
+    const logprobs = body.logprobs === true ? (body.top_logprobs ?? 0) : undefined;
 
     if (!body.stream) {
-      const r = await app.manager.run(entry, run, (loaded, sig) => loaded.chat!(messages, { params, responseFormat, signal: sig }));
+      const r = await app.manager.run(entry, run, (loaded, sig) => loaded.chat!(messages, { params, responseFormat, logprobs, signal: sig }));
       countTokens(app, entry.id, r.usage);
       const answer: ChatCompletion = {
         id, object: 'chat.completion', created, model: entry.id, system_fingerprint: null,
         choices: [{
           index: 0,
           message: { role: 'assistant', content: r.text, ...(r.reasoning ? { reasoning_content: r.reasoning } : {}), refusal: null },
-          logprobs: null,
+          logprobs: r.logprobs ? chatLogprobs(r.logprobs) : null,
           finish_reason: r.finishReason,
         }],
         usage: wireUsage(r.usage),
@@ -105,24 +109,27 @@ export default async function chatRoutes(app: FastifyInstance) {
     const includeUsage = body.stream_options?.include_usage === true;
     const base = { id, object: 'chat.completion.chunk', created, model: entry.id, system_fingerprint: null };
     const usageNull = includeUsage ? { usage: null } : {};
-    const chunk = (delta: Record<string, unknown>, finish: string | null = null) => ({
-      ...base, choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }], ...usageNull,
-    });
+    let sent = 0;
+    const chunk = (delta: Record<string, unknown>, finish: string | null = null, lps?: TokenLogprob[]) => {
+      sent += lps?.length ?? 0;
+      return { ...base, choices: [{ index: 0, delta, logprobs: lps ? chatLogprobs(lps) : null, finish_reason: finish }], ...usageNull };
+    };
     return sendEventStream(reply, async (emit) => {
       const r = await app.manager.run(entry, run, (loaded, sig) =>
         loaded.chat!(messages, {
-          params, responseFormat, signal: sig,
+          params, responseFormat, logprobs, signal: sig,
           // The first frame starts the HTTP answer; a request refused before it keeps its status.
           onStart: () => emit(chunk({ role: 'assistant', content: '' })),
-          onText: (text) => {
-            if (text) emit(chunk({ content: text }));
+          onText: (text, lps) => {
+            if (text) emit(chunk({ content: text }, null, lps));
           },
-          onReasoning: (text) => {
-            if (text) emit(chunk({ reasoning_content: text }));
+          onReasoning: (text, lps) => {
+            if (text) emit(chunk({ reasoning_content: text }, null, lps));
           },
         }));
       countTokens(app, entry.id, r.usage);
-      emit(chunk({}, r.finishReason));
+      // Tokens whose text never streamed (trailing whitespace held back, say) close the list.
+      emit(chunk({}, r.finishReason, r.logprobs?.slice(sent)));
       if (includeUsage) emit({ ...base, choices: [], usage: wireUsage(r.usage) });
     });
   });

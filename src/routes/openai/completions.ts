@@ -1,18 +1,18 @@
 import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import type { FastifyInstance } from 'fastify';
-import type { GenerationResult } from '../../engines/engine.ts';
+import type { GenerationResult, TokenLogprob } from '../../engines/engine.ts';
 import { ApiError } from '../../errors.ts';
 import { errorResponses } from '../../schemas/common.ts';
 import { CompletionRequestSchema, CompletionSchema, type Completion, type CompletionRequest } from '../../schemas/openai/completions.ts';
 import { clientSignal } from '../client-signal.ts';
 import { countTokens, mapWithLimit, requestParams, sendEventStream, sumUsage, unixNow, wireUsage } from './inference.ts';
+import { completionLogprobs } from './logprobs.ts';
 
 function rejectUnsupported(body: CompletionRequest): void {
   if (body.echo === true) throw new ApiError('unsupported_feature', `'echo' is not supported by this server`, { param: 'echo' });
   if (body.suffix) throw new ApiError('unsupported_feature', `'suffix' (fill-in-the-middle) is not supported by this server`, { param: 'suffix' });
   if (body.best_of != null && body.best_of !== 1) throw new ApiError('unsupported_feature', `'best_of' must be 1`, { param: 'best_of' });
-  if (body.logprobs != null) throw new ApiError('unsupported_feature', `'logprobs' are not supported by this server`, { param: 'logprobs' });
 }
 
 function totalUsage(results: GenerationResult[]) {
@@ -52,15 +52,18 @@ export default async function completionRoutes(app: FastifyInstance) {
     const id = `cmpl-${randomUUID().replaceAll('-', '')}`;
     const created = unixNow();
     const run = { capability: 'completion' as const, signal, keepAlive: body.keep_alive };
+    const logprobs = body.logprobs ?? undefined;
 
     if (!body.stream) {
       const results = await mapWithLimit(prompts, parallel, (prompt, index, started) =>
-        app.manager.run(entry, run, (loaded, sig) => loaded.complete!(prompt, { params, signal: sig, onStart: started }))
+        app.manager.run(entry, run, (loaded, sig) => loaded.complete!(prompt, { params, logprobs, signal: sig, onStart: started }))
           .catch((err: unknown) => stopOthers(namePrompt(err, index))));
       for (const r of results) countTokens(app, entry.id, r.usage);
       const answer: Completion = {
         id, object: 'text_completion', created, model: entry.id, system_fingerprint: null,
-        choices: results.map((r, index) => ({ text: r.text, index, logprobs: null, finish_reason: r.finishReason })),
+        choices: results.map((r, index) => ({
+          text: r.text, index, logprobs: r.logprobs ? completionLogprobs(prompts[index]!.length)(r.logprobs) : null, finish_reason: r.finishReason,
+        })),
         usage: totalUsage(results),
       };
       return answer;
@@ -69,25 +72,32 @@ export default async function completionRoutes(app: FastifyInstance) {
     const includeUsage = body.stream_options?.include_usage === true;
     const base = { id, object: 'text_completion', created, model: entry.id, system_fingerprint: null };
     const usageNull = includeUsage ? { usage: null } : {};
-    const chunk = (index: number, text: string, finish: string | null = null) => ({
-      ...base, choices: [{ text, index, logprobs: null, finish_reason: finish }], ...usageNull,
+    const chunk = (index: number, text: string, finish: string | null = null, lps: ReturnType<ReturnType<typeof completionLogprobs>> | null = null) => ({
+      ...base, choices: [{ text, index, logprobs: lps, finish_reason: finish }], ...usageNull,
     });
     return sendEventStream(reply, async (emit) => {
       const results = await mapWithLimit(prompts, parallel, async (prompt, index, started) => {
+        const wire = completionLogprobs(prompt.length);
+        let sent = 0;
+        const take = (lps: TokenLogprob[] | undefined) => {
+          sent += lps?.length ?? 0;
+          return lps ? wire(lps) : null;
+        };
         const r = await app.manager.run(entry, run, (loaded, sig) =>
           loaded.complete!(prompt, {
-            params, signal: sig,
+            params, logprobs, signal: sig,
             // The first frame starts the HTTP answer; a request refused before it keeps its status.
             onStart: () => {
               emit(chunk(index, ''));
               started();
             },
-            onText: (text) => {
-              if (text) emit(chunk(index, text));
+            onText: (text, lps) => {
+              if (text) emit(chunk(index, text, null, take(lps)));
             },
           })).catch((err: unknown) => stopOthers(namePrompt(err, index)));
         countTokens(app, entry.id, r.usage);
-        emit(chunk(index, '', r.finishReason));
+        // Tokens whose text never streamed close the list.
+        emit(chunk(index, '', r.finishReason, take(r.logprobs?.slice(sent))));
         return r;
       });
       if (includeUsage) emit({ ...base, choices: [], usage: totalUsage(results) });

@@ -1,5 +1,5 @@
 import { Type, type Static } from '../typebox.ts';
-import { FinishReasonSchema, SamplingFields, UsageSchema } from './common.ts';
+import { ChatLogprobsSchema, FinishReasonSchema, SamplingFields, UsageSchema } from './common.ts';
 
 export const ChatContentPartSchema = Type.Object(
   {
@@ -43,8 +43,10 @@ export const ChatCompletionRequestSchema = Type.Object(
     ...SamplingFields,
     max_completion_tokens: Type.Optional(Type.Union([Type.Integer(), Type.Null()], { description: 'Same as max_tokens (wins over it).' })),
     response_format: Type.Optional(Type.Union([ResponseFormatSchema, Type.Null()])),
+    logprobs: Type.Optional(Type.Union([Type.Boolean(), Type.Null()], { description: 'Return the log-probability of each generated token (choices[].logprobs.content).' })),
+    top_logprobs: Type.Optional(Type.Union([Type.Integer({ minimum: 0, maximum: 20 }), Type.Null()], { description: 'With logprobs: this many likeliest tokens at each place, 0–20.' })),
   },
-  { additionalProperties: true, description: 'OpenAI chat completion request. Fields not listed are accepted and ignored, except the ones that change the answer (tools, logprobs, audio), which are a 400.' },
+  { additionalProperties: true, description: 'OpenAI chat completion request. Fields not listed are accepted and ignored, except the ones that change the answer (tools, audio), which are a 400.' },
 );
 export type ChatCompletionRequest = Static<typeof ChatCompletionRequestSchema>;
 
@@ -62,7 +64,7 @@ export const ChatCompletionSchema = Type.Object({
       reasoning_content: Type.Optional(Type.String({ description: `A reasoning model's thought (the chat template's thought segment, e.g. <think>…</think>), kept out of content, as llama-server and DeepSeek's API return it; absent when the answer had none.` })),
       refusal: Type.Null(),
     }),
-    logprobs: Type.Null(),
+    logprobs: ChatLogprobsSchema,
     finish_reason: FinishReasonSchema,
   })),
   usage: UsageSchema,
@@ -82,7 +84,7 @@ export const ChatCompletionChunkSchema = Type.Object({
       content: Type.Optional(Type.String()),
       reasoning_content: Type.Optional(Type.String({ description: 'A piece of the thought, streamed before the content.' })),
     }),
-    logprobs: Type.Null(),
+    logprobs: ChatLogprobsSchema,
     finish_reason: Type.Union([FinishReasonSchema, Type.Null()]),
   })),
   usage: Type.Optional(Type.Union([UsageSchema, Type.Null()])),

@@ -51,3 +51,31 @@ export const FinishReasonSchema = Type.Union([Type.Literal('stop'), Type.Literal
 export const SAMPLING_PARAM_NAMES = [
   'temperature', 'top_p', 'top_k', 'min_p', 'seed', 'stop', 'presence_penalty', 'frequency_penalty', 'repeat_penalty', 'ignore_eos', 'logit_bias',
 ] as const;
+
+/** A token as OpenAI's logprobs show it. */
+const TokenChoiceFields = {
+  token: Type.String({ description: 'The token\'s text (special tokens as written in the vocabulary).' }),
+  logprob: Type.Number({ description: 'Natural log of its probability under the model (its logits\' softmax, before temperature, penalties and truncation, as llama-server reports it); −9999 for a token the model rules out.' }),
+  bytes: Type.Union([Type.Array(Type.Integer()), Type.Null()], { description: 'UTF-8 bytes of `token`.' }),
+};
+
+export const ChatLogprobsSchema = Type.Union([
+  Type.Object({
+    content: Type.Union([Type.Array(Type.Object({
+      ...TokenChoiceFields,
+      top_logprobs: Type.Array(Type.Object(TokenChoiceFields), { description: 'The `top_logprobs` likeliest tokens at this place, likeliest first.' }),
+    })), Type.Null()], { description: 'One entry per generated token (a reasoning model\'s thought included); tokens of a stop sequence are left out.' }),
+    refusal: Type.Null(),
+  }),
+  Type.Null(),
+], { description: 'With `logprobs: true`; null otherwise.' });
+
+export const CompletionLogprobsSchema = Type.Union([
+  Type.Object({
+    tokens: Type.Array(Type.String()),
+    token_logprobs: Type.Array(Type.Number()),
+    top_logprobs: Type.Array(Type.Record(Type.String(), Type.Number()), { description: 'Per token, the `logprobs` likeliest tokens → their logprob (tokens with the same text collapse into one key).' }),
+    text_offset: Type.Array(Type.Integer(), { description: 'Where each token\'s text begins, counted in characters from the start of the prompt.' }),
+  }),
+  Type.Null(),
+], { description: 'With `logprobs` set (legacy OpenAI shape); null otherwise. Tokens of a stop sequence are left out.' });

@@ -1,5 +1,5 @@
 import { Type, type Static } from '../typebox.ts';
-import { FinishReasonSchema, SamplingFields, UsageSchema } from './common.ts';
+import { CompletionLogprobsSchema, FinishReasonSchema, SamplingFields, UsageSchema } from './common.ts';
 
 export const CompletionRequestSchema = Type.Object(
   {
@@ -11,7 +11,7 @@ export const CompletionRequestSchema = Type.Object(
     echo: Type.Optional(Type.Union([Type.Boolean(), Type.Null()], { description: 'Only false is supported.' })),
     suffix: Type.Optional(Type.Union([Type.String(), Type.Null()], { description: 'Not supported (400 when set).' })),
     best_of: Type.Optional(Type.Union([Type.Integer(), Type.Null()], { description: 'Only 1 is supported.' })),
-    logprobs: Type.Optional(Type.Union([Type.Integer(), Type.Null()], { description: 'Not supported (400 when set).' })),
+    logprobs: Type.Optional(Type.Union([Type.Integer({ minimum: 0, maximum: 5 }), Type.Null()], { description: 'Return the log-probability of each generated token and this many likeliest tokens at each place, 0–5 (choices[].logprobs).' })),
   },
   { additionalProperties: true, description: 'OpenAI (legacy) completion request. Unlike OpenAI, max_tokens defaults to the rest of the context, as in llama.cpp and Ollama.' },
 );
@@ -20,7 +20,7 @@ export type CompletionRequest = Static<typeof CompletionRequestSchema>;
 const CompletionChoiceSchema = Type.Object({
   text: Type.String(),
   index: Type.Integer(),
-  logprobs: Type.Null(),
+  logprobs: CompletionLogprobsSchema,
   finish_reason: FinishReasonSchema,
 });
 
@@ -44,7 +44,7 @@ export const CompletionChunkSchema = Type.Object({
   choices: Type.Array(Type.Object({
     text: Type.String(),
     index: Type.Integer(),
-    logprobs: Type.Null(),
+    logprobs: CompletionLogprobsSchema,
     finish_reason: Type.Union([FinishReasonSchema, Type.Null()]),
   })),
   usage: Type.Optional(Type.Union([UsageSchema, Type.Null()])),
