@@ -9,7 +9,7 @@ import { controlCommand } from '../../src/cli/control.ts';
 import { listCommand } from '../../src/cli/ls.ts';
 import { pullCommand, type PullOptions } from '../../src/cli/pull.ts';
 import { loadConfig, type Config } from '../../src/config/config.ts';
-import { tempDir } from '../helpers/app.ts';
+import { tempDir, until } from '../helpers/app.ts';
 import { captureCli } from '../helpers/cli.ts';
 import { startFakeHub } from '../helpers/fake-hub.ts';
 import { startFileServer } from '../helpers/file-server.ts';
@@ -47,14 +47,6 @@ async function spawnServe(t: Teardown, modelsDir: string, env: Record<string, st
 
 const pull = (config: Config, target: string, opts: PullOptions = {}) => captureCli(() => pullCommand(config, target, opts));
 
-async function until<T>(fn: () => Promise<T>, ok: (v: T) => boolean): Promise<T> {
-  for (let i = 0; i < 500; i++) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined && ok(v)) return v;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error('condition not reached');
-}
 const stateAt = (port: number, id: string) => () => fetch(`http://127.0.0.1:${port}/v1/models/${id}/state`).then((r) => r.json() as Promise<any>);
 
 const Q = { Q2_K: 10, Q4_K_M: 15, Q8_0: 7 } as const;

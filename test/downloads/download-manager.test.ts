@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import t from 'tap';
 import { partPathOf } from '../../src/downloads/part-files.ts';
-import { buildTestApp } from '../helpers/app.ts';
+import { buildTestApp, modelState as state, until } from '../helpers/app.ts';
 import { startFileServer, type FileServer, type ServedFile } from '../helpers/file-server.ts';
 import { ggufBytes, sha256 } from '../helpers/gguf-bytes.ts';
 
@@ -28,18 +28,8 @@ async function writeModel(s: Setup, id: string, object: unknown): Promise<void> 
   await s.app.registry.scan();
 }
 
-const state = async (app: FastifyInstance, id: string) => (await app.inject({ url: `/v1/models/${id}/state` })).json();
 const download = (app: FastifyInstance, id: string) => app.inject({ method: 'POST', url: `/v1/models/${id}/download` });
 const gets = (s: Setup, p: string) => s.server.requests.filter((r) => r.path === p && r.method === 'GET');
-
-async function until<T>(fn: () => Promise<T>, ok: (v: T) => boolean): Promise<T> {
-  for (let i = 0; i < 500; i++) {
-    const v = await fn();
-    if (ok(v)) return v;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`condition not reached; last: ${JSON.stringify(await fn())}`);
-}
 
 async function partHolds(file: string, bytes: number): Promise<void> {
   await until(() => stat(partPathOf(file)).then((s) => s.size, () => 0), (n) => n >= bytes);

@@ -26,6 +26,30 @@ export async function putFile(dir: string, rel: string, content: unknown): Promi
   await writeFile(path.join(dir, rel), typeof content === 'string' ? content : JSON.stringify(content));
 }
 
+/** GET /v1/models/{id}/state through `inject`, as JSON. */
+export async function modelState(app: FastifyInstance, id: string): Promise<any> {
+  return (await app.inject({ url: `/v1/models/${id}/state` })).json();
+}
+
+/**
+ * Polls `fn` every 20 ms, for up to 10 s, until `ok` holds for its value; a poll that rejects
+ * counts as not yet (a server still starting). The error names the last value or rejection.
+ */
+export async function until<T>(fn: () => Promise<T>, ok: (v: T) => boolean): Promise<T> {
+  let last: unknown;
+  for (let i = 0; i < 500; i++) {
+    try {
+      const v = await fn();
+      if (ok(v)) return v;
+      last = v;
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`condition not reached; last: ${last instanceof Error ? last.message : JSON.stringify(last)}`);
+}
+
 export interface TestAppOptions {
   config?: Partial<Config>;
   engines?: Engine[];

@@ -3,7 +3,7 @@ import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import t from 'tap';
-import { buildTestApp, tempDir } from '../helpers/app.ts';
+import { buildTestApp, modelState as state, tempDir, until } from '../helpers/app.ts';
 import { startFakeHub, type FakeHub } from '../helpers/fake-hub.ts';
 import { startFileServer } from '../helpers/file-server.ts';
 import { ggufBytes, sha256 } from '../helpers/gguf-bytes.ts';
@@ -34,16 +34,6 @@ async function setup(t: { teardown(fn: () => unknown): void }, config: Record<st
 }
 
 const create = (app: FastifyInstance, body: unknown) => app.inject({ method: 'POST', url: '/v1/models', payload: body as object });
-const state = async (app: FastifyInstance, id: string) => (await app.inject({ url: `/v1/models/${id}/state` })).json();
-async function until<T>(fn: () => Promise<T>, ok: (v: T) => boolean): Promise<T> {
-  for (let i = 0; i < 500; i++) {
-    const v = await fn();
-    if (ok(v)) return v;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error('condition not reached');
-}
-
 t.test('a repository with four quantizations and a split model becomes five model objects in one folder', async (t) => {
   const { app, modelsDir, hub, files } = await setup(t);
   const res = await create(app, { source_url: 'acme/tiny-chat-GGUF' });

@@ -3,7 +3,7 @@ import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import t from 'tap';
-import { buildTestApp, tempDir } from '../helpers/app.ts';
+import { buildTestApp, modelState as state, tempDir, until } from '../helpers/app.ts';
 import { startFileServer, type FileServer, type ServedFile } from '../helpers/file-server.ts';
 import { ggufBytes, sha256 } from '../helpers/gguf-bytes.ts';
 
@@ -27,16 +27,6 @@ async function writeModel(s: Pick<Setup, 'app' | 'modelsDir'>, id: string, objec
   await s.app.registry.scan();
 }
 
-const state = async (app: FastifyInstance, id: string) => (await app.inject({ url: `/v1/models/${id}/state` })).json();
-
-async function until<T>(fn: () => Promise<T>, ok: (v: T) => boolean): Promise<T> {
-  for (let i = 0; i < 500; i++) {
-    const v = await fn();
-    if (ok(v)) return v;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error('condition not reached');
-}
 
 const modelFor = (server: FileServer, p: string, body: Buffer) => ({
   metadata: { binaries: [{ path: path.basename(p), url: server.url(p), sha256: sha256(body), size: body.length }] },
