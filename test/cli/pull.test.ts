@@ -9,7 +9,7 @@ import { controlCommand } from '../../src/cli/control.ts';
 import { listCommand } from '../../src/cli/ls.ts';
 import { pullCommand, type PullOptions } from '../../src/cli/pull.ts';
 import { loadConfig, type Config } from '../../src/config/config.ts';
-import { tempDir, until } from '../helpers/app.ts';
+import { tempDir, temporaryHome, until } from '../helpers/app.ts';
 import { captureCli } from '../helpers/cli.ts';
 import { startFakeHub } from '../helpers/fake-hub.ts';
 import { startFileServer } from '../helpers/file-server.ts';
@@ -95,12 +95,7 @@ t.test('modeld pull: org/repo, a direct URL and a local path; rm, start and stop
   t.equal(twice.code, 0, twice.stderr);
   t.match(twice.stdout, /direct-model\/model: already downloaded/, 'the second pull finds the object the first created');
 
-  const home = await tempDir('modeld-home-');
-  const prevHome = process.env.HOME;
-  process.env.HOME = home;
-  t.teardown(() => {
-    process.env.HOME = prevHome;
-  });
+  const home = await temporaryHome(t);
   await mkdir(path.join(home, 'llms'));
   await writeFile(path.join(home, 'llms', 'mine.gguf'), ggufBytes());
   const local = await pull(config, '~/llms/mine.gguf');

@@ -26,6 +26,17 @@ export async function putFile(dir: string, rel: string, content: unknown): Promi
   await writeFile(path.join(dir, rel), typeof content === 'string' ? content : JSON.stringify(content));
 }
 
+/** A fresh temporary HOME for the rest of the test (`~` paths), the old one back at its end. */
+export async function temporaryHome(t: { teardown(fn: () => unknown): void }): Promise<string> {
+  const home = await tempDir('modeld-home-');
+  const prevHome = process.env.HOME;
+  process.env.HOME = home;
+  t.teardown(() => {
+    process.env.HOME = prevHome;
+  });
+  return home;
+}
+
 /** GET /v1/models/{id}/state through `inject`, as JSON. */
 export async function modelState(app: FastifyInstance, id: string): Promise<any> {
   return (await app.inject({ url: `/v1/models/${id}/state` })).json();

@@ -3,7 +3,7 @@ import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import t from 'tap';
-import { buildTestApp, modelState as state, tempDir, until } from '../helpers/app.ts';
+import { buildTestApp, modelState as state, temporaryHome, until } from '../helpers/app.ts';
 import { startFakeHub, type FakeHub } from '../helpers/fake-hub.ts';
 import { startFileServer } from '../helpers/file-server.ts';
 import { ggufBytes, sha256 } from '../helpers/gguf-bytes.ts';
@@ -125,12 +125,7 @@ t.test('a direct URL: header and size before download; the token never goes to a
 });
 
 t.test('a local path (~ expanded) is referenced in place, never copied, and survives DELETE', async (t) => {
-  const home = await tempDir('modeld-home-');
-  const prevHome = process.env.HOME;
-  process.env.HOME = home;
-  t.teardown(() => {
-    process.env.HOME = prevHome;
-  });
+  const home = await temporaryHome(t);
   await mkdir(path.join(home, 'llms'));
   const file = path.join(home, 'llms', 'my-model.Q4_K_M.gguf');
   const body = ggufBytes({ fileType: 15 });
