@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import t from 'tap';
 import { buildTestApp, modelState as state, temporaryHome, until } from '../helpers/app.ts';
-import { startFakeHub, type FakeHub } from '../helpers/fake-hub.ts';
+import { startFakeHub } from '../helpers/fake-hub.ts';
 import { startFileServer } from '../helpers/file-server.ts';
 import { ggufBytes, sha256 } from '../helpers/gguf-bytes.ts';
 
