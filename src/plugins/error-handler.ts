@@ -139,12 +139,18 @@ class MethodTable {
     this.router = FindMyWay(options);
   }
 
-  add(method: string | string[], url: string): void {
+  add(method: string | string[], url: string, prefix?: string): void {
     // A catch-all (@fastify/cors's OPTIONS *) says nothing about which paths exist.
     if (url === '*' || url === '/*') return;
+    // A plugin's root route answers at `/docs` and `/docs/` (Fastify's prefixTrailingSlash
+    // 'both'), but onRoute reports only the first.
+    if (prefix && url === prefix) this.add(method, `${url}/`);
+    // `/v1/models/:folder/:file` serves raw-slash ids; a folder holding a slash was an
+    // encoded id followed by a path segment, i.e. some other per-model route.
+    const rawSlashId = url.includes('/:folder/:file');
     for (const m of [method].flat()) {
       try {
-        this.router.on(m as FindMyWay.HTTPMethod, url, () => {});
+        this.router.on(m as FindMyWay.HTTPMethod, url, () => {}, { rawSlashId });
         this.methods.add(m);
       } catch {
         // The same method and path again under another constraint: already known.
@@ -154,15 +160,22 @@ class MethodTable {
 
   /** The methods `url` matches, in the usual order; none when no route has its path. */
   allowed(url: string): string[] {
-    return [...this.methods].filter((m) => this.router.find(m as FindMyWay.HTTPMethod, url) !== null).sort(byConvention);
+    return [...this.methods].filter((m) => {
+      const found = this.router.find(m as FindMyWay.HTTPMethod, url);
+      return found !== null && !isEncodedIdWithSuffix(found);
+    }).sort(byConvention);
   }
+}
+
+function isEncodedIdWithSuffix(found: { params: Record<string, string | undefined>; store: unknown }): boolean {
+  return (found.store as { rawSlashId?: boolean } | null)?.rawSlashId === true && (found.params.folder ?? '').includes('/');
 }
 
 /** One place where every failure becomes the OpenAI envelope with a stable code. */
 export default fp(
   async function errorHandler(app: FastifyInstance) {
     const table = new MethodTable(app.initialConfig);
-    app.addHook('onRoute', (route) => table.add(route.method, route.url));
+    app.addHook('onRoute', (route) => table.add(route.method, route.url, route.prefix));
     app.setErrorHandler((err: FastifyError, request, reply) => {
       const e = toApiError(err);
       if (e.status >= 500 && e.code === 'internal_error') request.log.error({ err }, 'unhandled error');

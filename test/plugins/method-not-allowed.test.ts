@@ -53,6 +53,16 @@ t.test('routes with a model id: encoded, raw slash, folder alias and a 1,000-cha
   // Fastify's maxParamLength (4000 here, 100 by default) applies to the 405 check too.
   t.equal(await allow('POST', `/v1/models/${'a%2F'.repeat(250)}`), 'GET, HEAD, DELETE, OPTIONS');
   t.equal(await allow('POST', '/docs/static/index.css'), 'GET, HEAD, OPTIONS', 'wildcard routes count');
+  // An encoded id and a segment: the per-model route's methods, not the raw-slash route's.
+  t.equal(await allow('GET', '/v1/models/llama2%2Fmodel/start'), 'POST, PUT, OPTIONS');
+  t.equal(await allow('DELETE', '/v1/models/llama2%2Fmodel/stop'), 'POST, PUT, OPTIONS');
+  t.equal(await allow('DELETE', '/v1/models/llama2%2Fmodel/state'), 'GET, HEAD, OPTIONS');
+  t.equal(await allow('PATCH', '/v1/models/llama2%2Fmodel/download'), 'POST, DELETE, OPTIONS');
+  const unknown = await app.inject({ method: 'GET', url: '/v1/models/llama2%2Fmodel/bogus' });
+  t.equal(unknown.statusCode, 404, 'an encoded id and a segment no route has');
+  t.equal(unknown.json().error.code, 'route_not_found');
+  // A plugin's root answers with and without its trailing slash.
+  t.equal(await allow('POST', '/docs/'), 'GET, HEAD, OPTIONS');
   const q = await app.inject({ method: 'GET', url: '/v1/chat/completions?stream=true' });
   t.equal(q.statusCode, 405);
   t.match(q.json().error.message, /on \/v1\/chat\/completions; /, 'the path without its query');

@@ -30,6 +30,11 @@ export function modelRoute(app: FastifyInstance, opts: ModelRouteOptions): void 
     method: opts.method,
     url: `/v1/models/:folder/:file${opts.suffix}`,
     schema: { ...opts.schema, hide: true },
-    handler: (request, reply) => opts.handler(resolve(request), request, reply),
+    handler: (request, reply) => {
+      // `smol%2Fmodel/start` reaches here as folder 'smol/model', file 'start': an encoded id
+      // and a segment that no route of this method has — a 404 or 405 like any other.
+      if ((request.params as { folder: string }).folder.includes('/')) return reply.callNotFound();
+      return opts.handler(resolve(request), request, reply);
+    },
   });
 }
