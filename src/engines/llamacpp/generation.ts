@@ -45,7 +45,7 @@ export interface GenerationOptions {
   thought?: ThoughtSegment;
   signal: AbortSignal;
   /** Logprobs of every answer token and its `top` likeliest alternatives, read by `readers`. */
-  logprobs?: { readers: LogprobReaders; top: number; tokenText(token: Token): string };
+  logprobs?: { readers: LogprobReaders; top: number; piece(token: Token): TokenPiece };
   onText?: (text: string, logprobs?: TokenLogprob[]) => void;
   onReasoning?: (text: string, logprobs?: TokenLogprob[]) => void;
 }
@@ -77,8 +77,8 @@ export class Generation implements DecodeJob {
   #start: string | undefined;
   /** With logprobs: one per token of `tokens`. */
   readonly #entries: TokenLogprob[] = [];
-  /** With logprobs: where each token's text begins in the text given to the stop filter. */
-  readonly #offsets: number[] = [];
+  /** With logprobs: where each token's text ends in the text given to the stop filter. */
+  readonly #ends: number[] = [];
   /** Length of the text given to the stop filter. */
   #pushed = 0;
   /** Entries handed out with streamed text. */
@@ -98,11 +98,11 @@ export class Generation implements DecodeJob {
         record: (token, logprob, top) => {
           // An end-of-generation token is sampled but not part of the answer.
           if (this.#entries.length >= this.tokens.length) return;
-          this.#entries.push({ ...choice(lp.tokenText(token as Token), logprob), top: top.map(([t, l]) => choice(lp.tokenText(t as Token), l)) });
+          this.#entries.push({ ...choice(lp.piece(token as Token), logprob), top: top.map(([t, l]) => choice(lp.piece(t as Token), l)) });
         },
       };
     }
-    // Streamed text carries the logprobs of the tokens whose text it begins.
+    // Streamed text carries the logprobs of the tokens whose text it completes.
     const onText = options.onText && lp ? (text: string) => options.onText!(text, this.#takeReady()) : options.onText;
     const onReasoning = options.onReasoning && lp ? (text: string) => options.onReasoning!(text, this.#takeReady()) : options.onReasoning;
     // Stop strings see the whole answer, thought included (as llama-server's do); the split comes after.
@@ -128,19 +128,20 @@ export class Generation implements DecodeJob {
   }
 
   /**
-   * With logprobs: the entries of the answer's tokens, those whose text lies in a stop
-   * sequence or after it excluded (complete after {@link finish}).
+   * With logprobs, after {@link finish}: an entry per token of the answer (a character cut
+   * by max_tokens included: its bytes are there), but after a stop sequence only those
+   * whose text lies wholly before it.
    */
   get tokenLogprobs(): TokenLogprob[] | undefined {
     if (!this.logprobs) return undefined;
-    return this.#entries.slice(0, this.#stop.matched ? this.#emittedTokens() : this.#offsets.length);
+    return this.#stop.matched ? this.#entries.slice(0, this.#emittedTokens()) : this.#entries;
   }
 
-  /** Tokens whose text has begun to be emitted past the stop filter. */
+  /** Tokens whose whole text is past the stop filter. */
   #emittedTokens(): number {
     const emitted = this.#stop.text.length;
     let n = 0;
-    while (n < this.#offsets.length && this.#offsets[n]! < emitted) n++;
+    while (n < this.#ends.length && this.#ends[n]! <= emitted) n++;
     return n;
   }
 
@@ -234,13 +235,13 @@ export class Generation implements DecodeJob {
         this.#textUpTo = this.tokens.length;
         break;
       }
-      if (this.logprobs) for (let i = this.#textUpTo; i < end; i++) this.#offsets.push(this.#pushed);
+      const first = this.#textUpTo;
       this.#textUpTo = end;
       let chunk = text;
-      if (this.#start !== undefined) {
-        chunk = this.#dropIgnoredStart(chunk, final && this.#textUpTo === this.tokens.length);
-        if (chunk === '') continue;
-      }
+      if (this.#start !== undefined) chunk = this.#dropIgnoredStart(chunk, final && this.#textUpTo === this.tokens.length);
+      // The tokens of one character end together; a dropped start ends where it began.
+      if (this.logprobs) for (let i = first; i < end; i++) this.#ends.push(this.#pushed + chunk.length);
+      if (chunk === '') continue;
       this.#pushed += chunk.length;
       if (this.#stop.push(chunk)) {
         this.finishReason = 'stop';
@@ -251,7 +252,13 @@ export class Generation implements DecodeJob {
   }
 }
 
+/** A token's text and its own bytes (part of a character, for a byte token). */
+export interface TokenPiece {
+  text: string;
+  bytes: number[];
+}
+
 /** OpenAI's shape of a token choice; a token the model rules out gets OpenAI's floor of −9999. */
-function choice(token: string, logprob: number): TokenChoice {
-  return { token, logprob: Math.max(logprob, -9999), bytes: [...Buffer.from(token, 'utf8')] };
+function choice(piece: TokenPiece, logprob: number): TokenChoice {
+  return { token: piece.text, logprob: Math.max(logprob, -9999), bytes: piece.bytes };
 }

@@ -11,7 +11,8 @@ import type {
 } from '../engine.ts';
 import { DecodeLoop, type KvSequence } from './decode-loop.ts';
 import { LLAMACPP_DESCRIPTORS } from './descriptors.ts';
-import { Generation, type RepeatPenalty } from './generation.ts';
+import { Generation, type RepeatPenalty, type TokenPiece } from './generation.ts';
+import { rawTokenBytes } from './token-bytes.ts';
 import { createLogprobReaders, createNativeSampler, disposeLogprobReaders, nativeContext, nativeGrammarState, type NativeSamplerConfig } from './native-context.ts';
 import { SequencePool } from './sequence-pool.ts';
 import type { ThoughtSegment } from './thought-split.ts';
@@ -106,8 +107,8 @@ export class LoadedLlamaModel implements LoadedModel {
   #jsonGrammar: Promise<LlamaGrammar> | undefined;
   #vocab: number | undefined;
   #eog: number[] | undefined;
-  /** Token texts for logprobs (with special tokens' own text), filled as they are asked for. */
-  readonly #tokenTexts = new Map<Token, string>();
+  /** Token texts and bytes for logprobs (special tokens with their own text), filled as asked for. */
+  readonly #tokenPieces = new Map<Token, TokenPiece>();
   #pieceLead: Token[] | undefined;
 
   constructor(parts: LoadedLlamaModelParts) {
@@ -230,7 +231,7 @@ export class LoadedLlamaModel implements LoadedModel {
         thought: shape.thought,
         continuesPrompt: shape.continuesPrompt,
         signal,
-        ...(readers ? { logprobs: { readers, top: options.logprobs!, tokenText: (t: Token) => this.#tokenText(t) } } : {}),
+        ...(readers ? { logprobs: { readers, top: options.logprobs!, piece: (t: Token) => this.#tokenPiece(t) } } : {}),
         onText: options.onText,
         onReasoning: options.onReasoning,
       });
@@ -307,17 +308,18 @@ export class LoadedLlamaModel implements LoadedModel {
     return bias;
   }
 
-  #tokenText(token: Token): string {
-    let text = this.#tokenTexts.get(token);
-    if (text === undefined) {
+  #tokenPiece(token: Token): TokenPiece {
+    let piece = this.#tokenPieces.get(token);
+    if (piece === undefined) {
       // After a neutral token, so a SentencePiece piece keeps its leading space (" world"), as
       // llama-server shows it; a token detokenised alone at the start of a text loses it.
       const model = this.#p.model;
       this.#pieceLead ??= model.tokenize('a', false).slice(-1);
-      text = model.detokenize([token], true, this.#pieceLead);
-      this.#tokenTexts.set(token, text);
+      const text = model.detokenize([token], true, this.#pieceLead);
+      piece = { text, bytes: rawTokenBytes(model, token) ?? [...Buffer.from(text, 'utf8')] };
+      this.#tokenPieces.set(token, piece);
     }
-    return text;
+    return piece;
   }
 
   #vocabularySize(): number {

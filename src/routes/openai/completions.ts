@@ -6,6 +6,7 @@ import { ApiError } from '../../errors.ts';
 import { errorResponses } from '../../schemas/common.ts';
 import { CompletionRequestSchema, CompletionSchema, type Completion, type CompletionRequest } from '../../schemas/openai/completions.ts';
 import { clientSignal } from '../client-signal.ts';
+import { toResponseFormat } from './chat.ts';
 import { countTokens, mapWithLimit, requestParams, sendEventStream, sumUsage, unixNow, wireUsage } from './inference.ts';
 import { completionLogprobs } from './logprobs.ts';
 
@@ -34,6 +35,7 @@ export default async function completionRoutes(app: FastifyInstance) {
     rejectUnsupported(body);
     const prompts = typeof body.prompt === 'string' ? [body.prompt] : body.prompt;
     const params = requestParams(app, entry, body);
+    const responseFormat = toResponseFormat(body.response_format);
     // One prompt failing ends the answer, so it also stops the other prompts' generations.
     const failed = new AbortController();
     const signal = AbortSignal.any([clientSignal(reply), failed.signal]);
@@ -56,13 +58,13 @@ export default async function completionRoutes(app: FastifyInstance) {
 
     if (!body.stream) {
       const results = await mapWithLimit(prompts, parallel, (prompt, index, started) =>
-        app.manager.run(entry, run, (loaded, sig) => loaded.complete!(prompt, { params, logprobs, signal: sig, onStart: started }))
+        app.manager.run(entry, run, (loaded, sig) => loaded.complete!(prompt, { params, responseFormat, logprobs, signal: sig, onStart: started }))
           .catch((err: unknown) => stopOthers(namePrompt(err, index))));
       for (const r of results) countTokens(app, entry.id, r.usage);
       const answer: Completion = {
         id, object: 'text_completion', created, model: entry.id, system_fingerprint: null,
         choices: results.map((r, index) => ({
-          text: r.text, index, logprobs: r.logprobs ? completionLogprobs(prompts[index]!.length)(r.logprobs) : null, finish_reason: r.finishReason,
+          text: r.text, index, logprobs: r.logprobs ? completionLogprobs(prompts[index]!)(r.logprobs) : null, finish_reason: r.finishReason,
         })),
         usage: totalUsage(results),
       };
@@ -77,7 +79,7 @@ export default async function completionRoutes(app: FastifyInstance) {
     });
     return sendEventStream(reply, async (emit) => {
       const results = await mapWithLimit(prompts, parallel, async (prompt, index, started) => {
-        const wire = completionLogprobs(prompt.length);
+        const wire = completionLogprobs(prompt);
         let sent = 0;
         const take = (lps: TokenLogprob[] | undefined) => {
           sent += lps?.length ?? 0;
@@ -85,7 +87,7 @@ export default async function completionRoutes(app: FastifyInstance) {
         };
         const r = await app.manager.run(entry, run, (loaded, sig) =>
           loaded.complete!(prompt, {
-            params, logprobs, signal: sig,
+            params, responseFormat, logprobs, signal: sig,
             // The first frame starts the HTTP answer; a request refused before it keeps its status.
             onStart: () => {
               emit(chunk(index, ''));

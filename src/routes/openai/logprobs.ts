@@ -12,16 +12,17 @@ export function chatLogprobs(entries: readonly TokenLogprob[]) {
 }
 
 /**
- * The legacy completions shape, whose `text_offset` counts from the start of the prompt: one
- * per prompt, fed the answer's entries in order (streamed chunks continue the offsets).
+ * The legacy completions shape, whose `text_offset` counts characters (code points, as
+ * Python's `len`, which OpenAI's clients use) from the start of the prompt: one per prompt,
+ * fed the answer's entries in order (streamed chunks continue the offsets).
  */
-export function completionLogprobs(promptLength: number) {
-  let offset = promptLength;
+export function completionLogprobs(prompt: string) {
+  let offset = codePoints(prompt);
   return (entries: readonly TokenLogprob[]) => {
     const text_offset: number[] = [];
     for (const e of entries) {
       text_offset.push(offset);
-      offset += e.token.length;
+      offset += codePoints(e.token);
     }
     return {
       tokens: entries.map((e) => e.token),
@@ -36,4 +37,10 @@ export function completionLogprobs(promptLength: number) {
       text_offset,
     };
   };
+}
+
+function codePoints(text: string): number {
+  let n = 0;
+  for (const _ of text) n++;
+  return n;
 }

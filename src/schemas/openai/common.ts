@@ -56,7 +56,7 @@ export const SAMPLING_PARAM_NAMES = [
 const TokenChoiceFields = {
   token: Type.String({ description: 'The token\'s text (special tokens as written in the vocabulary).' }),
   logprob: Type.Number({ description: 'Natural log of its probability under the model (its logits\' softmax, before temperature, penalties and truncation, as llama-server reports it); −9999 for a token the model rules out.' }),
-  bytes: Type.Union([Type.Array(Type.Integer()), Type.Null()], { description: 'UTF-8 bytes of `token`.' }),
+  bytes: Type.Union([Type.Array(Type.Integer()), Type.Null()], { description: 'The token\'s own bytes: UTF-8 of `token`, or part of a character for a byte token (whose `token` is then "\uFFFD").' }),
 };
 
 export const ChatLogprobsSchema = Type.Union([
@@ -64,7 +64,7 @@ export const ChatLogprobsSchema = Type.Union([
     content: Type.Union([Type.Array(Type.Object({
       ...TokenChoiceFields,
       top_logprobs: Type.Array(Type.Object(TokenChoiceFields), { description: 'The `top_logprobs` likeliest tokens at this place, likeliest first.' }),
-    })), Type.Null()], { description: 'One entry per generated token (a reasoning model\'s thought included); tokens of a stop sequence are left out.' }),
+    })), Type.Null()], { description: 'One entry per generated token (a reasoning model\'s thought included); after a stop sequence, only the tokens wholly before it.' }),
     refusal: Type.Null(),
   }),
   Type.Null(),
@@ -74,8 +74,9 @@ export const CompletionLogprobsSchema = Type.Union([
   Type.Object({
     tokens: Type.Array(Type.String()),
     token_logprobs: Type.Array(Type.Number()),
-    top_logprobs: Type.Array(Type.Record(Type.String(), Type.Number()), { description: 'Per token, the `logprobs` likeliest tokens → their logprob (tokens with the same text collapse into one key).' }),
-    text_offset: Type.Array(Type.Integer(), { description: 'Where each token\'s text begins, counted in characters from the start of the prompt.' }),
+    // additionalProperties, not a Record: fast-json-stringify drops the keys its `^(.*)$` pattern misses (a "\n" token).
+    top_logprobs: Type.Array(Type.Object({}, { additionalProperties: Type.Number() }), { description: 'Per token, the `logprobs` likeliest tokens → their logprob (tokens with the same text collapse into one key).' }),
+    text_offset: Type.Array(Type.Integer(), { description: 'Where each token\'s text begins, in characters (code points) from the start of the prompt.' }),
   }),
   Type.Null(),
-], { description: 'With `logprobs` set (legacy OpenAI shape); null otherwise. Tokens of a stop sequence are left out.' });
+], { description: 'With `logprobs` set (legacy OpenAI shape); null otherwise. After a stop sequence, only the tokens wholly before it.' });

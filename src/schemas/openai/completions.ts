@@ -1,4 +1,5 @@
 import { Type, type Static } from '../typebox.ts';
+import { ResponseFormatSchema } from './chat.ts';
 import { CompletionLogprobsSchema, FinishReasonSchema, SamplingFields, UsageSchema } from './common.ts';
 
 export const CompletionRequestSchema = Type.Object(
@@ -11,6 +12,7 @@ export const CompletionRequestSchema = Type.Object(
     echo: Type.Optional(Type.Union([Type.Boolean(), Type.Null()], { description: 'Only false is supported.' })),
     suffix: Type.Optional(Type.Union([Type.String(), Type.Null()], { description: 'Not supported (400 when set).' })),
     best_of: Type.Optional(Type.Union([Type.Integer(), Type.Null()], { description: 'Only 1 is supported.' })),
+    response_format: Type.Optional(Type.Union([ResponseFormatSchema, Type.Null()], { description: 'Not in OpenAI\'s completions (llama-server has it): constrains the continuation like chat\'s response_format.' })),
     logprobs: Type.Optional(Type.Union([Type.Integer({ minimum: 0, maximum: 5 }), Type.Null()], { description: 'Return the log-probability of each generated token and this many likeliest tokens at each place, 0–5 (choices[].logprobs).' })),
   },
   { additionalProperties: true, description: 'OpenAI (legacy) completion request. Unlike OpenAI, max_tokens defaults to the rest of the context, as in llama.cpp and Ollama.' },

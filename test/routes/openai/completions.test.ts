@@ -166,3 +166,16 @@ t.test('a stream the engine refuses before it starts is an ordinary error with i
   t.equal(chat.status, 400, 'chat too');
   t.match(((await chat.json()) as { error: unknown }).error, { code: 'context_length_exceeded', param: 'messages' });
 });
+
+t.test('response_format (llama-server\'s completions take it too) constrains the continuation', async (t) => {
+  const schema = { type: 'object', properties: { happy: { type: 'boolean' } }, required: ['happy'], additionalProperties: false };
+  const body = { model: 'tiny', prompt: 'the answer:', temperature: 0, max_tokens: 200, response_format: { type: 'json_schema', json_schema: { name: 'a', schema } } };
+  const res = await app.inject({ method: 'POST', url: '/v1/completions', payload: body });
+  t.equal(res.statusCode, 200, res.body);
+  const choice = res.json().choices[0];
+  t.equal(choice.finish_reason, 'stop');
+  t.same(Object.keys(JSON.parse(choice.text)), ['happy']);
+  const bad = await app.inject({ method: 'POST', url: '/v1/completions', payload: { ...body, response_format: { type: 'json_schema', json_schema: { name: 'a', schema: { type: 'nope' } } } } });
+  t.equal(bad.statusCode, 400);
+  t.equal(bad.json().error.param, 'response_format.json_schema.schema');
+});

@@ -1,6 +1,8 @@
+import Fastify from 'fastify';
 import type { Token } from 'node-llama-cpp';
 import OpenAI from 'openai';
 import t from 'tap';
+import { CompletionSchema } from '../../../src/schemas/openai/completions.ts';
 import { buildTestApp, tempDir } from '../../helpers/app.ts';
 import {
   CHATML_TEMPLATE, hasStories, LLAMA_TEST_CONFIG, STORIES_GGUF, testLlama, writeFixtureModel, writeSharedModel,
@@ -82,14 +84,15 @@ t.test('chat logprobs: entries spell the content, the greedy token is the likeli
   const messages = [{ role: 'user' as const, content: 'hello world' }];
   const r = await client.chat.completions.create({ model: 'tiny', messages, temperature: 0, max_tokens: 10, logprobs: true, top_logprobs: 4 });
   const content = r.choices[0]!.logprobs!.content!;
-  // A last token cut mid-character (a byte token at max_tokens) sends no text and has no entry.
-  t.ok(content.length >= r.usage!.completion_tokens - 1 && content.length <= r.usage!.completion_tokens);
+  t.equal(content.length, r.usage!.completion_tokens, 'an entry per token, a character cut by max_tokens included');
   // A chat answer drops its first token's SentencePiece space (as node-llama-cpp's LlamaChat); the entry keeps it.
-  t.equal(content.map((e) => e.token).join('').replace(/^ /, ''), r.choices[0]!.message.content);
+  // …and a character cut by max_tokens is not sent, though its token has an entry.
+  const spelled = Buffer.from(content.flatMap((e) => e.bytes!)).toString('utf8').replace(/^ /, '');
+  t.equal(spelled.replace(/\uFFFD$/, ''), r.choices[0]!.message.content!.replace(/\uFFFD$/, ''), 'the bytes spell the content');
   for (const e of content) {
     t.equal(e.top_logprobs.length, 4);
     t.ok(e.logprob <= 0);
-    t.same(e.bytes, [...Buffer.from(e.token)]);
+    if (e.token !== '\uFFFD') t.same(e.bytes, [...Buffer.from(e.token)]);
     t.equal(e.logprob, e.top_logprobs[0]!.logprob, 'greedy picks the likeliest');
     for (let i = 1; i < 4; i++) t.ok(e.top_logprobs[i]!.logprob <= e.top_logprobs[i - 1]!.logprob, 'likeliest first');
     t.ok(e.top_logprobs.reduce((sum, x) => sum + Math.exp(x.logprob), 0) <= 1 + 1e-6);
@@ -118,8 +121,9 @@ t.test('logprobs with a stop string leave out the stop sequence\'s tokens; sampl
   const cut = await client.completions.create({ model: 'tiny', prompt: 'hello world', temperature: 0, max_tokens: 20, logprobs: 1, stop: tokens[stopAt]!.trim() });
   const kept = cut.choices[0]!.logprobs!.tokens!;
   t.equal(cut.choices[0]!.finish_reason, 'stop');
-  t.ok(kept.join('').startsWith(cut.choices[0]!.text), 'the kept tokens cover the text');
-  t.ok(kept.join('').length < cut.choices[0]!.text.length + tokens[stopAt]!.length, 'and end where the stop sequence begins');
+  const text = cut.choices[0]!.text;
+  t.ok(text.startsWith(kept.join('')), 'the kept tokens lie wholly in the text');
+  t.ok(kept.join('').length + tokens[kept.length]!.length > text.length, 'the next token reaches into the stop sequence');
   t.ok(kept.length <= stopAt, `no token after the stop: ${kept.length} ≤ ${stopAt}`);
   t.ok(cut.choices[0]!.logprobs!.token_logprobs!.every((x, i) => Math.abs(x - full.choices[0]!.logprobs!.token_logprobs![i]!) < 1e-4));
 
@@ -158,6 +162,34 @@ t.test('a reasoning model: the thought\'s tokens have entries too, streamed with
   }
   t.same(streamed, content.map((e) => e.token));
   t.ok(reasoningEntries > 0, 'reasoning chunks carry the thought\'s entries');
+});
+
+t.test('byte tokens carry their own byte; text_offset counts characters', async (t) => {
+  // The fixture vocabulary has <0x00>…<0xFF> at ids 3…258: bias the three bytes of 中 (E4 B8 AD).
+  const bias = { [3 + 0xe4]: 100, [3 + 0xb8]: 100, [3 + 0xad]: 100 };
+  const r = await client.completions.create({ model: 'tiny', prompt: '😀 hi', temperature: 1, seed: 3, max_tokens: 6, logprobs: 0, logit_bias: bias });
+  const lp = r.choices[0]!.logprobs!;
+  const chat = await client.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: 'x' }], temperature: 1, seed: 3, max_tokens: 6, logprobs: true, logit_bias: bias });
+  for (const e of chat.choices[0]!.logprobs!.content!) {
+    t.equal(e.token, '\uFFFD');
+    t.equal(e.bytes!.length, 1);
+    t.ok([0xe4, 0xb8, 0xad].includes(e.bytes![0]!), `byte ${e.bytes![0]!.toString(16)}`);
+  }
+  t.equal(lp.tokens!.length, 6, 'every token has an entry, a character cut by max_tokens too');
+  t.equal(lp.text_offset![0], 4, "'😀 hi' is 4 characters (5 UTF-16 units)");
+});
+
+t.test('top_logprobs keys that are newlines survive the response serializer', async (t) => {
+  // fast-json-stringify writes only the keys a Record's `^(.*)$` pattern matches: "\n" is none.
+  const f = Fastify();
+  t.teardown(() => f.close());
+  const body = {
+    id: 'cmpl-x', object: 'text_completion', created: 0, model: 'm', system_fingerprint: null,
+    choices: [{ text: '\n', index: 0, finish_reason: 'stop', logprobs: { tokens: ['\n'], token_logprobs: [-0.5], top_logprobs: [{ '\n': -0.5, '\r\n': -1, ' a': -2 }], text_offset: [0] } }],
+    usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 },
+  };
+  f.get('/x', { schema: { response: { 200: CompletionSchema } } }, async () => body);
+  t.same((await f.inject('/x')).json().choices[0].logprobs.top_logprobs, [{ '\n': -0.5, '\r\n': -1, ' a': -2 }]);
 });
 
 t.test('logprobs requests are checked: top_logprobs needs logprobs, ranges are OpenAI\'s', async (t) => {
