@@ -146,6 +146,49 @@ t.test('a local path (~ expanded) is referenced in place, never copied, and surv
   t.match(missing.json().error, { code: 'source_not_found', param: 'source_url', message: new RegExp(path.join(home, 'llms', 'nope.gguf')) });
 });
 
+t.test('a local folder: its one model, one object per model when it holds several (split parts and projectors grouped), a 400 when it holds none', async (t) => {
+  const home = await temporaryHome(t);
+  const quants = path.join(home, 'quants');
+  await mkdir(quants);
+  await writeFile(path.join(quants, 'tiny.Q4_K_M.gguf'), ggufBytes({ fileType: 15 }));
+  await writeFile(path.join(quants, 'tiny.Q8_0.gguf'), ggufBytes({ fileType: 7 }));
+  await writeFile(path.join(quants, 'big-00001-of-00002.gguf'), ggufBytes({ fileType: 1, extra: { 'split.count': 2 } }));
+  await writeFile(path.join(quants, 'big-00002-of-00002.gguf'), ggufBytes({ fileType: 1 }));
+  await writeFile(path.join(quants, 'mmproj-tiny-f16.gguf'), ggufBytes({ fileType: 1 }));
+  await writeFile(path.join(quants, 'README.md'), 'not a model');
+  const { app } = await buildTestApp(t, { engines: [] });
+  const res = await create(app, { source_url: '~/quants' });
+  t.equal(res.statusCode, 201, res.body);
+  const data = res.json().data as Array<{ id: string; source_url: string; metadata: Record<string, unknown> }>;
+  t.same(data.map((m) => m.id).sort(), ['quants/big-00001-of-00002', 'quants/tiny.Q4_K_M', 'quants/tiny.Q8_0']);
+  t.same(data.find((m) => m.id === 'quants/tiny.Q8_0')!.source_url, path.join(quants, 'tiny.Q8_0.gguf'));
+  t.equal(data.find((m) => m.id === 'quants/tiny.Q8_0')!.metadata.quantization, 'Q8_0');
+  const slash = await create(app, { source_url: '~/quants', id: 'a/b' });
+  t.equal(slash.statusCode, 400);
+  t.equal(slash.json().error.param, 'id');
+
+  const one = path.join(home, 'one');
+  await mkdir(one);
+  await writeFile(path.join(one, 'solo.gguf'), ggufBytes());
+  const single = await create(app, { source_url: '~/one' });
+  t.equal(single.statusCode, 201, single.body);
+  t.match(single.json().data, [{ id: 'one/model', state: 'stopped' }], 'a folder of one model: one object, its binary found');
+
+  await mkdir(path.join(home, 'empty'));
+  const empty = await create(app, { source_url: '~/empty' });
+  t.equal(empty.statusCode, 400);
+  t.match(empty.json().error, { code: 'invalid_value', param: 'source_url', message: /no \.gguf or \.onnx file/ });
+});
+
+t.test('a source_url that is no URL is a 400 naming it, not a 500', async (t) => {
+  const { app } = await buildTestApp(t, { engines: [] });
+  for (const source_url of ['http://[::1', 'https://exa mple.com/a.gguf']) {
+    const res = await create(app, { source_url });
+    t.equal(res.statusCode, 400, source_url);
+    t.match(res.json().error, { code: 'invalid_value', param: 'source_url', message: /is not a valid URL/ });
+  }
+});
+
 t.test('an unknown repository is a 404 (the hub\'s anonymous 401 "Repository not found" too); a repository without GGUF files too', async (t) => {
   const { app, hub } = await setup(t);
   const res = await create(app, { source_url: 'acme/nope' });

@@ -1,4 +1,4 @@
-import { stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { ApiError } from '../../errors.ts';
 import { isBinaryName } from '../../registry/binaries.ts';
@@ -62,6 +62,20 @@ export async function createModels(req: CreateModelRequest, deps: CreateModelsDe
       if (st.isFile() && !isBinaryName(source.path)) {
         throw new ApiError('invalid_value', `${source.path} is not a .gguf or .onnx file`, { param: 'source_url' });
       }
+      if (st.isDirectory()) {
+        const models = await folderModels(source.path);
+        if (models.length === 0) throw new ApiError('invalid_value', `${source.path} is a folder with no .gguf or .onnx file in it`, { param: 'source_url' });
+        if (models.length > 1) {
+          // Several models in one folder (quantizations, say): one object each, as for a repository.
+          if (req.id?.includes('/')) throw new ApiError('invalid_value', `for a folder of several models, 'id' is the folder that holds one model object each; '${req.id}' has a slash`, { param: 'id' });
+          const folder = slug(req.id ?? path.basename(source.path));
+          for (const file of models) {
+            const header = /\.gguf$/i.test(file) ? await readHeader(file, undefined, deps) : {};
+            planned.push({ id: `${folder}/${slug(path.basename(file, path.extname(file)))}`, object: common({ source_url: file, metadata: { ...header } }) });
+          }
+          break;
+        }
+      }
       const base = st.isFile() ? path.basename(source.path, path.extname(source.path)) : path.basename(source.path);
       const header = st.isFile() && /\.gguf$/i.test(source.path) ? await readHeader(source.path, undefined, deps) : {};
       planned.push({ id: idFor(req.id, base), object: common({ source_url: source.path, metadata: { ...header } }) });
@@ -118,6 +132,19 @@ export async function createModels(req: CreateModelRequest, deps: CreateModelsDe
   }
   // All or nothing: a taken or repeated id, or a bad one, writes no object.
   return { source, entries: await deps.registry.create(planned) };
+}
+
+/**
+ * The model files of a local folder: every .gguf or .onnx file, a split GGUF by its first part
+ * (llama.cpp finds the others beside it), multimodal projectors (mmproj) left out.
+ */
+async function folderModels(dir: string): Promise<string[]> {
+  const names = (await readdir(dir, { withFileTypes: true })).filter((d) => d.isFile() && isBinaryName(d.name)).map((d) => d.name);
+  return names
+    .filter((n) => !/(^|[-_.])mmproj/i.test(n))
+    .filter((n) => !/-\d{5}-of-\d{5}\.gguf$/i.test(n) || /-00001-of-\d{5}\.gguf$/i.test(n))
+    .sort()
+    .map((n) => path.join(dir, n));
 }
 
 function idFor(requested: string | undefined, base: string): string {

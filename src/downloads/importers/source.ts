@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { expandHome } from '../../config/config.ts';
+import { ApiError } from '../../errors.ts';
 import { toResolveUrl } from '../../registry/binaries.ts';
 
 /** What a `source_url` given to `POST /v1/models` points at. */
@@ -22,7 +23,12 @@ const REPO_ID = /^[A-Za-z0-9][\w.-]*\/[\w.-]+$/;
 export function classifySource(source: string, { hubUrl, cwd = process.cwd() }: { hubUrl: string; cwd?: string }): ModelSource {
   const s = source.trim();
   if (/^https?:\/\//i.test(s)) {
-    const u = new URL(s);
+    let u: URL;
+    try {
+      u = new URL(s);
+    } catch {
+      throw new ApiError('invalid_value', `source_url '${s}' is not a valid URL`, { param: 'source_url' });
+    }
     const hub = new URL(hubUrl);
     const onHub = u.origin === hub.origin || HUB_HOSTS.has(u.hostname);
     const base = onHub && u.origin === hub.origin ? hub.pathname.replace(/\/+$/, '') : '';
