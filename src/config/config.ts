@@ -71,39 +71,85 @@ const ENV: Record<string, keyof Config> = {
   HF_TOKEN: 'hfToken',
 };
 
+const TRUE = ['true', '1', 'yes', 'on'];
+const FALSE = ['false', '0', 'no', 'off'];
+
+/**
+ * Text (a variable, a flag) to the setting's type. Text that is no integer or boolean stays
+ * text, so the schema check refuses it with the value shown; `Number` would take '' as 0 and
+ * '0x10' as 16, and a misspelt boolean must not quietly mean true.
+ */
 function coerce(key: keyof Config, raw: string): unknown {
   const schema = ConfigSchema.properties[key] as { type?: string };
   if (schema.type === 'array') return raw.split(',').map((s) => s.trim()).filter(Boolean);
-  if (schema.type === 'integer') return Number(raw);
-  if (schema.type === 'boolean') return !['0', 'false', 'no', 'off'].includes(raw.toLowerCase());
+  if (schema.type === 'integer') return /^\s*-?\d+\s*$/.test(raw) ? Number(raw) : raw;
+  if (schema.type === 'boolean') {
+    const v = raw.trim().toLowerCase();
+    return TRUE.includes(v) ? true : FALSE.includes(v) ? false : raw;
+  }
   return raw;
+}
+
+/** What a setting accepts, in words, for the error about a value it refuses. */
+function accepted(key: keyof Config): string | undefined {
+  const s = ConfigSchema.properties[key] as { type?: string; minimum?: number; maximum?: number; anyOf?: Array<{ const?: unknown }> };
+  if (s.anyOf?.every((o) => o.const !== undefined)) return `one of ${s.anyOf.map((o) => String(o.const)).join(', ')}`;
+  if (s.type === 'boolean') return `true or false (or ${TRUE.slice(1).map((t, i) => `${t}/${FALSE[i + 1]}`).join(', ')})`;
+  if (s.type === 'integer') {
+    if (s.minimum !== undefined && s.maximum !== undefined) return `an integer from ${s.minimum} to ${s.maximum}`;
+    return s.minimum !== undefined ? `an integer of at least ${s.minimum}` : 'an integer';
+  }
+  return undefined;
 }
 
 export class ConfigError extends Error {}
 
+/** A setting given on the command line: its text (or a switch's boolean) and the flag, for errors. */
+export interface FlagValue {
+  flag: string;
+  value: string | boolean;
+}
+
 /**
- * Builds the frozen config: defaults < environment < explicit overrides (CLI flags, tests).
- * Throws ConfigError naming the setting when a value is invalid.
+ * Builds the frozen config: defaults < environment < command-line flags < explicit overrides
+ * (tests, embedders). Throws ConfigError naming the setting, and the flag or variable it came
+ * from, when a value is invalid.
  */
-export function loadConfig(overrides: Partial<Config> = {}, env: NodeJS.ProcessEnv = process.env): Config {
+export function loadConfig(
+  overrides: Partial<Config> = {},
+  env: NodeJS.ProcessEnv = process.env,
+  flags: Partial<Record<keyof Config, FlagValue>> = {},
+): Config {
   const fromEnv: Record<string, unknown> = {};
   for (const [name, key] of Object.entries(ENV)) {
     const raw = env[name];
     if (raw !== undefined && raw !== '') fromEnv[key] = coerce(key, raw);
   }
+  const fromFlags: Record<string, unknown> = {};
+  for (const [key, f] of Object.entries(flags) as Array<[keyof Config, FlagValue | undefined]>) {
+    if (f) fromFlags[key] = typeof f.value === 'string' ? coerce(key, f.value) : f.value;
+  }
   const defined = Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined));
-  const merged = Value.Default(ConfigSchema, { ...fromEnv, ...defined }) as Record<string, unknown>;
+  const merged = Value.Default(ConfigSchema, { ...fromEnv, ...fromFlags, ...defined }) as Record<string, unknown>;
+  /** The flag or variable a value came from; the variable when it came from neither. */
+  const origin = (key: keyof Config) => {
+    const envName = Object.entries(ENV).find(([, k]) => k === key)?.[0];
+    if (!(key in defined) && flags[key]) return flags[key].flag;
+    return envName;
+  };
   const errors = [...Value.Errors(ConfigSchema, merged)];
   if (errors.length > 0) {
     const e = errors[0]!;
     const key = e.instancePath.slice(1).split('/')[0] as keyof Config;
-    const envName = Object.entries(ENV).find(([, k]) => k === key)?.[0];
-    throw new ConfigError(`invalid setting ${key}${envName ? ` (${envName})` : ''}: ${e.message}`);
+    const where = origin(key);
+    const want = accepted(key);
+    const why = want ? `must be ${want}, not ${JSON.stringify(String(merged[key]))}` : e.message;
+    throw new ConfigError(`invalid setting ${key}${where ? ` (${where})` : ''}: ${why}`);
   }
   try {
     parseDuration(merged.keepAlive as string);
   } catch (err) {
-    throw new ConfigError(`invalid setting keepAlive (MODELD_KEEP_ALIVE, --keep-alive): ${(err as Error).message}; use e.g. 5m, 1h30m, 0 or -1`);
+    throw new ConfigError(`invalid setting keepAlive (${origin('keepAlive')}): ${(err as Error).message}; use e.g. 5m, 1h30m, 0 or -1`);
   }
   merged.modelsDir = path.resolve(expandHome(merged.modelsDir as string));
   return Object.freeze(merged) as unknown as Config;
