@@ -1,5 +1,5 @@
 import { Command, Option } from 'commander';
-import { ConfigError, ConfigSchema, loadConfig, type Config } from '../config/config.ts';
+import { ConfigError, ConfigSchema, loadConfig, type Config, type FlagValue } from '../config/config.ts';
 import type { PullOptions } from './pull.ts';
 
 /** What each command does once its config is built; index.ts wires the real ones, tests stubs. */
@@ -14,8 +14,9 @@ export interface CliActions {
 const FLAGS = ['host', 'port', 'modelsDir', 'logLevel', 'jit', 'keepAlive'] as const satisfies ReadonlyArray<keyof Config>;
 
 /**
- * The commander program. No option carries a commander default: loadConfig applies
- * flag > environment > default, and a commander default would count as a flag.
+ * The commander program. No option carries a commander default or parser: loadConfig applies
+ * flag > environment > default and checks a flag's text as it checks a variable's (a commander
+ * default would count as a flag; `Number` would read `-p ''` as port 0).
  */
 export function buildProgram(actions: CliActions, env: NodeJS.ProcessEnv = process.env): Command {
   const def = (key: keyof Config) => String((ConfigSchema.properties[key] as { default?: unknown }).default);
@@ -24,21 +25,25 @@ export function buildProgram(actions: CliActions, env: NodeJS.ProcessEnv = proce
 
   const program = new Command()
     .name('modeld')
-    .description('OpenAI-compatible local inference server for GGUF and ONNX models')
-    .showHelpAfterError();
+    .description('OpenAI-compatible local inference server for GGUF and ONNX models');
 
   /** Options of the commands that talk to a running server rather than being one. */
   const clientOptions = (cmd: Command) =>
     cmd
       .option('--host <host>', `host of the modeld server to talk to ${src('host', 'MODELD_HOST')}`)
-      .option('-p, --port <port>', `port of the modeld server to talk to ${src('port', 'MODELD_PORT')}`, (v) => Number(v))
+      .option('-p, --port <port>', `port of the modeld server to talk to ${src('port', 'MODELD_PORT')}`)
       .addHelpText('after', '\nThe first key in MODELD_API_KEY, if set, is sent to the server.');
 
   /** Builds the config from the flags given on the command line only (see buildProgram). */
   function configFrom(cmd: Command): Config | undefined {
-    const given = Object.fromEntries(FLAGS.map((k) => [k, cmd.getOptionValueSource(k) === 'cli' ? cmd.getOptionValue(k) : undefined]));
+    const given: Partial<Record<keyof Config, FlagValue>> = {};
+    for (const k of FLAGS) {
+      if (cmd.getOptionValueSource(k) !== 'cli') continue;
+      const flag = cmd.options.filter((o) => o.attributeName() === k).map((o) => [o.short, o.long].filter(Boolean).join(', ')).join(' / ');
+      given[k] = { flag, value: cmd.getOptionValue(k) as string | boolean };
+    }
     try {
-      return loadConfig(given as Partial<Config>, env);
+      return loadConfig({}, env, given);
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
       console.error(`modeld: ${err.message}`);
@@ -51,9 +56,11 @@ export function buildProgram(actions: CliActions, env: NodeJS.ProcessEnv = proce
     .command('serve')
     .description('start the server')
     .option('--host <host>', `interface to bind ${src('host', 'MODELD_HOST')}`)
-    .option('-p, --port <port>', `port to listen on ${src('port', 'MODELD_PORT')}`, (v) => Number(v))
+    .option('-p, --port <port>', `port to listen on ${src('port', 'MODELD_PORT')}`)
     .option('-m, --models-dir <dir>', `models folder ${src('modelsDir', 'MODELD_MODELS_DIR')}`)
     .addOption(new Option('-l, --log-level <level>', `log level ${src('logLevel', 'MODELD_LOG_LEVEL')}`).choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
+    // Both forms, so that a flag can undo MODELD_JIT=false; with --jit defined, --no-jit sets no default.
+    .option('--jit', 'load a stopped model on its first request, whatever MODELD_JIT says')
     .option('--no-jit', `do not load a stopped model on its first request (default: load it, env MODELD_JIT=false${env.MODELD_JIT ? `; set to ${env.MODELD_JIT}` : ''})`)
     .option('--keep-alive <duration>', `idle time before a model unloads, e.g. 5m, 0, -1 ${src('keepAlive', 'MODELD_KEEP_ALIVE')}`)
     .action(async (_opts, cmd: Command) => {
@@ -91,6 +98,18 @@ export function buildProgram(actions: CliActions, env: NodeJS.ProcessEnv = proce
         const config = configFrom(cmd);
         if (config) process.exitCode = await actions.control(config, action, id);
       });
+  }
+
+  // Usage errors in one line, as every other error: commander's own would be followed by the
+  // whole help page, which buries the line that says what was wrong.
+  for (const cmd of [program, ...program.commands]) {
+    const help = cmd === program ? 'modeld --help' : `modeld ${cmd.name()} --help`;
+    cmd.configureOutput({
+      outputError: (str, write) => {
+        const line = str.replace(/^error: /, '').trim().replace(/\s*\n\(Did you mean (.*)\)$/, '; did you mean $1').replace(/\s*\n\s*/g, ' ').replace(/\.$/, '');
+        write(`modeld: ${line} (see ${help})\n`);
+      },
+    });
   }
   return program;
 }

@@ -193,6 +193,8 @@ t.test('environment settings apply to serve unless a flag is given: --no-jit, -p
     let got: Config | undefined;
     const stub = async () => 0;
     const program = buildProgram({ serve: async (c) => void (got = c), ls: stub, pull: stub, control: stub }, env);
+    // A usage error throws here instead of ending the test process.
+    for (const c of [program, ...program.commands]) c.exitOverride();
     await program.parseAsync(['serve', ...argv], { from: 'user' });
     return got!;
   };
@@ -201,9 +203,48 @@ t.test('environment settings apply to serve unless a flag is given: --no-jit, -p
   t.match(await configs(['-p', '5', '--host', '::1', '--keep-alive', '0', '-l', 'error'], env), { jit: false, port: 5, host: '::1', keepAlive: '0', logLevel: 'error' });
   t.match(await configs(['--no-jit'], {}), { jit: false, port: 1337, host: '127.0.0.1', keepAlive: '5m', logLevel: 'info' });
   t.match(await configs([], {}), { jit: true });
+  t.match(await configs(['--jit'], env), { jit: true }, '--jit overrides MODELD_JIT=false');
+  t.match(await configs(['--jit', '--no-jit'], {}), { jit: false }, 'the last of the two wins');
 
   const help = buildProgram({ serve: async () => {}, ls: async () => 0, pull: async () => 0, control: async () => 0 }, env)
     .commands.find((c) => c.name() === 'serve')!.helpInformation().replace(/\s+/g, ' ');
   t.match(help, /port to listen on \(default 1337, env MODELD_PORT=4242\)/, 'help shows the value that applies');
   t.match(help, /env MODELD_JIT=false; set to false\)/);
+  t.match(help, /--jit load a stopped model on its first request, whatever MODELD_JIT says/);
+});
+
+t.test('usage errors and bad settings are one line naming the flag or variable, without the help page', async (t) => {
+  const fails = async (argv: string[], env: NodeJS.ProcessEnv = {}) => {
+    const r = await run(process.execPath, [bin, ...argv], { env: { ...cleanEnv, ...env }, timeout: 60_000 }).then(
+      () => ({ code: 0, stderr: '' }),
+      (e: { code: number; stderr: string }) => e,
+    );
+    return { code: r.code, stderr: r.stderr, argv: argv.join(' ') };
+  };
+  const results = await Promise.all([
+    fails(['serve', '-l', 'bogus']),
+    fails(['pull', '--bogus', 'x']),
+    fails(['serve', '--hots', 'x']),
+    fails(['pull']),
+    fails(['frobnicate']),
+    fails(['ls', '-p', 'abc']),
+    fails(['ls', '-p', '']),
+    fails(['serve', '-m', '/nonexistent'], { MODELD_JIT: 'flase' }),
+    fails(['serve', '-m', '/nonexistent'], { MODELD_LOG_LEVEL: 'bogus' }),
+  ]);
+  const expected = [
+    [1, `modeld: option '-l, --log-level <level>' argument 'bogus' is invalid. Allowed choices are fatal, error, warn, info, debug, trace, silent (see modeld serve --help)`],
+    [1, `modeld: unknown option '--bogus' (see modeld pull --help)`],
+    [1, `modeld: unknown option '--hots'; did you mean --host? (see modeld serve --help)`],
+    [1, `modeld: missing required argument 'model' (see modeld pull --help)`],
+    [1, `modeld: unknown command 'frobnicate' (see modeld --help)`],
+    [2, 'modeld: invalid setting port (-p, --port): must be an integer from 0 to 65535, not "abc"'],
+    [2, 'modeld: invalid setting port (-p, --port): must be an integer from 0 to 65535, not ""'],
+    [2, 'modeld: invalid setting jit (MODELD_JIT): must be true or false (or 1/0, yes/no, on/off), not "flase"'],
+    [2, 'modeld: invalid setting logLevel (MODELD_LOG_LEVEL): must be one of fatal, error, warn, info, debug, trace, silent, not "bogus"'],
+  ] as const;
+  results.forEach((r, i) => {
+    t.equal(r.code, expected[i]![0], `${r.argv}: exit code`);
+    t.equal(r.stderr, `${expected[i]![1]}\n`, `${r.argv}: one line`);
+  });
 });
