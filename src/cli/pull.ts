@@ -33,6 +33,8 @@ function fail(message: string): number {
  * bytes, speed and ETA). Ctrl-C cancels the download, keeping the part for a resume.
  */
 export async function pullCommand(config: Config, target: string, opts: PullOptions): Promise<number> {
+  // '' would resolve to the current folder and import whatever lies there.
+  if (!target.trim()) return fail('pull needs a model: an id, a URL, a local path or org/repo[:QUANT]');
   const client = new ServerClient(config);
   if (!(await client.reachable())) return fail(`no modeld server answers at ${client.base}; start one with \`modeld serve\``);
   let ids: string[];
@@ -88,7 +90,9 @@ async function resolveTarget(client: ServerClient, rawTarget: string, opts: Pull
   const chosen =
     PREFERRED_QUANTS.map((q) => models.find((m) => quantOf(m) === q)).find(Boolean) ??
     [...models].sort((a, b) => Number(a.metadata.size ?? 0) - Number(b.metadata.size ?? 0))[0]!;
-  console.log(`${target} has ${models.length} quantizations (${models.map(quantOf).join(', ')}); pulling ${quantOf(chosen)} — choose with --quant or ${target}:<QUANT>, or --all`);
+  // `URL:QUANT` is no URL, so only an `org/repo` target is offered the suffix.
+  const choose = source === repo ? `--quant or ${target}:<QUANT>, or --all` : '--quant <QUANT> or --all';
+  console.log(`${target} has ${models.length} quantizations (${models.map(quantOf).join(', ')}); pulling ${quantOf(chosen)} — choose with ${choose}`);
   return [chosen.id];
 }
 

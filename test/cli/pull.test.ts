@@ -222,3 +222,25 @@ t.test('a mistyped local id (folder/model looks like org/repo) names the models 
   t.equal(typo.code, 1);
   t.match(typo.stderr, /^modeld: the Hugging Face repository 'fast-GGUF\/fast\.Q4_K_X' .*does not exist.*; no model 'fast-GGUF\/fast\.Q4_K_X' is on the server either \(it has fast-GGUF\/fast\.Q8_0\)$/);
 });
+
+t.test('the quantization hint offers target:<QUANT> for org/repo only', async (t) => {
+  const { hub } = await hubWithRepo(t);
+  const { config } = await serve(t, await tempDir(), hub.origin);
+  hub.files.set('/acme/tiny-GGUF/resolve/main/tiny.Q4_K_M.gguf', { body: ggufBytes({ fileType: 15, payloadBytes: 1000 }), status: 404 });
+  const byUrl = await pull(config, hub.url('/acme/tiny-GGUF'));
+  t.match(byUrl.stdout, /has 3 quantizations \(Q2_K, Q4_K_M, Q8_0\); pulling Q4_K_M — choose with --quant <QUANT> or --all$/m);
+  t.notMatch(byUrl.stdout, /:<QUANT>/);
+  const byRepo = await pull(config, 'acme/tiny-GGUF');
+  t.match(byRepo.stdout, /pulling Q4_K_M — choose with --quant or acme\/tiny-GGUF:<QUANT>, or --all$/m);
+});
+
+t.test('modeld pull refuses an empty target rather than pulling the current folder', async (t) => {
+  const { app, config } = await serve(t, await tempDir(), 'http://127.0.0.1:1');
+  for (const target of ['', '  ']) {
+    const r = await pull(config, target);
+    t.equal(r.code, 1);
+    t.equal(r.stderr, 'modeld: pull needs a model: an id, a URL, a local path or org/repo[:QUANT]');
+    t.equal(r.stdout, '');
+  }
+  t.same(app.registry.list(), [], 'no model object created');
+});
