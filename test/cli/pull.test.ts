@@ -223,6 +223,52 @@ t.test('a mistyped local id (folder/model looks like org/repo) names the models 
   t.match(typo.stderr, /^modeld: the Hugging Face repository 'fast-GGUF\/fast\.Q4_K_X' .*does not exist.*; no model 'fast-GGUF\/fast\.Q4_K_X' is on the server either \(it has fast-GGUF\/fast\.Q8_0\)$/);
 });
 
+t.test('org/repo:QUANT, --quant and --all create the objects of quantizations deleted from the server', async (t) => {
+  const files = {
+    'vis.Q4_K_M.gguf': ggufBytes({ fileType: 15, payloadBytes: 20_000 }),
+    'vis.Q8_0.gguf': ggufBytes({ fileType: 7, payloadBytes: 20_000 }),
+    'vis.Q2_K.gguf': ggufBytes({ fileType: 10, payloadBytes: 20_000 }),
+    'mmproj-vis-f16.gguf': ggufBytes({ fileType: 1, payloadBytes: 5_000, architecture: 'clip' }),
+  };
+  const hub = await startFakeHub({ 'acme/vis-GGUF': { files } });
+  t.teardown(() => hub.close());
+  const modelsDir = await tempDir();
+  const { config } = await serve(t, modelsDir, hub.origin);
+  const objectOf = async (q: string) => JSON.parse(await readFile(path.join(modelsDir, 'vis-GGUF', `vis.${q}.json`), 'utf8'));
+
+  const first = await pull(config, 'acme/vis-GGUF:Q4_K_M');
+  t.equal(first.code, 0, first.stderr);
+  const imported = { Q2_K: await objectOf('Q2_K'), Q8_0: await objectOf('Q8_0') };
+  for (const q of ['Q2_K', 'Q8_0']) t.equal((await captureCli(() => controlCommand(config, 'rm', `vis-GGUF/vis.${q}`))).code, 0);
+
+  // One object of the repository left: the quantization asked for must still decide.
+  const q8 = await pull(config, 'acme/vis-GGUF:Q8_0');
+  t.equal(q8.code, 0, q8.stderr);
+  t.match(q8.stdout, /^created vis-GGUF\/vis\.Q8_0$/m);
+  t.match(q8.stdout, /^vis-GGUF\/vis\.Q8_0: downloaded /m);
+  t.notMatch(q8.stdout, /Q4_K_M/);
+  t.same(await readFile(path.join(modelsDir, 'vis-GGUF', 'vis.Q8_0.gguf')), files['vis.Q8_0.gguf']);
+  t.same(await objectOf('Q8_0'), imported.Q8_0, 'the object a repository import makes, projector included');
+
+  const none = await pull(config, 'acme/vis-GGUF', { quant: 'Q3_K_S' });
+  t.equal(none.code, 1);
+  t.equal(none.stderr, 'modeld: acme/vis-GGUF has no Q3_K_S quantization; it has Q2_K, Q4_K_M, Q8_0');
+
+  const all = await pull(config, hub.url('/acme/vis-GGUF'), { all: true });
+  t.equal(all.code, 0, all.stderr);
+  t.match(all.stdout, /^created vis-GGUF\/vis\.Q2_K$/m);
+  t.match(all.stdout, /^vis-GGUF\/vis\.Q2_K: downloaded /m);
+  t.match(all.stdout, /^vis-GGUF\/vis\.Q4_K_M: already downloaded/m);
+  t.match(all.stdout, /^vis-GGUF\/vis\.Q8_0: already downloaded/m);
+  t.same(await objectOf('Q2_K'), imported.Q2_K);
+
+  await hub.stop();
+  const offline = await pull(config, 'acme/vis-GGUF', { all: true });
+  t.equal(offline.code, 0, offline.stderr);
+  t.match(offline.stderr, /^modeld: cannot reach the Hugging Face hub at .*; pulling only the 3 objects the server has$/);
+  t.equal(offline.stdout.match(/already downloaded/g)?.length, 3);
+});
+
 t.test('the quantization hint offers target:<QUANT> for org/repo only', async (t) => {
   const { hub } = await hubWithRepo(t);
   const { config } = await serve(t, await tempDir(), hub.origin);
