@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { constants, type Dirent, type Stats } from 'node:fs';
-import { link, lstat, mkdir, open, readdir, readlink, realpath, rename, rm, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
+import type { Dirent } from 'node:fs';
+import { link, lstat, mkdir, readdir, readlink, realpath, rename, rm, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { ApiError } from '../errors.ts';
@@ -11,6 +11,7 @@ import { HeaderCache } from './headers/header-cache.ts';
 import { parseModelId } from './ids.ts';
 import type { ModelObjectFile } from './model-object-schema.ts';
 import { checkNewModelObject, schemaProblems, withoutInvalidFields } from './object-check.ts';
+import { fsReason, NotRegularFileError, specialKind, withRegularFile } from './regular-file.ts';
 
 /** A problem that puts a model in the `error` state, naming the file and the field. */
 export interface ModelProblem {
@@ -204,9 +205,9 @@ export class ModelRegistry extends EventEmitter {
     let raw: unknown;
     try {
       const text = await readRegularFile(file);
-      if (typeof text !== 'string') return notRegular(`a ${specialKind(text)}`);
       raw = text.trim() === '' ? {} : JSON.parse(text);
     } catch (err) {
+      if (err instanceof NotRegularFileError) return notRegular(`a ${specialKind(err.stats)}`);
       entry.problem = { file, message: `${path.basename(file)} is not valid JSON: ${(err as Error).message}` };
       return entry;
     }
@@ -241,9 +242,16 @@ export class ModelRegistry extends EventEmitter {
     const primary = entry.binaries[0];
     entry.engine = obj.metadata?.engine ?? inferEngine(primary?.path ?? primary?.url);
     if (primary?.present) {
-      const res = await this.#headers.read(primary.path).catch((err) => ({ ok: false as const, error: (err as Error).message }));
-      if (res.ok) entry.header = res.header;
-      else entry.problem = { file: primary.path, message: `${path.basename(primary.path)} is not a readable ${entry.engine === 'onnx' ? 'ONNX' : 'GGUF'} file: ${res.error}` };
+      const binary = path.basename(primary.path);
+      const problem = await this.#headers.read(primary.path).then(
+        (res) => {
+          if (res.ok) entry.header = res.header;
+          return res.ok ? undefined : `${binary} is not a readable ${entry.engine === 'onnx' ? 'ONNX' : 'GGUF'} file: ${res.error}`;
+        },
+        // Unreadable, or swapped for a FIFO since resolveBinaries' stat: not a format problem.
+        (err) => (err instanceof NotRegularFileError ? err.message : `${binary} cannot be read: ${fsReason(err)}`),
+      );
+      if (problem) entry.problem = { file: primary.path, message: problem };
     } else if (!primary && entry.engine !== 'api') {
       // Nothing to download and nothing on disk: an empty object in a folder without a binary.
       if (!obj.source_url && !obj.metadata?.binaries) {
@@ -497,27 +505,9 @@ async function regularFiles(folder: string, dirents: Dirent[]): Promise<string[]
   return names.filter((n): n is string => n !== undefined);
 }
 
-/**
- * The text of a file, or its Stats when it is not a regular file. Opened non-blocking and
- * checked on the handle: a file swapped for a FIFO after the scan's stat still cannot block.
- */
-async function readRegularFile(file: string): Promise<string | Stats> {
-  const handle = await open(file, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0));
-  try {
-    const st = await handle.stat();
-    return st.isFile() ? await handle.readFile('utf8') : st;
-  } finally {
-    await handle.close();
-  }
-}
-
-function specialKind(st: Stats): string {
-  if (st.isFIFO()) return 'FIFO (named pipe)';
-  if (st.isSocket()) return 'socket';
-  if (st.isCharacterDevice()) return 'character device';
-  if (st.isBlockDevice()) return 'block device';
-  if (st.isDirectory()) return 'folder';
-  return 'special file';
+/** The text of a regular file (see openRegularFile: a FIFO swapped in after the scan's stat cannot block). */
+function readRegularFile(file: string): Promise<string> {
+  return withRegularFile(file, (handle) => handle.readFile('utf8'));
 }
 
 /**

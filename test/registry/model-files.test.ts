@@ -2,12 +2,17 @@
 // that name nothing, invalid fields; and a read-only scan of a missing folder.
 import { execFileSync } from 'node:child_process';
 import { closeSync, constants, existsSync, openSync, truncateSync } from 'node:fs';
+import * as realFs from 'node:fs/promises';
 import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import t from 'tap';
 import { ModelRegistry, staticState } from '../../src/registry/registry.ts';
 import { SHARED_MODELS, modelsFolder, putFile } from '../helpers/app.ts';
 import { writeCorruptGguf, writeTinyLlamaGguf } from '../helpers/gguf-writer.ts';
+import { writeImageClassifierOnnx } from '../helpers/onnx-writer.ts';
+import type * as RegistryModule from '../../src/registry/registry.ts';
+import { readGgufHeader } from '../../src/registry/headers/gguf-header.ts';
+import { readOnnxHeader } from '../../src/registry/headers/onnx-header.ts';
 
 
 t.test('a GGUF cut off in its header or in its tensor data is an error naming the file', async (t) => {
@@ -134,6 +139,74 @@ t.test('FIFOs and other non-regular files are never read: the scan finishes', { 
   t.equal(staticState(src), 'error');
   t.equal(src.problem?.field, 'source_url');
   t.match(src.problem?.message, /x\.gguf is not a regular file/);
+});
+
+/** A FIFO at `file` that nothing ever writes to; whatever blocked on it is let go at the test's end. */
+function fifoNoOneWrites(t: { teardown(fn: () => unknown): void }, file: string): void {
+  execFileSync('mkfifo', [file]);
+  t.teardown(() => {
+    try {
+      closeSync(openSync(file, constants.O_WRONLY | constants.O_NONBLOCK));
+    } catch {
+      /* no reader: nothing blocked on it */
+    }
+  });
+}
+
+t.test('a binary swapped for a FIFO after every stat is refused on its handle: the scan finishes', { skip: process.platform === 'win32' && 'no mkfifo' }, async (t) => {
+  const dir = await modelsFolder(t);
+  // What the binaries were before the swap: every stat by path (registry, binaries, header
+  // cache) sees these, the worst case of a rename racing the scan; only the open meets the FIFO.
+  const before = path.join(dir, '.before');
+  await mkdir(before);
+  writeTinyLlamaGguf(path.join(before, 'x.gguf'), { layers: 1 });
+  writeImageClassifierOnnx(path.join(before, 'x.onnx'), { classes: 3 });
+  const swapped = new Map<string, string>();
+  for (const [folder, file] of [['racy', 'x.gguf'], ['racyonnx', 'x.onnx']] as const) {
+    await mkdir(path.join(dir, folder));
+    fifoNoOneWrites(t, path.join(dir, folder, file));
+    // Named, not found by listing: the folder's listing would say FIFO.
+    await putFile(dir, `${folder}/model.json`, { source_url: file });
+    swapped.set(path.join(dir, folder, file), path.join(before, file));
+  }
+  await mkdir(path.join(dir, 'good'));
+  writeTinyLlamaGguf(path.join(dir, 'good/good.gguf'), { layers: 1 });
+  await putFile(dir, 'good/model.json', {});
+  const statAsBefore = (fn: (p: string, ...rest: unknown[]) => Promise<unknown>) =>
+    (p: unknown, ...rest: unknown[]) => fn(typeof p === 'string' ? (swapped.get(p) ?? p) : (p as string), ...rest);
+  const fs = { ...realFs, stat: statAsBefore(realFs.stat as never), lstat: statAsBefore(realFs.lstat as never) };
+  const { ModelRegistry, staticState } = await t.mockImport<typeof RegistryModule>('../../src/registry/registry.ts', { 'node:fs/promises': fs });
+
+  const reg = new ModelRegistry({ modelsDir: dir });
+  let timer: NodeJS.Timeout | undefined;
+  const finished = await Promise.race([
+    reg.scan().then(() => true),
+    new Promise<boolean>((r) => (timer = setTimeout(() => r(false), 5000))),
+  ]);
+  clearTimeout(timer);
+  t.ok(finished, 'the scan finished (nothing opened the FIFO blocking)');
+  if (!finished) return;
+  for (const [id, file] of [['racy', 'x.gguf'], ['racyonnx', 'x.onnx']]) {
+    const e = reg.resolve(id!);
+    t.equal(staticState(e), 'error', `${id}: a broken model`);
+    t.equal(e.problem?.file, path.join(dir, id!, file!), `${id}: the problem names the binary`);
+    t.equal(e.problem?.message, `${file} is a FIFO (named pipe), not a regular file`, id);
+  }
+  t.equal(staticState(reg.resolve('good')), 'stopped');
+});
+
+t.test('the header readers refuse a FIFO instead of waiting for a writer', { skip: process.platform === 'win32' && 'no mkfifo' }, async (t) => {
+  const dir = await modelsFolder(t);
+  for (const [file, read] of [['x.gguf', readGgufHeader], ['x.onnx', readOnnxHeader]] as const) {
+    fifoNoOneWrites(t, path.join(dir, file));
+    let timer: NodeJS.Timeout | undefined;
+    const outcome = await Promise.race([
+      read(path.join(dir, file)).then(() => 'read', (err: Error) => err.message),
+      new Promise<string>((r) => (timer = setTimeout(() => r('still waiting'), 5000))),
+    ]);
+    clearTimeout(timer);
+    t.equal(outcome, `${file} is a FIFO (named pipe), not a regular file`);
+  }
 });
 
 t.test('invalid fields are dropped from the object and all named in the error', async (t) => {

@@ -1,18 +1,20 @@
-import { stat } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import { gguf, GGMLFileQuantizationType, GGMLQuantizationType, type GGUFParseOutput } from '@huggingface/gguf';
+import { withRegularFile } from '../regular-file.ts';
 
 /**
  * Reads what the model table shows from a GGUF header: architecture, parameter count,
  * quantization, context/embedding length, layers, chat template presence, tokenizer.
- * Only the header and tensor infos are read, never the weights: from a local file, or from
- * an http(s) URL with range requests (`headers` go with them, e.g. a hub token).
+ * Only the header and tensor infos are read, never the weights: from a local file (opened by
+ * openRegularFile: a FIFO or device in its place is refused, never waited on), or from an
+ * http(s) URL with range requests (`headers` go with them, e.g. a hub token).
  *
  * The parser reads past the end of a file as zeros, so a file cut off inside its header
  * still "parses" into garbage: the header must end within the file, and every tensor the
  * header describes must fit in it (llama.cpp refuses the file otherwise), or this throws.
  */
 export async function readGgufHeader(file: string, headers?: Record<string, string>): Promise<Record<string, unknown>> {
-  const remote = /^https?:\/\//i.test(file);
+  if (!/^https?:\/\//i.test(file)) return withRegularFile(file, (handle, stats) => readGgufHeaderFrom(handle, stats.size));
   let remoteSize: number | undefined;
   // The size of a remote file comes with the first range answer (`content-range: bytes 0-n/size`).
   const sizingFetch: typeof fetch = async (input, init) => {
@@ -22,13 +24,53 @@ export async function readGgufHeader(file: string, headers?: Record<string, stri
     return res;
   };
   const parsed = await gguf(file, {
-    allowLocalFile: true,
     computeParametersCount: true,
-    ...(remote ? { fetch: sizingFetch } : {}),
+    fetch: sizingFetch,
     ...(headers ? { additionalFetchHeaders: headers } : {}),
   });
-  const size = remote ? remoteSize : (await stat(file)).size;
-  if (size !== undefined) checkExtent(parsed, size);
+  if (remoteSize !== undefined) checkExtent(parsed, remoteSize);
+  return summarize(parsed);
+}
+
+/**
+ * Reads the header of a local GGUF through an open handle of `size` bytes (its fstat size).
+ * The parser's own local-file reader opens the path again for every chunk, with a blocking
+ * open that a FIFO swapped in meanwhile would hang; here it gets the handle's bytes through
+ * its range-request interface instead, so it reads only the inode the caller checked.
+ */
+export async function readGgufHeaderFrom(handle: FileHandle, size: number): Promise<Record<string, unknown>> {
+  const parsed = await gguf(HANDLE_URL, { computeParametersCount: true, fetch: rangesOf(handle, size) });
+  checkExtent(parsed, size);
+  return summarize(parsed);
+}
+
+/** Never fetched: only rangesOf() answers for it. */
+const HANDLE_URL = 'http://open-file-handle.invalid/model.gguf';
+
+/** A fetch that answers `Range: bytes=a-b` requests from the handle, as a range-serving host would. */
+function rangesOf(handle: FileHandle, size: number): typeof fetch {
+  return async (_input, init) => {
+    const range = new Headers(init?.headers).get('range') ?? '';
+    const m = /^bytes=(\d+)-(\d*)$/.exec(range.trim());
+    if (!m) throw new Error(`unexpected range request '${range}'`);
+    const start = Math.min(Number(m[1]), size);
+    const end = Math.min(m[2] ? Number(m[2]) + 1 : size, size);
+    const buf = Buffer.alloc(end - start);
+    let filled = 0;
+    while (filled < buf.length) {
+      const { bytesRead } = await handle.read(buf, filled, buf.length - filled, start + filled);
+      if (bytesRead === 0) break;
+      filled += bytesRead;
+    }
+    const body = buf.subarray(0, filled);
+    return new Response(body, {
+      status: 206,
+      headers: { 'content-range': filled > 0 ? `bytes ${start}-${start + filled - 1}/${size}` : `bytes */${size}` },
+    });
+  };
+}
+
+function summarize(parsed: GGUFParseOutput & { parameterCount: number }): Record<string, unknown> {
   const { metadata, parameterCount } = parsed;
   const m = metadata as Record<string, unknown>;
   const arch = typeof m['general.architecture'] === 'string' ? (m['general.architecture'] as string) : undefined;

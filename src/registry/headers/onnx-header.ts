@@ -1,6 +1,7 @@
-import { readFile } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import onnxProto from 'onnx-proto';
 import { inferTask } from '../../engines/onnx/model-io.ts';
+import { withRegularFile } from '../regular-file.ts';
 
 const { onnx } = onnxProto;
 
@@ -28,11 +29,17 @@ function valueInfo(v: onnxProto.onnx.IValueInfoProto): OnnxTensorInfo {
 
 /**
  * Reads an ONNX model's interface (inputs/outputs with types and shapes), opset, producer and
- * metadata_props. protobufjs decodes byte fields as views of the buffer, so this costs one
+ * metadata_props. A FIFO or device in the file's place is refused (see openRegularFile), never
+ * waited on. protobufjs decodes byte fields as views of the buffer, so this costs one
  * read of the file and no copy of the weights.
  */
 export async function readOnnxHeader(file: string): Promise<Record<string, unknown>> {
-  const buf = await readFile(file);
+  return withRegularFile(file, (handle) => readOnnxHeaderFrom(handle));
+}
+
+/** readOnnxHeader of a file the caller opened (and checked is a regular file). */
+export async function readOnnxHeaderFrom(handle: FileHandle): Promise<Record<string, unknown>> {
+  const buf = await handle.readFile();
   let model: InstanceType<typeof onnx.ModelProto>;
   try {
     model = onnx.ModelProto.decode(buf);
