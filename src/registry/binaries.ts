@@ -2,6 +2,7 @@ import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { expandHome } from '../config/config.ts';
 import type { BinaryFile, ModelObjectFile } from './model-object-schema.ts';
+import { fsReason } from './regular-file.ts';
 
 export interface BinaryRef {
   /** Absolute local path where the file is or will be. */
@@ -71,8 +72,10 @@ export async function resolveBinaries(
     }
     const target = b.path ? localPath(folder, b.path) : path.join(folder, fileNameOfUrl(url!));
     // Only a regular file is a binary: a folder, a FIFO or a device would fail (or block) its reader.
-    const st = await stat(target).catch(() => undefined);
-    if (st && !st.isFile()) throw new BinaryFieldError(field, `${target} is not a regular file`);
+    const st = await stat(target).catch((err: NodeJS.ErrnoException) => err);
+    // Missing is "not downloaded"; unreachable (EACCES) is not: a download could not fix it.
+    if (st instanceof Error && st.code !== 'ENOENT') throw new BinaryFieldError(field, `${target} cannot be read: ${fsReason(st)}`);
+    if (!(st instanceof Error) && !st.isFile()) throw new BinaryFieldError(field, `${target} is not a regular file`);
     return {
       path: target,
       ...(url ? { url } : {}),
@@ -80,7 +83,7 @@ export async function resolveBinaries(
       ...(b.size !== undefined ? { size: b.size } : {}),
       ...(b.mime_type ? { mime_type: b.mime_type } : {}),
       managed: isInside(folder, target),
-      present: st !== undefined,
+      present: !(st instanceof Error),
     };
   };
   const listed = obj.metadata?.binaries;

@@ -46,6 +46,9 @@ const NOT_MODEL_OBJECTS = new Set([
   'labels.json', 'preprocessor_config.json', 'generation_config.json', 'added_tokens.json', 'schema.json',
 ]);
 
+/** What readdir of a models-folder entry answers when it is no folder to scan (gone, a file, a dangling link). */
+const NOT_A_FOLDER = new Set(['ENOENT', 'ENOTDIR']);
+
 const LOCAL_USER = (() => {
   try {
     return os.userInfo().username;
@@ -85,6 +88,8 @@ export interface RegistryOptions {
 export class ModelRegistry extends EventEmitter {
   readonly modelsDir: string;
   readonly #headers = new HeaderCache();
+  /** Entries of folders that cannot be read: nothing in them can be planned for deletion. */
+  readonly #unreachable = new WeakSet<ModelEntry>();
   #entries = new Map<string, ModelEntry>();
   #sorted: ModelEntry[] | undefined;
   #aliases = new Map<string, string>();
@@ -149,6 +154,10 @@ export class ModelRegistry extends EventEmitter {
     if (this.#createDir) await mkdir(this.modelsDir, { recursive: true });
     const entries = new Map<string, ModelEntry>();
     const byFolder = new Map<string, string[]>();
+    const add = (entry: ModelEntry) => {
+      entries.set(entry.id, entry);
+      byFolder.set(entry.folderName, [...(byFolder.get(entry.folderName) ?? []), entry.id]);
+    };
     const dirents = await readdir(this.modelsDir, { withFileTypes: true }).catch((err: NodeJS.ErrnoException) => {
       if (!this.#createDir && err.code === 'ENOENT') return [];
       throw err;
@@ -158,21 +167,31 @@ export class ModelRegistry extends EventEmitter {
         .filter((d) => (d.isDirectory() || d.isSymbolicLink()) && !d.name.startsWith('.'))
         .map(async (d) => {
           const folder = path.join(this.modelsDir, d.name);
-          const inside = await readdir(folder, { withFileTypes: true }).catch(() => []);
+          let inside: Dirent[];
+          try {
+            inside = await readdir(folder, { withFileTypes: true });
+          } catch (err) {
+            // Gone during the scan, a link to a file or to nothing: no model folder. Any other
+            // failure (a folder without read permission) hides its models: list it broken instead.
+            if (!NOT_A_FOLDER.has((err as NodeJS.ErrnoException).code ?? '')) add(await this.#unreadableFolder(d.name, folder, err));
+            return;
+          }
           const binaries = (await regularFiles(folder, inside)).filter(isBinaryName).map((f) => path.join(folder, f));
           // Not only regular files: a FIFO named model.json is listed broken (#load never opens it).
           const objects = inside
             .filter((f) => !f.isDirectory() && f.name.endsWith('.json') && !f.name.startsWith('.') && !NOT_MODEL_OBJECTS.has(f.name))
             .map((f) => f.name);
           for (const f of objects) {
-            // A model object deleted while the scan runs is simply gone, not a failed scan.
-            const entry = await this.#load(d.name, folder, path.join(folder, f), binaries).catch((err: NodeJS.ErrnoException) => {
+            const file = path.join(folder, f);
+            const entry = await this.#load(d.name, folder, file, binaries).catch(async (err: NodeJS.ErrnoException) => {
+              // A model object deleted while the scan runs is simply gone, not a failed scan.
               if (err.code === 'ENOENT') return undefined;
-              throw err;
+              // Whatever else fails breaks this model only (EACCES where the folder lacks execute permission).
+              const entry = await this.#emptyEntry(d.name, folder, file);
+              entry.problem = { file, message: `${f} cannot be read: ${fsReason(err)}` };
+              return entry;
             });
-            if (!entry) continue;
-            entries.set(entry.id, entry);
-            byFolder.set(d.name, [...(byFolder.get(d.name) ?? []), entry.id]);
+            if (entry) add(entry);
           }
         }),
     );
@@ -180,6 +199,27 @@ export class ModelRegistry extends EventEmitter {
     this.#sorted = undefined;
     this.#aliases = new Map([...byFolder].filter(([, ids]) => ids.length === 1).map(([f, ids]) => [f, ids[0]!]));
     this.emit('change');
+  }
+
+  /** An entry without object or binaries, created at the folder's time (its file's is unknown). */
+  async #emptyEntry(folderName: string, folder: string, file: string): Promise<ModelEntry> {
+    const times = await stat(folder).catch(() => undefined);
+    return {
+      id: `${folderName}/${path.basename(file, '.json')}`, folderName, folder, file,
+      created: times ? Math.floor((times.birthtimeMs || times.mtimeMs) / 1000) : 0,
+      object: {}, binaries: [], ownedBy: LOCAL_USER, header: {},
+    };
+  }
+
+  /**
+   * A folder whose entries cannot be listed: its model objects are unknown, so it stands as one
+   * broken model under the default object name (its folder name resolves to it too).
+   */
+  async #unreadableFolder(folderName: string, folder: string, err: unknown): Promise<ModelEntry> {
+    const entry = await this.#emptyEntry(folderName, folder, path.join(folder, 'model.json'));
+    entry.problem = { file: folder, message: `the model folder ${folderName}/ cannot be read: ${fsReason(err)}` };
+    this.#unreachable.add(entry);
+    return entry;
   }
 
   async #load(folderName: string, folder: string, file: string, folderBinaries: string[]): Promise<ModelEntry | undefined> {
@@ -193,26 +233,34 @@ export class ModelRegistry extends EventEmitter {
       created: Math.floor((times.birthtimeMs || times.mtimeMs) / 1000),
       object: {}, binaries: [], ownedBy: LOCAL_USER, header: {},
     };
+    const name = path.basename(file);
     const notRegular = (what: string) => {
-      entry.problem = { file, message: `${path.basename(file)} is ${what}, not a regular file; model objects are read only from regular files` };
+      entry.problem = { file, message: `${name} is ${what}, not a regular file; model objects are read only from regular files` };
       return entry;
     };
     if (st instanceof Error) {
-      return notRegular(`a link to ${await readlink(file).catch(() => '?')}, which ${st.code === 'ENOENT' ? 'does not exist' : `cannot be followed (${st.code})`}`);
+      return notRegular(`a link to ${await readlink(file).catch(() => '?')}, which ${st.code === 'ENOENT' ? 'does not exist' : `cannot be followed (${fsReason(st)})`}`);
     }
     // Opening a FIFO (or a device) waits for a writer: say what it is, never open it.
     if (!st.isFile()) return notRegular(`a ${specialKind(st)}`);
-    let raw: unknown;
+    let text: string;
     try {
-      const text = await readRegularFile(file);
-      raw = text.trim() === '' ? {} : JSON.parse(text);
+      text = await readRegularFile(file);
     } catch (err) {
       if (err instanceof NotRegularFileError) return notRegular(`a ${specialKind(err.stats)}`);
-      entry.problem = { file, message: `${path.basename(file)} is not valid JSON: ${(err as Error).message}` };
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw err;
+      entry.problem = { file, message: `${name} cannot be read: ${fsReason(err)}` };
+      return entry;
+    }
+    let raw: unknown;
+    try {
+      raw = text.trim() === '' ? {} : JSON.parse(text);
+    } catch (err) {
+      entry.problem = { file, message: `${name} is not valid JSON: ${(err as Error).message}` };
       return entry;
     }
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
-      entry.problem = { file, message: `${path.basename(file)} must hold a JSON object` };
+      entry.problem = { file, message: `${name} must hold a JSON object` };
       return entry;
     }
     const problems = schemaProblems(raw);
@@ -349,19 +397,33 @@ export class ModelRegistry extends EventEmitter {
    * files of a folder that is a link to elsewhere (links resolved) — for such a folder only
    * the link goes, when no other model object lives in it; a binary or object file another
    * model still uses stays. Answers the files it kept.
-   * Throws 400 (nothing touched) when the model cannot go without deleting such files.
+   * Throws 409 model_not_deletable, touching nothing, when the model cannot go without deleting
+   * such files or when its files cannot be reached (folder permissions); and, naming the file,
+   * when a removal fails part way.
    */
   async remove(entry: ModelEntry): Promise<{ kept: string[] }> {
     const plan = await this.#removal(entry);
-    for (const f of plan.files) await rm(f, { force: true });
-    if (plan.unlink) await unlink(plan.unlink);
-    else await rmdir(entry.folder).catch(() => undefined); // only when empty
+    let current = '';
+    try {
+      for (const f of plan.files) {
+        current = f;
+        await rm(f, { force: true });
+      }
+      current = plan.unlink ?? '';
+      if (plan.unlink) await unlink(plan.unlink);
+    } catch (err) {
+      // Permissions changed since the plan: the table shows
+      // what is left, and the answer says which file stayed and why rather than a bare 500.
+      await this.scan().catch(() => undefined);
+      throw new ApiError('model_not_deletable', `cannot delete '${entry.id}': ${current} cannot be removed: ${fsReason(err)}`, { param: 'model' });
+    }
+    if (!plan.unlink) await rmdir(entry.folder).catch(() => undefined); // only when empty
     await this.scan();
     return { kept: plan.kept };
   }
 
   /**
-   * Throws the 400 `remove` would throw, touching nothing (call it before stopping the model).
+   * Throws the 409 `remove` would throw, touching nothing (call it before stopping the model).
    * `remove` works its plan out again rather than taking this one: the stop between them can
    * last the grace period, and a model created meanwhile may come to use these files.
    */
@@ -370,6 +432,14 @@ export class ModelRegistry extends EventEmitter {
   }
 
   async #removal(entry: ModelEntry): Promise<{ files: string[]; unlink?: string; kept: string[] }> {
+    const refuse = (why: string) => new ApiError('model_not_deletable', `cannot delete '${entry.id}': ${why}`, { param: 'model' });
+    if (this.#unreachable.has(entry)) {
+      throw refuse(`${entry.problem?.message ?? 'its folder cannot be read'}; fix its permissions or remove the folder ${entry.folder} yourself`);
+    }
+    const own = await lstat(entry.file).catch((err: NodeJS.ErrnoException) => err);
+    if (own instanceof Error && own.code !== 'ENOENT') {
+      throw refuse(`${path.basename(entry.file)} cannot be reached: ${fsReason(own)}; fix the permissions of ${entry.folder} or remove its files yourself`);
+    }
     const root = await realpath(this.modelsDir);
     const others = this.list().filter((e) => e.id !== entry.id);
     // What other models use, by real location of the directory entry and of the file behind it.
