@@ -177,9 +177,9 @@ export class ModelRegistry extends EventEmitter {
             return;
           }
           const binaries = (await regularFiles(folder, inside)).filter(isBinaryName).map((f) => path.join(folder, f));
-          // Not only regular files: a FIFO named model.json is listed broken (#load never opens it).
+          // Any kind of entry: a FIFO or a folder named model.json is listed broken (#load never opens it).
           const objects = inside
-            .filter((f) => !f.isDirectory() && f.name.endsWith('.json') && !f.name.startsWith('.') && !NOT_MODEL_OBJECTS.has(f.name))
+            .filter((f) => f.name.endsWith('.json') && !f.name.startsWith('.') && !NOT_MODEL_OBJECTS.has(f.name))
             .map((f) => f.name);
           for (const f of objects) {
             const file = path.join(folder, f);
@@ -226,7 +226,6 @@ export class ModelRegistry extends EventEmitter {
     const id = `${folderName}/${path.basename(file, '.json')}`;
     const own = await lstat(file);
     const st = own.isSymbolicLink() ? await stat(file).catch((err: NodeJS.ErrnoException) => err) : own;
-    if (!(st instanceof Error) && st.isDirectory()) return undefined;
     const times = st instanceof Error ? own : st;
     const entry: ModelEntry = {
       id, folderName, folder, file,
@@ -238,11 +237,12 @@ export class ModelRegistry extends EventEmitter {
       entry.problem = { file, message: `${name} is ${what}, not a regular file; model objects are read only from regular files` };
       return entry;
     };
+    const target = own.isSymbolicLink() ? await readlink(file).catch(() => '?') : undefined;
     if (st instanceof Error) {
-      return notRegular(`a link to ${await readlink(file).catch(() => '?')}, which ${st.code === 'ENOENT' ? 'does not exist' : `cannot be followed (${fsReason(st)})`}`);
+      return notRegular(`a link to ${target}, which ${st.code === 'ENOENT' ? 'does not exist' : `cannot be followed (${fsReason(st)})`}`);
     }
     // Opening a FIFO (or a device) waits for a writer: say what it is, never open it.
-    if (!st.isFile()) return notRegular(`a ${specialKind(st)}`);
+    if (!st.isFile()) return notRegular(target === undefined ? `a ${specialKind(st)}` : `a link to ${target}, a ${specialKind(st)}`);
     let text: string;
     try {
       text = await readRegularFile(file);
@@ -397,9 +397,10 @@ export class ModelRegistry extends EventEmitter {
    * files of a folder that is a link to elsewhere (links resolved) — for such a folder only
    * the link goes, when no other model object lives in it; a binary or object file another
    * model still uses stays. Answers the files it kept.
+   * A model object that is an empty folder goes too; a link to a folder is only unlinked.
    * Throws 409 model_not_deletable, touching nothing, when the model cannot go without deleting
-   * such files or when its files cannot be reached (folder permissions); and, naming the file,
-   * when a removal fails part way.
+   * such files, when its object file is a folder with files in it, or when its files cannot be
+   * reached (folder permissions); and, naming the file, when a removal fails part way.
    */
   async remove(entry: ModelEntry): Promise<{ kept: string[] }> {
     const plan = await this.#removal(entry);
@@ -407,12 +408,14 @@ export class ModelRegistry extends EventEmitter {
     try {
       for (const f of plan.files) {
         current = f;
-        await rm(f, { force: true });
+        // A folder named like the object file is planned only when it was empty (see #removal).
+        if (f === entry.file && (await lstat(f).catch(() => undefined))?.isDirectory()) await rmdir(f);
+        else await rm(f, { force: true });
       }
       current = plan.unlink ?? '';
       if (plan.unlink) await unlink(plan.unlink);
     } catch (err) {
-      // Permissions changed since the plan: the table shows
+      // Permissions changed since the plan, or a file appeared in that folder: the table shows
       // what is left, and the answer says which file stayed and why rather than a bare 500.
       await this.scan().catch(() => undefined);
       throw new ApiError('model_not_deletable', `cannot delete '${entry.id}': ${current} cannot be removed: ${fsReason(err)}`, { param: 'model' });
@@ -439,6 +442,15 @@ export class ModelRegistry extends EventEmitter {
     const own = await lstat(entry.file).catch((err: NodeJS.ErrnoException) => err);
     if (own instanceof Error && own.code !== 'ENOENT') {
       throw refuse(`${path.basename(entry.file)} cannot be reached: ${fsReason(own)}; fix the permissions of ${entry.folder} or remove its files yourself`);
+    }
+    // An empty folder goes like a file; one with files in it is never emptied: they are not
+    // the server's, and nothing says what they are.
+    if (!(own instanceof Error) && own.isDirectory()) {
+      const inside = await readdir(entry.file).catch((err: NodeJS.ErrnoException) => err);
+      if (inside instanceof Error || inside.length > 0) {
+        const what = inside instanceof Error ? `a folder that cannot be read (${fsReason(inside)})` : 'a folder with files in it';
+        throw refuse(`${path.basename(entry.file)} is ${what}, not a model object file, and modeld does not delete folders' contents; remove ${entry.file} yourself`);
+      }
     }
     const root = await realpath(this.modelsDir);
     const others = this.list().filter((e) => e.id !== entry.id);

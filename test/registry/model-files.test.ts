@@ -1,13 +1,14 @@
-// What the scan makes of files that are not what they claim: cut-off GGUFs, FIFOs, binaries
-// that name nothing, invalid fields; and a read-only scan of a missing folder.
+// What the scan makes of files that are not what they claim: cut-off GGUFs, FIFOs, folders
+// named like model objects, binaries that name nothing, invalid fields; and a read-only scan of
+// a missing folder.
 import { execFileSync } from 'node:child_process';
 import { closeSync, constants, existsSync, openSync, truncateSync } from 'node:fs';
 import * as realFs from 'node:fs/promises';
-import { mkdir, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import t from 'tap';
 import { ModelRegistry, staticState } from '../../src/registry/registry.ts';
-import { SHARED_MODELS, modelsFolder, putFile } from '../helpers/app.ts';
+import { SHARED_MODELS, buildTestApp, modelsFolder, putFile } from '../helpers/app.ts';
 import { writeCorruptGguf, writeTinyLlamaGguf } from '../helpers/gguf-writer.ts';
 import { writeImageClassifierOnnx } from '../helpers/onnx-writer.ts';
 import type * as RegistryModule from '../../src/registry/registry.ts';
@@ -111,7 +112,6 @@ t.test('FIFOs and other non-regular files are never read: the scan finishes', { 
   await putFile(dir, 'good/model.json', {});
   await mkdir(path.join(dir, 'dangling'));
   await symlink(path.join(dir, 'nowhere.json'), path.join(dir, 'dangling/model.json'));
-  await mkdir(path.join(dir, 'folder/sub.json'), { recursive: true });
 
   const reg = new ModelRegistry({ modelsDir: dir });
   let timer: NodeJS.Timeout | undefined;
@@ -122,7 +122,7 @@ t.test('FIFOs and other non-regular files are never read: the scan finishes', { 
   clearTimeout(timer);
   t.ok(finished, 'the scan finished (nothing waited on a FIFO)');
   if (!finished) return;
-  t.same(reg.list().map((e) => e.id), ['dangling/model', 'good/model', 'pipe/model', 'pipebin/model', 'src/model'], 'a folder named *.json is no model object');
+  t.same(reg.list().map((e) => e.id), ['dangling/model', 'good/model', 'pipe/model', 'pipebin/model', 'src/model']);
   // Listed broken, as a model object with invalid JSON is: the user sees which file and why.
   const pipe = reg.resolve('pipe');
   t.equal(staticState(pipe), 'error', 'a FIFO named model.json is a broken model');
@@ -207,6 +207,61 @@ t.test('the header readers refuse a FIFO instead of waiting for a writer', { ski
     clearTimeout(timer);
     t.equal(outcome, `${file} is a FIFO (named pipe), not a regular file`);
   }
+});
+
+t.test('a folder named like a model object, or a link to one, is a broken model', async (t) => {
+  const dir = await modelsFolder(t);
+  await mkdir(path.join(dir, 'empty/model.json'), { recursive: true });
+  await putFile(dir, 'full/model.json/notes.txt', 'mine');
+  await mkdir(path.join(dir, 'target'));
+  await putFile(dir, 'target/keep.txt', 'kept');
+  await mkdir(path.join(dir, 'linked'));
+  await symlink(path.join(dir, 'target'), path.join(dir, 'linked/model.json'));
+  await mkdir(path.join(dir, 'beside/q4.json'), { recursive: true });
+  await putFile(dir, 'beside/q8.json', { source_url: 'https://example.com/q8.gguf' });
+  const reg = new ModelRegistry({ modelsDir: dir });
+  await reg.scan();
+  t.same(reg.list().map((e) => e.id), ['beside/q4', 'beside/q8', 'empty/model', 'full/model', 'linked/model'], 'none vanishes from the table');
+  for (const id of ['empty', 'full']) {
+    const e = reg.resolve(id);
+    t.equal(staticState(e), 'error', id);
+    t.equal(e.problem?.file, path.join(dir, id, 'model.json'));
+    t.match(e.problem?.message, /^model\.json is a folder, not a regular file/, id);
+  }
+  t.match(reg.resolve('linked').problem?.message, /^model\.json is a link to .*target, a folder, not a regular file/);
+  t.match(reg.resolve('beside/q4').problem?.message, /^q4\.json is a folder/);
+  t.equal(staticState(reg.resolve('beside/q8')), 'not-downloaded', 'its neighbour is unaffected');
+
+  // Deleting: an empty folder goes as a file would, a link goes and its target stays, a folder
+  // with files in it is refused (they are not the server's), touching nothing.
+  await reg.remove(reg.resolve('empty'));
+  t.notOk(existsSync(path.join(dir, 'empty')), 'the empty folder and then the model folder are gone');
+  await reg.remove(reg.resolve('linked'));
+  t.notOk(existsSync(path.join(dir, 'linked')), 'the link and the model folder are gone');
+  t.same(await readdir(path.join(dir, 'target')), ['keep.txt'], 'the linked folder is untouched');
+  await t.rejects(reg.remove(reg.resolve('full')), {
+    code: 'model_not_deletable',
+    message: /^cannot delete 'full\/model': model\.json is a folder with files in it.*remove .*full\/model\.json yourself/,
+  });
+  t.ok(existsSync(path.join(dir, 'full/model.json/notes.txt')), 'nothing deleted');
+  t.equal(staticState(reg.resolve('full')), 'error', 'still listed');
+});
+
+t.test('over HTTP, a folder named model.json is listed broken and its DELETE is a 409 or a 200', async (t) => {
+  const dir = await modelsFolder(t);
+  await putFile(dir, 'full/model.json/notes.txt', 'mine');
+  await mkdir(path.join(dir, 'empty/model.json'), { recursive: true });
+  const { app } = await buildTestApp(t, { modelsDir: dir, engines: [] });
+  const list = (await app.inject({ url: '/v1/models' })).json().data as Array<{ id: string; state: string }>;
+  t.same(list.map((m) => [m.id, m.state]), [['empty/model', 'error'], ['full/model', 'error']]);
+  t.match((await app.inject({ url: '/v1/models/full/state' })).json(), { state: 'error', error: /model\.json is a folder/ });
+  const refused = await app.inject({ method: 'DELETE', url: '/v1/models/full/model' });
+  t.equal(refused.statusCode, 409, refused.body);
+  t.match(refused.json().error, { code: 'model_not_deletable', message: /model\.json is a folder with files in it/ });
+  t.ok(existsSync(path.join(dir, 'full/model.json/notes.txt')));
+  const deleted = await app.inject({ method: 'DELETE', url: '/v1/models/empty/model' });
+  t.equal(deleted.statusCode, 200, deleted.body);
+  t.notOk(existsSync(path.join(dir, 'empty')));
 });
 
 t.test('invalid fields are dropped from the object and all named in the error', async (t) => {
