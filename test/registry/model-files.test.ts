@@ -16,6 +16,17 @@ import { readGgufHeader } from '../../src/registry/headers/gguf-header.ts';
 import { readOnnxHeader } from '../../src/registry/headers/onnx-header.ts';
 
 
+
+/** Whether a scan finishes within `ms` (a scan that opens a FIFO blocking never does). */
+async function scansWithin(reg: { scan(): Promise<unknown> }, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const finished = await Promise.race([
+    reg.scan().then(() => true),
+    new Promise<boolean>((r) => (timer = setTimeout(() => r(false), ms))),
+  ]);
+  clearTimeout(timer);
+  return finished;
+}
 t.test('a GGUF cut off in its header or in its tensor data is an error naming the file', async (t) => {
   const dir = await modelsFolder(t);
   for (const kind of ['truncated-header', 'truncated'] as const) {
@@ -114,12 +125,7 @@ t.test('FIFOs and other non-regular files are never read: the scan finishes', { 
   await symlink(path.join(dir, 'nowhere.json'), path.join(dir, 'dangling/model.json'));
 
   const reg = new ModelRegistry({ modelsDir: dir });
-  let timer: NodeJS.Timeout | undefined;
-  const finished = await Promise.race([
-    reg.scan().then(() => true),
-    new Promise<boolean>((r) => (timer = setTimeout(() => r(false), 5000))),
-  ]);
-  clearTimeout(timer);
+  const finished = await scansWithin(reg, 5000);
   t.ok(finished, 'the scan finished (nothing waited on a FIFO)');
   if (!finished) return;
   t.same(reg.list().map((e) => e.id), ['dangling/model', 'good/model', 'pipe/model', 'pipebin/model', 'src/model']);
@@ -178,12 +184,7 @@ t.test('a binary swapped for a FIFO after every stat is refused on its handle: t
   const { ModelRegistry, staticState } = await t.mockImport<typeof RegistryModule>('../../src/registry/registry.ts', { 'node:fs/promises': fs });
 
   const reg = new ModelRegistry({ modelsDir: dir });
-  let timer: NodeJS.Timeout | undefined;
-  const finished = await Promise.race([
-    reg.scan().then(() => true),
-    new Promise<boolean>((r) => (timer = setTimeout(() => r(false), 5000))),
-  ]);
-  clearTimeout(timer);
+  const finished = await scansWithin(reg, 5000);
   t.ok(finished, 'the scan finished (nothing opened the FIFO blocking)');
   if (!finished) return;
   for (const [id, file] of [['racy', 'x.gguf'], ['racyonnx', 'x.onnx']]) {
