@@ -3,7 +3,6 @@ import path from 'node:path';
 import cliProgress from 'cli-progress';
 import { expandHome, type Config } from '../config/config.ts';
 import { formatBytes } from '../downloads/disk-space.ts';
-import type { HubModel } from '../downloads/importers/huggingface.ts';
 import { modelPath, ServerClient, ServerError } from './server-client.ts';
 
 export interface PullOptions {
@@ -83,10 +82,17 @@ async function resolveTarget(client: ServerClient, config: Config, rawTarget: st
     models = created.data;
     console.log(`created ${models.map((m) => m.id).join(', ')}`);
   } else if (repo && (opts.all || (quant && !models.some((m) => isQuant(quantOf(m)))))) {
-    // Objects deleted from a repository's folder: a repository import would be refused (409:
-    // some ids are taken), so the missing quantizations are created one file each.
-    const wanted = (h: HubModel) => opts.all || isQuant(h.quantization);
-    models = [...models, ...(await createMissing(client, config, repo, source, models, wanted, quant))].sort((a, b) => (a.id < b.id ? -1 : 1));
+    // Objects deleted from a repository's folder: the server creates the missing ones (all, or
+    // the one asked for) beside those it has, as the first import made them.
+    const body = { source_url: source, id: models[0]!.id.split('/')[0]!, skip_existing: true, ...(opts.all ? {} : { quantization: quant }) };
+    const created = await client.request<{ data: WireModel[] }>('POST', '/v1/models', body).catch((err: unknown) => {
+      if (!opts.all) throw err;
+      // --all with the hub out of reach still pulls what the server already knows of.
+      console.error(`modeld: ${(err as Error).message}; pulling only the ${models.length} object${models.length > 1 ? 's' : ''} the server has`);
+      return { data: [] };
+    });
+    if (created.data.length > 0) console.log(`created ${created.data.map((m) => m.id).join(', ')}`);
+    models = [...models, ...created.data].sort((a, b) => (a.id < b.id ? -1 : 1));
   }
   if (opts.all) return models.map((m) => m.id);
   if (quant) {
@@ -102,55 +108,6 @@ async function resolveTarget(client: ServerClient, config: Config, rawTarget: st
   const choose = source === repo ? `--quant or ${target}:<QUANT>, or --all` : '--quant <QUANT> or --all';
   console.log(`${target} has ${models.length} quantizations (${models.map(quantOf).join(', ')}); pulling ${quantOf(chosen)} — choose with ${choose}`);
   return [chosen.id];
-}
-
-/**
- * Creates the objects of a repository's quantizations that `wanted` picks and the server has
- * no object for, each from its file's hub URL, as the repository import would have made them:
- * same folder, same binaries (the projector too, which a file import leaves out). The repository
- * is listed from here, on the hub the existing objects came from.
- */
-async function createMissing(
-  client: ServerClient, config: Config, repo: string, source: string, have: WireModel[], wanted: (h: HubModel) => boolean, quant: string | undefined,
-): Promise<WireModel[]> {
-  const { groupGgufModels, listRepoFiles } = await import('../downloads/importers/huggingface.ts');
-  const { slug } = await import('../downloads/importers/source.ts');
-  const marker = `/${repo}/resolve/`;
-  const ref = have.map((m) => m.source_url).find((u) => u.includes(marker));
-  const hubUrl = ref ? ref.slice(0, ref.indexOf(marker)) : config.hfEndpoint;
-  const tree = /\/tree\/([^/]+)\/?$/.exec(source)?.[1];
-  const revision = decodeURIComponent(tree ?? ref?.slice(ref.indexOf(marker) + marker.length).split('/')[0] ?? 'main');
-  // HF_TOKEN goes to the configured hub only, never to a host an object's URL names.
-  const token = config.hfToken && new URL(hubUrl).origin === new URL(config.hfEndpoint).origin ? config.hfToken : undefined;
-  let files;
-  try {
-    files = await listRepoFiles(repo, revision, { hubUrl, ...(token ? { token } : {}) });
-  } catch (err) {
-    if (quant) throw err;
-    // --all with the hub out of reach still pulls what the server already knows of.
-    console.error(`modeld: ${(err as Error).message}; pulling only the ${have.length} object${have.length > 1 ? 's' : ''} the server has`);
-    return [];
-  }
-  const { models: hub } = groupGgufModels(files);
-  if (quant && !hub.some(wanted)) {
-    throw new Error(`${repo} has no ${quant} quantization; it has ${hub.map((h) => h.quantization ?? h.name).join(', ')}`);
-  }
-  const urls = new Set(have.map((m) => m.source_url));
-  const folder = have[0]!.id.split('/')[0]!;
-  const created: WireModel[] = [];
-  for (const h of hub.filter((h) => wanted(h) && !urls.has(h.files[0]!.url))) {
-    const binaries = [...h.files, ...(h.projector ? [h.projector] : [])].map((f) => ({
-      path: f.local ?? path.posix.basename(f.path),
-      url: f.url,
-      ...(f.sha256 ? { sha256: f.sha256 } : {}),
-      size: f.size,
-      ...(f === h.projector ? { role: 'projector' } : {}),
-    }));
-    const body = { id: `${folder}/${slug(h.name)}`, source_url: h.files[0]!.url, metadata: { binaries } };
-    created.push(...(await client.request<{ data: WireModel[] }>('POST', '/v1/models', body)).data);
-  }
-  if (created.length > 0) console.log(`created ${created.map((m) => m.id).join(', ')}`);
-  return created;
 }
 
 /** The server's models in the folder a mistyped `folder/model` id names. */

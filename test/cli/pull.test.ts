@@ -81,7 +81,7 @@ t.test('modeld pull: org/repo, a direct URL and a local path; rm, start and stop
   t.match(again.stdout, /tiny-GGUF\/tiny\.Q8_0: already downloaded/);
   const none = await pull(config, 'acme/tiny-GGUF', { quant: 'Q3_K_S' });
   t.equal(none.code, 1);
-  t.match(none.stderr, /acme\/tiny-GGUF has no Q3_K_S quantization; it has Q2_K, Q4_K_M, Q8_0/);
+  t.match(none.stderr, /acme\/tiny-GGUF' has no Q3_K_S quantization; it has Q2_K, Q4_K_M, Q8_0/);
 
   const direct = ggufBytes({ fileType: 7, payloadBytes: 100_000 });
   const web = await startFileServer({ files: { '/files/direct-model.gguf': { body: direct } } });
@@ -252,7 +252,7 @@ t.test('org/repo:QUANT, --quant and --all create the objects of quantizations de
 
   const none = await pull(config, 'acme/vis-GGUF', { quant: 'Q3_K_S' });
   t.equal(none.code, 1);
-  t.equal(none.stderr, 'modeld: acme/vis-GGUF has no Q3_K_S quantization; it has Q2_K, Q4_K_M, Q8_0');
+  t.equal(none.stderr, "modeld: the Hugging Face repository 'acme/vis-GGUF' has no Q3_K_S quantization; it has Q2_K, Q4_K_M, Q8_0");
 
   const all = await pull(config, hub.url('/acme/vis-GGUF'), { all: true });
   t.equal(all.code, 0, all.stderr);

@@ -73,6 +73,28 @@ t.test('a repository with four quantizations and a split model becomes five mode
   t.equal((await state(app, q4.id)).state, 'not-downloaded', 'the other quantizations are still not downloaded');
 });
 
+t.test('quantization picks one of a repository\'s models; skip_existing adds the missing ones instead of a 409', async (t) => {
+  const { app } = await setup(t);
+  const one = await create(app, { source_url: 'acme/tiny-chat-GGUF', quantization: 'q8_0' });
+  t.equal(one.statusCode, 201, one.body);
+  t.same(one.json().data.map((m: { id: string }) => m.id), ['tiny-chat-GGUF/tiny-chat.Q8_0']);
+  const again = await create(app, { source_url: 'acme/tiny-chat-GGUF' });
+  t.equal(again.statusCode, 409, 'a repository import is all or nothing');
+  const rest = await create(app, { source_url: 'acme/tiny-chat-GGUF', skip_existing: true });
+  t.equal(rest.statusCode, 201, rest.body);
+  t.same(rest.json().data.map((m: { id: string }) => m.id).sort(), [
+    'tiny-chat-GGUF/tiny-chat-F16', 'tiny-chat-GGUF/tiny-chat.Q2_K', 'tiny-chat-GGUF/tiny-chat.Q4_K_M', 'tiny-chat-GGUF/tiny-chat.Q5_K_M',
+  ]);
+  const none = await create(app, { source_url: 'acme/tiny-chat-GGUF', skip_existing: true });
+  t.equal(none.statusCode, 201);
+  t.same(none.json().data, [], 'nothing left to create');
+  const missing = await create(app, { source_url: 'acme/tiny-chat-GGUF', quantization: 'Q3_K_S' });
+  t.equal(missing.statusCode, 404);
+  t.match(missing.json().error, { code: 'source_not_found', param: 'quantization', message: /no Q3_K_S quantization; it has .*Q4_K_M/ });
+  const notRepo = await create(app, { source_url: '/nope.gguf', quantization: 'Q8_0' });
+  t.equal(notRepo.statusCode, 404, 'the source is checked first');
+});
+
 t.test('a Hugging Face blob URL is rewritten to resolve and verified against the LFS sha256', async (t) => {
   const { app, modelsDir, hub, files } = await setup(t);
   const res = await create(app, { source_url: `${hub.origin}/acme/tiny-chat-GGUF/blob/main/tiny-chat.Q8_0.gguf`, name: 'Tiny Q8' });

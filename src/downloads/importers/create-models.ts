@@ -13,6 +13,10 @@ export interface CreateModelRequest {
   /** `<folder>/<file>`, or a folder name (`<folder>/model`; for a repository, the folder of all its quantizations). */
   id?: string;
   source_url: string;
+  /** For a repository: only this quantization. */
+  quantization?: string;
+  /** Create the objects whose ids are free instead of refusing all when one exists. */
+  skip_existing?: boolean;
   name?: string;
   description?: string;
   parameters?: Record<string, unknown>;
@@ -120,14 +124,25 @@ export async function createModels(req: CreateModelRequest, deps: CreateModelsDe
       }
       if (req.id?.includes('/')) throw new ApiError('invalid_value', `for a repository, 'id' is the folder that holds one model object per quantization; '${req.id}' has a slash`, { param: 'id' });
       const folder = slug(req.id ?? source.repo.split('/')[1]!);
-      const objects = await mapLimit(models, 4, (m) => hubObject(source.repo, m, deps));
-      models.forEach((m, i) => planned.push({ id: `${folder}/${slug(m.name)}`, object: common(objects[i]!) }));
+      const wanted = req.quantization?.toLowerCase();
+      const picked = wanted ? models.filter((m) => (m.quantization ?? m.name).toLowerCase() === wanted) : models;
+      if (picked.length === 0) {
+        throw new ApiError('source_not_found', `the Hugging Face repository '${source.repo}' has no ${req.quantization} quantization; it has ${models.map((m) => m.quantization ?? m.name).join(', ')}`, { param: 'quantization' });
+      }
+      // Objects that exist are not fetched again (their headers) when they are to be skipped.
+      const fresh = req.skip_existing ? picked.filter((m) => !deps.registry.get(`${folder}/${slug(m.name)}`)) : picked;
+      const objects = await mapLimit(fresh, 4, (m) => hubObject(source.repo, m, deps));
+      fresh.forEach((m, i) => planned.push({ id: `${folder}/${slug(m.name)}`, object: common(objects[i]!) }));
       break;
     }
   }
 
+  if (req.quantization !== undefined && source.kind !== 'hf-repo') {
+    throw new ApiError('invalid_value', `'quantization' picks one of a repository's models; this source_url is no repository`, { param: 'quantization' });
+  }
   const taken = planned.filter((p) => deps.registry.get(p.id));
-  if (taken.length > 0) {
+  if (taken.length > 0 && req.skip_existing) planned.splice(0, planned.length, ...planned.filter((p) => !taken.includes(p)));
+  else if (taken.length > 0) {
     throw new ApiError('model_exists', `the model${taken.length > 1 ? 's' : ''} ${taken.map((p) => `'${p.id}'`).join(', ')} already exist${taken.length > 1 ? '' : 's'}; delete ${taken.length > 1 ? 'them' : 'it'} or choose another id`, { param: 'id' });
   }
   // All or nothing: a taken or repeated id, or a bad one, writes no object.
