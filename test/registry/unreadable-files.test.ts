@@ -158,22 +158,27 @@ t.test('the HTTP API over a model folder without execute permission', async (t) 
   t.match(refused.json().error, { code: 'model_not_deletable', message: /model\.json cannot be reached: permission denied/ });
 });
 
-/** Runs a child with permission bits in force: as `nobody` when this process is root, as this user otherwise. */
-const UNPRIVILEGED = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
+/**
+ * Runs a child with permission bits in force: as `nobody` when this process is root, as this
+ * user otherwise; without tap's NODE_OPTIONS (its loader lies in a checkout nobody may not read).
+ */
+const UNPRIVILEGED = { ...(process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {}), env: { ...process.env, NODE_OPTIONS: '' } };
+const REGISTRY_URL = pathToFileURL(path.join(REPO, 'src/registry/registry.ts')).href;
+const childArgs = (script: string) => ['--import', 'tsx', '--input-type=module', '-e', script];
 const cannotDropRoot = (() => {
   if (process.platform === 'win32') return 'POSIX permissions';
-  const probe = spawnSync('true', [], UNPRIVILEGED);
-  return probe.error || probe.status !== 0 ? `cannot run a child as nobody: ${probe.error?.message ?? probe.status}` : false;
+  // A checkout in a 0700 folder (a CI clone in mktemp -d) is out of nobody's reach: skip then.
+  const probe = spawnSync(process.execPath, childArgs(`await import(${JSON.stringify(REGISTRY_URL)});`), { cwd: REPO, ...UNPRIVILEGED });
+  return probe.error || probe.status !== 0 ? `cannot load the registry in a child as nobody: ${probe.error?.message ?? `exit ${probe.status}`}` : false;
 })();
 
 function scanUnprivileged(dir: string): Array<{ id: string; state: string; problem?: { file: string; message: string } }> {
-  const registry = pathToFileURL(path.join(REPO, 'src/registry/registry.ts')).href;
   const script = `
-    const { ModelRegistry, staticState } = await import(${JSON.stringify(registry)});
+    const { ModelRegistry, staticState } = await import(${JSON.stringify(REGISTRY_URL)});
     const reg = new ModelRegistry({ modelsDir: process.argv[1] });
     await reg.scan();
     console.log(JSON.stringify(reg.list().map((e) => ({ id: e.id, state: staticState(e), problem: e.problem }))));`;
-  const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, dir], { cwd: REPO, encoding: 'utf8', ...UNPRIVILEGED });
+  const out = execFileSync(process.execPath, [...childArgs(script), dir], { cwd: REPO, encoding: 'utf8', ...UNPRIVILEGED });
   return JSON.parse(out.trim().split('\n').pop()!);
 }
 
