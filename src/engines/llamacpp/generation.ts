@@ -83,6 +83,8 @@ export class Generation implements DecodeJob {
   #pushed = 0;
   /** Entries handed out with streamed text. */
   #sent = 0;
+  /** Leading tokens whose whole text is past the stop filter (see {@link #emittedTokens}). */
+  #emitted = 0;
 
   constructor(options: GenerationOptions) {
     this.#o = options;
@@ -137,12 +139,14 @@ export class Generation implements DecodeJob {
     return this.#stop.matched ? this.#entries.slice(0, this.#emittedTokens()) : this.#entries;
   }
 
-  /** Tokens whose whole text is past the stop filter. */
+  /**
+   * Tokens whose whole text is past the stop filter. Counted on from the last call: the
+   * emitted text only grows and the token ends only ascend, so a long stream stays linear.
+   */
   #emittedTokens(): number {
     const emitted = this.#stop.text.length;
-    let n = 0;
-    while (n < this.#ends.length && this.#ends[n]! <= emitted) n++;
-    return n;
+    while (this.#emitted < this.#ends.length && this.#ends[this.#emitted]! <= emitted) this.#emitted++;
+    return this.#emitted;
   }
 
   #takeReady(): TokenLogprob[] {
