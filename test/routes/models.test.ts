@@ -1,7 +1,7 @@
 import { mkdir, writeFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import t, { type Test } from 'tap';
-import { buildTestApp, tempDir } from '../helpers/app.ts';
+import { buildTestApp, modelState, tempDir, until } from '../helpers/app.ts';
 import { FakeEngine, type FakeLoaded } from '../helpers/fake-engine.ts';
 import { writeTinyLlamaGguf } from '../helpers/gguf-writer.ts';
 
@@ -233,11 +233,19 @@ t.test('a stop cancels a start that waits for an earlier stop: the last request 
 t.test('DELETE decides what to delete after the stop: a file another model came to use meanwhile stays', async (t) => {
   const { app, dir } = await setup(t);
   await app.inject({ method: 'POST', url: '/v1/models/tiny/start' });
-  const work = busy(app, 100);
+  // The request runs until the new model object is written, so the order holds on a slow machine.
+  let release!: () => void;
+  const held = new Promise<void>((r) => { release = r; });
+  const work = app.manager.run(app.registry.resolve('tiny'), { capability: 'chat' }, async (_loaded, signal) => {
+    signal.addEventListener('abort', release);
+    await held;
+    return 'done';
+  });
   const del = app.inject({ method: 'DELETE', url: '/v1/models/tiny' });
-  await new Promise((r) => setTimeout(r, 20));
+  await until(async () => (await modelState(app, 'tiny')).state, (s) => s === 'stopping');
   // While the stop waits for the running request, another model object starts using the binary.
   await app.registry.write('other/model', { source_url: path.join(dir, 'tiny/tiny.gguf') });
+  release();
   t.equal((await del).statusCode, 200);
   t.equal(await work, 'done');
   t.ok(await stat(path.join(dir, 'tiny/tiny.gguf')), 'the binary the new model uses stays');
