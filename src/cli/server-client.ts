@@ -76,10 +76,14 @@ export class ServerClient {
     }
   }
 
-  /** True when a modeld answers /health quickly. */
+  /**
+   * True when a modeld answers /health. No server at all is a refused connection, known at
+   * once; the timeout only bounds a server that accepts and never answers, and is long enough
+   * for a busy one (a 0.8 s limit missed a live server on a loaded 2-core machine).
+   */
   async reachable(): Promise<boolean> {
     try {
-      await this.request('GET', '/health', undefined, 800);
+      await this.request('GET', '/health', undefined, 5000);
       return true;
     } catch {
       return false;

@@ -31,6 +31,8 @@ interface Slot {
   error?: string;
   params?: Record<string, unknown>;
   keepAliveMs: number;
+  /** keep_alive as the load set it (model object, start): what a request without one gets. */
+  loadKeepAlive: string | number | undefined;
   idleTimer?: NodeJS.Timeout;
   stopping?: Promise<void>;
   /** Stop calls so far: a start that waits for a stop fails if another stop comes meanwhile. */
@@ -39,10 +41,20 @@ interface Slot {
   failed?: string;
 }
 
-/** keep_alive on a loaded model, as a start or a request sets it (Ollama: the latest one counts). */
+/** keep_alive on a loaded model, as a start or a request sets it. */
 function setKeepAlive(slot: Slot, value: string | number): void {
   slot.keepAliveMs = parseDuration(value);
   slot.params = { ...slot.params, keep_alive: value };
+}
+
+/**
+ * A request without keep_alive puts back the load's value, as Ollama puts back its default:
+ * one request's `keep_alive: -1` does not pin the model for every later request.
+ */
+function restoreKeepAlive(slot: Slot, fallback: string | number): void {
+  const { keep_alive: _, ...rest } = slot.params ?? {};
+  slot.keepAliveMs = parseDuration(slot.loadKeepAlive ?? fallback);
+  slot.params = slot.loadKeepAlive === undefined ? rest : { ...rest, keep_alive: slot.loadKeepAlive };
 }
 
 /** setTimeout's longest delay. */
@@ -82,7 +94,8 @@ export interface RunRequest {
   signal?: AbortSignal;
   /**
    * The request's own `keep_alive` (Ollama): how long the model stays loaded after this
-   * request; the latest request's value counts. Checked as the keep_alive parameter (400).
+   * request; a request without one puts back the load's value (model object, start, server
+   * default), as Ollama puts back its default. Checked as the keep_alive parameter (400).
    */
   keepAlive?: unknown;
 }
@@ -180,9 +193,10 @@ export class ModelManager extends EventEmitter {
     );
     if (live) {
       const slot = existing!;
-      // keep_alive is the one setting a loaded model can change: as in Ollama, the latest one counts.
+      // keep_alive is the one setting a loaded model can change: as in Ollama, the latest start's counts.
       if (overrides.keep_alive !== undefined) {
-        setKeepAlive(slot, params.keep_alive as string | number);
+        slot.loadKeepAlive = params.keep_alive as string | number;
+        setKeepAlive(slot, slot.loadKeepAlive);
         if (slot.state === 'running' && slot.queue?.idle) this.#armIdle(entry.id, slot);
       }
       // A value the engine chose at load (ctx_len from the file) is in the loaded model's info.
@@ -202,6 +216,7 @@ export class ModelManager extends EventEmitter {
       abort: new AbortController(),
       params,
       keepAliveMs: parseDuration(keepAliveRaw as string | number),
+      loadKeepAlive: params.keep_alive as string | number | undefined,
       stops: 0,
     };
     this.#slots.set(entry.id, slot);
@@ -337,6 +352,7 @@ export class ModelManager extends EventEmitter {
       const loaded = slot.loaded!;
       if (!loaded.capabilities.has(req.capability)) throw notCapable(entry.id, req.capability, loaded.capabilities);
       if (keepAlive !== undefined) setKeepAlive(slot, keepAlive);
+      else restoreKeepAlive(slot, this.#opts.config.keepAlive);
       clearTimeout(slot.idleTimer);
       const s = slot;
       try {

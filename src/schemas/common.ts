@@ -3,7 +3,7 @@ import { Type, type Static } from './typebox.ts';
 /** Ollama's per-request `keep_alive`, on every inference request. */
 export const KeepAliveField = {
   keep_alive: Type.Optional(Type.Union([Type.String(), Type.Number(), Type.Null()], {
-    description: 'Not in OpenAI (Ollama): how long the model stays loaded after this request, seconds or a duration like "5m"; 0 unloads it when the request ends, a negative value keeps it. The latest request\'s value counts.',
+    description: 'Not in OpenAI (Ollama): how long the model stays loaded after this request, seconds or a duration like "5m"; 0 unloads it when the request ends, a negative value keeps it. A request without it puts back the model\'s own value.',
   })),
 };
 

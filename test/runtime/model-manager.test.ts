@@ -183,13 +183,21 @@ t.test('a failed load is forgotten once its files change; a running model whose 
   t.same(app.manager.runningIds(), [], 'stopped once its object file is gone');
 });
 
-t.test('a request\'s keep_alive (Ollama): checked before any load, and the latest one counts', async (t) => {
+t.test('a request\'s keep_alive (Ollama): checked before any load, counts for that request, and a request without one gets the load\'s back', async (t) => {
   const engine = new FakeEngine();
   const { app, entry } = await setup(t, engine);
   await t.rejects(app.manager.run(entry, { capability: 'chat', keepAlive: 'banana' }, job(1)), { code: 'invalid_value', param: 'keep_alive' });
   t.equal(engine.loads, 0, 'a bad value loads nothing');
   t.equal(await app.manager.run(entry, { capability: 'chat', keepAlive: '1h' }, job(1)), 'done');
   t.equal(app.manager.state(entry).params!.keep_alive, '1h');
+  t.equal(await app.manager.run(entry, { capability: 'chat', keepAlive: -1 }, job(1)), 'done');
+  t.equal(app.manager.state(entry).params!.keep_alive, -1);
+  t.equal(await app.manager.run(entry, { capability: 'chat' }, job(1)), 'done');
+  t.equal(app.manager.state(entry).params!.keep_alive, undefined, 'a request without keep_alive puts back the load\'s (here the server default)');
+  await app.manager.start(entry, { keep_alive: '2h' });
+  await app.manager.run(entry, { capability: 'chat', keepAlive: '1m' }, job(1));
+  await app.manager.run(entry, { capability: 'chat' }, job(1));
+  t.equal(app.manager.state(entry).params!.keep_alive, '2h', 'a start\'s keep_alive is what later requests without one get');
   t.equal(await app.manager.run(entry, { capability: 'chat', keepAlive: 0 }, job(1)), 'done');
   while (app.manager.state(entry).state === 'running') await new Promise((r) => setTimeout(r, 10));
   t.equal(app.manager.state(entry).state, 'stopped', 'keep_alive 0 unloads once the request ends');
