@@ -173,8 +173,9 @@ t.test('a failed load is forgotten once its files change; a running model whose 
   engine.opts.failLoad = undefined;
   writeTinyLlamaGguf(path.join(path.dirname(entry.file), 'm.gguf'), { seed: 2 });
   await app.registry.scan();
-  await new Promise((r) => setTimeout(r, 20));
+  // The manager re-reads the files' stats after the scan: polled, as that I/O can lag on a loaded machine.
   const fixed = app.registry.resolve('m/model');
+  for (let i = 0; i < 500 && app.manager.state(fixed).state === 'error'; i++) await new Promise((r) => setTimeout(r, 10));
   t.equal(app.manager.state(fixed).state, 'stopped', 'a new binary clears the error');
   await app.manager.start(fixed);
   await rm(fixed.file);
