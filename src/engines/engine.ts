@@ -179,8 +179,16 @@ export interface LoadedModel {
   readonly concurrency: number;
   /** Facts about the loaded instance, shown in the model state. */
   readonly info?: Record<string, unknown>;
-  /** Continues a raw prompt (capability `completion`). */
-  complete?(prompt: string, options: GenerateOptions): Promise<GenerationResult>;
+  /**
+   * Continues a raw prompt (capability `completion`): a text, or token ids taken verbatim (no
+   * BOS added, as OpenAI and llama-server take them).
+   */
+  complete?(prompt: string | readonly number[], options: GenerateOptions): Promise<GenerationResult>;
+  /**
+   * A token prompt as text (for `echo` and logprobs' `text_offset`), special tokens written
+   * out; an id outside the vocabulary is a 400 naming `prompt`.
+   */
+  promptText?(tokens: readonly number[]): string;
   /** Answers a conversation through the model's chat template (capability `chat`). */
   chat?(messages: ChatMessage[], options: GenerateOptions): Promise<GenerationResult>;
   /** One vector per input, in order (capability `embedding`). */

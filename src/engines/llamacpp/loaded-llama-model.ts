@@ -140,14 +140,30 @@ export class LoadedLlamaModel implements LoadedModel {
     return { ...this.#p.facts, batching: batchingState(this.#batches), prompt_cache: { ...this.#cache } };
   }
 
-  async complete(prompt: string, options: GenerateOptions): Promise<GenerationResult> {
+  async complete(prompt: string | readonly number[], options: GenerateOptions): Promise<GenerationResult> {
     const s = this.#sampling(options.params);
     const model = this.#p.model;
     const bos = beginningToken(model);
-    const tokens: Token[] = [...(bos != null ? [bos] : []), ...model.tokenize(prompt, false, bos != null ? 'trimLeadingSpace' : undefined)];
+    const tokens: Token[] = typeof prompt === 'string'
+      ? [...(bos != null ? [bos] : []), ...model.tokenize(prompt, false, bos != null ? 'trimLeadingSpace' : undefined)]
+      : this.#knownTokens(prompt);
     const maxTokens = this.#budget(tokens.length, s.maxTokens, 'prompt');
     const grammar = await this.#grammar(options.responseFormat);
     return this.#generate(tokens, s, maxTokens, options, grammar, { strings: [], tokens: new Set(), continuesPrompt: true });
+  }
+
+  promptText(tokens: readonly number[]): string {
+    return this.#p.model.detokenize(this.#knownTokens(tokens), true);
+  }
+
+  /** Token ids from a request, checked against the vocabulary before they reach native code. */
+  #knownTokens(ids: readonly number[]): Token[] {
+    const vocab = this.#vocabularySize();
+    const bad = ids.findIndex((id) => !Number.isInteger(id) || id < 0 || id >= vocab);
+    if (bad >= 0) {
+      throw new ApiError('invalid_value', `token id ${ids[bad]} at position ${bad} is not in this model's vocabulary (0–${vocab - 1})`, { param: 'prompt' });
+    }
+    return ids as Token[];
   }
 
   async chat(messages: ChatMessage[], options: GenerateOptions): Promise<GenerationResult> {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import type { FastifyInstance } from 'fastify';
-import type { GenerationResult, TokenLogprob } from '../../engines/engine.ts';
+import type { GenerationResult, LoadedModel, TokenLogprob } from '../../engines/engine.ts';
 import { ApiError } from '../../errors.ts';
 import { errorResponses } from '../../schemas/common.ts';
 import { CompletionRequestSchema, CompletionSchema, type Completion, type CompletionRequest } from '../../schemas/openai/completions.ts';
@@ -11,9 +11,18 @@ import { countTokens, mapWithLimit, requestParams, sendEventStream, sumUsage, un
 import { completionLogprobs } from './logprobs.ts';
 
 function rejectUnsupported(body: CompletionRequest): void {
-  if (body.echo === true) throw new ApiError('unsupported_feature', `'echo' is not supported by this server`, { param: 'echo' });
+  if (body.echo === true && body.logprobs != null) {
+    throw new ApiError('unsupported_feature', `'echo' with 'logprobs' is not supported by this server (the prompt's own log-probabilities are not computed)`, { param: 'echo' });
+  }
   if (body.suffix) throw new ApiError('unsupported_feature', `'suffix' (fill-in-the-middle) is not supported by this server`, { param: 'suffix' });
   if (body.best_of != null && body.best_of !== 1) throw new ApiError('unsupported_feature', `'best_of' must be 1`, { param: 'best_of' });
+}
+
+/** The prompt as `echo` shows it and logprobs' `text_offset` counts it. */
+function promptText(loaded: LoadedModel, prompt: string | readonly number[]): string {
+  if (typeof prompt === 'string') return prompt;
+  if (!loaded.promptText) throw new ApiError('unsupported_feature', `this model's engine takes text prompts only`, { param: 'prompt' });
+  return loaded.promptText(prompt);
 }
 
 function totalUsage(results: GenerationResult[]) {
@@ -33,7 +42,9 @@ export default async function completionRoutes(app: FastifyInstance) {
     const body = request.body as CompletionRequest;
     const entry = app.registry.resolve(body.model);
     rejectUnsupported(body);
-    const prompts = typeof body.prompt === 'string' ? [body.prompt] : body.prompt;
+    // An array of numbers is one token prompt; an array of texts or of token arrays is several prompts.
+    const several = Array.isArray(body.prompt) && typeof body.prompt[0] !== 'number';
+    const prompts = (several ? body.prompt : [body.prompt]) as Array<string | number[]>;
     const params = requestParams(app, entry, body);
     const responseFormat = toResponseFormat(body.response_format);
     // One prompt failing ends the answer, so it also stops the other prompts' generations.
@@ -45,7 +56,7 @@ export default async function completionRoutes(app: FastifyInstance) {
     };
     // With several prompts, an error about one of them names it.
     const namePrompt = (err: unknown, index: number): unknown =>
-      Array.isArray(body.prompt) && err instanceof ApiError && err.param === 'prompt'
+      several && err instanceof ApiError && err.param === 'prompt'
         ? new ApiError(err.code, `prompt[${index}]: ${err.message}`, { param: `prompt[${index}]`, retryAfter: err.retryAfter, cause: err.cause })
         : err;
     // Prompts run as parallel requests, at most the model's sequences at once (read as it loads).
@@ -55,16 +66,21 @@ export default async function completionRoutes(app: FastifyInstance) {
     const created = unixNow();
     const run = { capability: 'completion' as const, signal, keepAlive: body.keep_alive };
     const logprobs = body.logprobs ?? undefined;
+    const echo = body.echo === true;
+    // A token prompt is turned into text only where an answer shows it.
+    const shown = (loaded: LoadedModel, prompt: string | number[]) => (echo || logprobs !== undefined ? promptText(loaded, prompt) : '');
 
     if (!body.stream) {
       const results = await mapWithLimit(prompts, parallel, (prompt, index, started) =>
-        app.manager.run(entry, run, (loaded, sig) => loaded.complete!(prompt, { params, responseFormat, logprobs, signal: sig, onStart: started }))
-          .catch((err: unknown) => stopOthers(namePrompt(err, index))));
+        app.manager.run(entry, run, async (loaded, sig) => {
+          const text = shown(loaded, prompt);
+          return { ...(await loaded.complete!(prompt, { params, responseFormat, logprobs, signal: sig, onStart: started })), prompt: text };
+        }).catch((err: unknown) => stopOthers(namePrompt(err, index))));
       for (const r of results) countTokens(app, entry.id, r.usage);
       const answer: Completion = {
         id, object: 'text_completion', created, model: entry.id, system_fingerprint: null,
         choices: results.map((r, index) => ({
-          text: r.text, index, logprobs: r.logprobs ? completionLogprobs(prompts[index]!)(r.logprobs) : null, finish_reason: r.finishReason,
+          text: echo ? r.prompt + r.text : r.text, index, logprobs: r.logprobs ? completionLogprobs(r.prompt)(r.logprobs) : null, finish_reason: r.finishReason,
         })),
         usage: totalUsage(results),
       };
@@ -79,24 +95,27 @@ export default async function completionRoutes(app: FastifyInstance) {
     });
     return sendEventStream(reply, async (emit) => {
       const results = await mapWithLimit(prompts, parallel, async (prompt, index, started) => {
-        const wire = completionLogprobs(prompt);
+        let wire = completionLogprobs('');
         let sent = 0;
         const take = (lps: TokenLogprob[] | undefined) => {
           sent += lps?.length ?? 0;
           return lps ? wire(lps) : null;
         };
-        const r = await app.manager.run(entry, run, (loaded, sig) =>
-          loaded.complete!(prompt, {
+        const r = await app.manager.run(entry, run, (loaded, sig) => {
+          const text = shown(loaded, prompt);
+          wire = completionLogprobs(text);
+          return loaded.complete!(prompt, {
             params, responseFormat, logprobs, signal: sig,
-            // The first frame starts the HTTP answer; a request refused before it keeps its status.
+            // The first frame starts the HTTP answer (with echo, the prompt); a request refused before it keeps its status.
             onStart: () => {
-              emit(chunk(index, ''));
+              emit(chunk(index, echo ? text : ''));
               started();
             },
             onText: (text, lps) => {
               if (text) emit(chunk(index, text, null, take(lps)));
             },
-          })).catch((err: unknown) => stopOthers(namePrompt(err, index)));
+          });
+        }).catch((err: unknown) => stopOthers(namePrompt(err, index)));
         countTokens(app, entry.id, r.usage);
         // Tokens whose text never streamed close the list.
         emit(chunk(index, '', r.finishReason, take(r.logprobs?.slice(sent))));

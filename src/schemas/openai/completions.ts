@@ -2,14 +2,21 @@ import { Type, type Static } from '../typebox.ts';
 import { ResponseFormatSchema } from './chat.ts';
 import { CompletionLogprobsSchema, FinishReasonSchema, SamplingFields, UsageSchema } from './common.ts';
 
+const TokenId = Type.Integer({ minimum: 0, description: 'A token id of the model\'s vocabulary.' });
+
 export const CompletionRequestSchema = Type.Object(
   {
     model: Type.String({ description: 'Model id; a stopped model is loaded first (just-in-time).' }),
-    prompt: Type.Union([Type.String(), Type.Array(Type.String(), { minItems: 1 })], {
-      description: 'A prompt, or several: each becomes a choice with its index (they run in parallel, in shared batches).',
+    prompt: Type.Union([
+      Type.String(),
+      Type.Array(Type.String(), { minItems: 1 }),
+      Type.Array(TokenId, { minItems: 1 }),
+      Type.Array(Type.Array(TokenId, { minItems: 1 }), { minItems: 1 }),
+    ], {
+      description: 'A prompt, or several: each becomes a choice with its index (they run in parallel, in shared batches). A prompt is a text or an array of token ids, taken verbatim (no BOS token added).',
     }),
     ...SamplingFields,
-    echo: Type.Optional(Type.Union([Type.Boolean(), Type.Null()], { description: 'Only false is supported.' })),
+    echo: Type.Optional(Type.Union([Type.Boolean(), Type.Null()], { description: 'Begin each choice\'s text with its prompt (a token prompt as the model\'s text for it). Not with logprobs (the prompt\'s own log-probabilities are not computed).' })),
     suffix: Type.Optional(Type.Union([Type.String(), Type.Null()], { description: 'Not supported (400 when set).' })),
     best_of: Type.Optional(Type.Union([Type.Integer(), Type.Null()], { description: 'Only 1 is supported.' })),
     response_format: Type.Optional(Type.Union([ResponseFormatSchema, Type.Null()], { description: 'Not in OpenAI\'s completions (llama-server has it): constrains the continuation like chat\'s response_format.' })),

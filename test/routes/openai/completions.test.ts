@@ -91,7 +91,7 @@ t.test('stop (string or array) ends the text before the stop sequence; seed repe
 });
 
 t.test('unsupported options are clear 400s', async (t) => {
-  for (const [body, param] of [[{ echo: true }, 'echo'], [{ suffix: 'x' }, 'suffix'], [{ n: 3 }, 'n'], [{ best_of: 2 }, 'best_of'], [{ max_tokens: 0 }, 'max_tokens']] as const) {
+  for (const [body, param] of [[{ echo: true, logprobs: 1 }, 'echo'], [{ suffix: 'x' }, 'suffix'], [{ n: 3 }, 'n'], [{ best_of: 2 }, 'best_of'], [{ max_tokens: 0 }, 'max_tokens']] as const) {
     const err = await client.completions.create({ model: 'tiny', prompt: 'x', ...body } as never).then(() => undefined, (e: unknown) => e);
     t.type(err, OpenAI.BadRequestError, param);
     t.equal((err as InstanceType<typeof OpenAI.BadRequestError>).param, param);
@@ -178,4 +178,75 @@ t.test('response_format (llama-server\'s completions take it too) constrains the
   const bad = await app.inject({ method: 'POST', url: '/v1/completions', payload: { ...body, response_format: { type: 'json_schema', json_schema: { name: 'a', schema: { type: 'nope' } } } } });
   t.equal(bad.statusCode, 400);
   t.equal(bad.json().error.param, 'response_format.json_schema.schema');
+});
+
+t.test('token prompts (OpenAI, llama-server): taken verbatim, one or several; the same answer as their text', async (t) => {
+  const model = await (await testLlama()).loadModel({ modelPath: tiny });
+  const tokens = [model.tokens.bos!, ...model.tokenize('once upon a time', false, 'trimLeadingSpace')].map(Number);
+  const other = [model.tokens.bos!, ...model.tokenize('the end', false, 'trimLeadingSpace')].map(Number);
+  const vocab = model.fileInfo.metadata.tokenizer.ggml.tokens.length;
+  await model.dispose();
+  const body = { model: 'greedy', max_tokens: 6 };
+  const asText = await client.completions.create({ ...body, prompt: 'once upon a time' });
+  const asTokens = await client.completions.create({ ...body, prompt: tokens });
+  t.equal(asTokens.choices[0]!.text, asText.choices[0]!.text, 'the text\'s tokens (BOS included) answer as the text does');
+  t.equal(asTokens.usage!.prompt_tokens, tokens.length);
+  const noBos = await client.completions.create({ ...body, prompt: tokens.slice(1) });
+  t.equal(noBos.usage!.prompt_tokens, tokens.length - 1, 'no BOS added to a token prompt');
+  const both = await client.completions.create({ ...body, prompt: [tokens, other] });
+  t.same(both.choices.map((c) => c.index), [0, 1], 'an array of token arrays is several prompts');
+  t.equal(both.choices[0]!.text, asText.choices[0]!.text);
+  const stream = await client.completions.create({ ...body, prompt: tokens, stream: true });
+  let streamed = '';
+  for await (const ch of stream) streamed += ch.choices[0]?.text ?? '';
+  t.equal(streamed, asText.choices[0]!.text, 'streamed too');
+
+  const post = (payload: object) => app.inject({ method: 'POST', url: '/v1/completions', payload: { ...body, ...payload } });
+  const outside = await post({ prompt: [1, vocab] });
+  t.equal(outside.statusCode, 400);
+  t.match(outside.json().error, { code: 'invalid_value', param: 'prompt', message: new RegExp(`token id ${vocab} at position 1 is not in this model's vocabulary \\(0–${vocab - 1}\\)`) });
+  const secondBad = await post({ prompt: [tokens, [vocab + 5]] });
+  t.match(secondBad.json().error, { code: 'invalid_value', param: 'prompt[1]', message: /^prompt\[1\]: token id/ });
+  const streamedBad = await post({ prompt: [vocab], stream: true });
+  t.equal(streamedBad.statusCode, 400, 'a stream refuses it before it starts');
+  for (const prompt of [[-1], [1.5], [], [[]], [1, 'a']]) {
+    const r = await post({ prompt });
+    t.equal(r.statusCode, 400, JSON.stringify(prompt));
+    t.match(r.json().error, { param: /^prompt/ }, JSON.stringify(prompt));
+  }
+  t.equal((await client.completions.create({ ...body, prompt: 'still' })).choices.length, 1, 'the model serves on');
+});
+
+t.test('echo: each choice\'s text begins with its prompt, streamed or not; a token prompt as the model\'s text', async (t) => {
+  const body = { model: 'greedy', max_tokens: 4 };
+  const plain = await client.completions.create({ ...body, prompt: 'once upon a time' });
+  const echoed = await client.completions.create({ ...body, prompt: 'once upon a time', echo: true });
+  t.equal(echoed.choices[0]!.text, 'once upon a time' + plain.choices[0]!.text);
+  t.match(echoed.usage, { prompt_tokens: plain.usage!.prompt_tokens, completion_tokens: plain.usage!.completion_tokens }, 'the prompt is not counted twice');
+  const stream = await client.completions.create({ ...body, prompt: ['once upon a time', 'the end'], echo: true, stream: true });
+  const texts = ['', ''];
+  const firsts: string[] = [];
+  for await (const ch of stream) {
+    for (const c of ch.choices) {
+      if (texts[c.index] === '' && firsts.length < 2 && c.text !== '') firsts[c.index] = c.text;
+      texts[c.index] += c.text;
+    }
+  }
+  t.equal(texts[0], echoed.choices[0]!.text, 'streamed: the same text');
+  t.same(firsts, ['once upon a time', 'the end'], 'each prompt arrives whole in its first frame');
+  const model = await (await testLlama()).loadModel({ modelPath: tiny });
+  const tokens = model.tokenize('once upon a time', false, 'trimLeadingSpace').map(Number);
+  const text = model.detokenize(model.tokenize('once upon a time', false, 'trimLeadingSpace'), true);
+  await model.dispose();
+  const fromTokens = await client.completions.create({ ...body, prompt: tokens, echo: true });
+  t.ok(fromTokens.choices[0]!.text.startsWith(text), `a token prompt is echoed as its text (${JSON.stringify(text)})`);
+});
+
+t.test('logprobs\' text_offset counts from the start of a token prompt\'s text', async (t) => {
+  const model = await (await testLlama()).loadModel({ modelPath: tiny });
+  const ids = model.tokenize('once upon a time', false, 'trimLeadingSpace');
+  const text = model.detokenize(ids, true);
+  await model.dispose();
+  const r = await client.completions.create({ model: 'greedy', max_tokens: 3, prompt: ids.map(Number), logprobs: 1 });
+  t.equal(r.choices[0]!.logprobs!.text_offset![0], [...text].length);
 });
