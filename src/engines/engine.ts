@@ -132,6 +132,11 @@ export interface GenerateOptions {
    */
   onStart?: () => void;
   /**
+   * OpenAI `n`: this generation is choice `choice` of several for the same prompt. A fixed
+   * seed is offset by it, so the choices differ and the request still repeats.
+   */
+  choice?: number;
+  /**
    * Return each generated token's log-probability and this many likeliest alternatives
    * (OpenAI `logprobs`/`top_logprobs`); unset = none. The probabilities are the model's own
    * (its logits' softmax), before temperature, penalties and truncation, as llama-server reports them.

@@ -141,7 +141,7 @@ export class LoadedLlamaModel implements LoadedModel {
   }
 
   async complete(prompt: string | readonly number[], options: GenerateOptions): Promise<GenerationResult> {
-    const s = this.#sampling(options.params);
+    const s = this.#sampling(options.params, options.choice);
     const model = this.#p.model;
     const bos = beginningToken(model);
     const tokens: Token[] = typeof prompt === 'string'
@@ -167,7 +167,7 @@ export class LoadedLlamaModel implements LoadedModel {
   }
 
   async chat(messages: ChatMessage[], options: GenerateOptions): Promise<GenerationResult> {
-    const s = this.#sampling(options.params);
+    const s = this.#sampling(options.params, options.choice);
     const history = this.#history(messages);
     // A response_format grammar shapes the answer from its first token: no thought is opened or split off.
     const constrained = options.responseFormat !== undefined && options.responseFormat.type !== 'text';
@@ -279,7 +279,7 @@ export class LoadedLlamaModel implements LoadedModel {
     }
   }
 
-  #sampling(request: Record<string, unknown>): Sampling {
+  #sampling(request: Record<string, unknown>, choice = 0): Sampling {
     const p = resolveParams(
       LLAMACPP_DESCRIPTORS,
       [
@@ -295,7 +295,7 @@ export class LoadedLlamaModel implements LoadedModel {
       topP: p.top_p as number,
       topK: p.top_k as number,
       minP: p.min_p as number,
-      seed: seed === undefined || seed < 0 ? undefined : seed,
+      seed: seed === undefined || seed < 0 ? undefined : (seed + choice) % 2 ** 32,
       stop: (p.stop as string[] | undefined) ?? [],
       presencePenalty: p.presence_penalty as number,
       frequencyPenalty: p.frequency_penalty as number,

@@ -1,14 +1,14 @@
 import { Ajv } from 'ajv';
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
-import type { ChatMessage, ResponseFormat, TokenLogprob } from '../../engines/engine.ts';
+import type { ChatMessage, GenerationResult, ResponseFormat, TokenLogprob } from '../../engines/engine.ts';
 import { ApiError } from '../../errors.ts';
 import { errorResponses } from '../../schemas/common.ts';
 import {
   ChatCompletionRequestSchema, ChatCompletionSchema, type ChatCompletion, type ChatCompletionRequest,
 } from '../../schemas/openai/chat.ts';
 import { clientSignal } from '../client-signal.ts';
-import { countTokens, requestParams, sendEventStream, unixNow, wireUsage } from './inference.ts';
+import { answerSignal, answerUsage, countTokens, mapWithLimit, requestParams, sendEventStream, unixNow, wireUsage } from './inference.ts';
 import { chatLogprobs } from './logprobs.ts';
 
 const ROLES: Record<string, ChatMessage['role']> = { system: 'system', developer: 'system', user: 'user', assistant: 'assistant' };
@@ -84,24 +84,31 @@ export default async function chatRoutes(app: FastifyInstance) {
     const messages = toChatMessages(body.messages);
     const params = requestParams(app, entry, body);
     const responseFormat = toResponseFormat(body.response_format);
-    const signal = clientSignal(reply);
+    // OpenAI `n`: that many choices, run in parallel on the model's sequences (at most its
+    // concurrency at once, read as it loads); one failing stops the others.
+    const n = body.n ?? 1;
+    const choices = Array.from({ length: n }, (_, choice) => choice);
+    const parallel = () => app.manager.state(entry).queue?.concurrency ?? 1;
+    const { signal, fail } = answerSignal(clientSignal(reply), n);
     const id = `chatcmpl-${randomUUID().replaceAll('-', '')}`;
     const created = unixNow();
     const run = { capability: 'chat' as const, signal, keepAlive: body.keep_alive };
     const logprobs = body.logprobs === true ? (body.top_logprobs ?? 0) : undefined;
+    const totalUsage = (results: GenerationResult[]) => wireUsage(answerUsage(results.map((r) => r.usage), n));
 
     if (!body.stream) {
-      const r = await app.manager.run(entry, run, (loaded, sig) => loaded.chat!(messages, { params, responseFormat, logprobs, signal: sig }));
-      countTokens(app, entry.id, r.usage);
+      const results = await mapWithLimit(choices, parallel, (choice, _index, started) =>
+        app.manager.run(entry, run, (loaded, sig) => loaded.chat!(messages, { params, responseFormat, logprobs, choice, signal: sig, onStart: started })).catch(fail));
+      for (const r of results) countTokens(app, entry.id, r.usage);
       const answer: ChatCompletion = {
         id, object: 'chat.completion', created, model: entry.id, system_fingerprint: null,
-        choices: [{
-          index: 0,
+        choices: results.map((r, index) => ({
+          index,
           message: { role: 'assistant', content: r.text, ...(r.reasoning ? { reasoning_content: r.reasoning } : {}), refusal: null },
           logprobs: r.logprobs ? chatLogprobs(r.logprobs) : null,
           finish_reason: r.finishReason,
-        }],
-        usage: wireUsage(r.usage),
+        })),
+        usage: totalUsage(results),
       };
       return answer;
     }
@@ -109,28 +116,36 @@ export default async function chatRoutes(app: FastifyInstance) {
     const includeUsage = body.stream_options?.include_usage === true;
     const base = { id, object: 'chat.completion.chunk', created, model: entry.id, system_fingerprint: null };
     const usageNull = includeUsage ? { usage: null } : {};
-    let sent = 0;
-    const chunk = (delta: Record<string, unknown>, finish: string | null = null, lps?: TokenLogprob[]) => {
-      sent += lps?.length ?? 0;
-      return { ...base, choices: [{ index: 0, delta, logprobs: lps ? chatLogprobs(lps) : null, finish_reason: finish }], ...usageNull };
-    };
+    const chunk = (index: number, delta: Record<string, unknown>, finish: string | null = null, lps?: TokenLogprob[]) =>
+      ({ ...base, choices: [{ index, delta, logprobs: lps ? chatLogprobs(lps) : null, finish_reason: finish }], ...usageNull });
     return sendEventStream(reply, async (emit) => {
-      const r = await app.manager.run(entry, run, (loaded, sig) =>
-        loaded.chat!(messages, {
-          params, responseFormat, logprobs, signal: sig,
-          // The first frame starts the HTTP answer; a request refused before it keeps its status.
-          onStart: () => emit(chunk({ role: 'assistant', content: '' })),
-          onText: (text, lps) => {
-            if (text) emit(chunk({ content: text }, null, lps));
-          },
-          onReasoning: (text, lps) => {
-            if (text) emit(chunk({ reasoning_content: text }, null, lps));
-          },
-        }));
-      countTokens(app, entry.id, r.usage);
-      // Tokens whose text never streamed (trailing whitespace held back, say) close the list.
-      emit(chunk({}, r.finishReason, r.logprobs?.slice(sent)));
-      if (includeUsage) emit({ ...base, choices: [], usage: wireUsage(r.usage) });
+      const results = await mapWithLimit(choices, parallel, async (choice, index, started) => {
+        let sent = 0;
+        const frame = (delta: Record<string, unknown>, finish: string | null = null, lps?: TokenLogprob[]) => {
+          sent += lps?.length ?? 0;
+          emit(chunk(index, delta, finish, lps));
+        };
+        const r = await app.manager.run(entry, run, (loaded, sig) =>
+          loaded.chat!(messages, {
+            params, responseFormat, logprobs, choice, signal: sig,
+            // The first frame starts the HTTP answer; a request refused before it keeps its status.
+            onStart: () => {
+              frame({ role: 'assistant', content: '' });
+              started();
+            },
+            onText: (text, lps) => {
+              if (text) frame({ content: text }, null, lps);
+            },
+            onReasoning: (text, lps) => {
+              if (text) frame({ reasoning_content: text }, null, lps);
+            },
+          })).catch(fail);
+        countTokens(app, entry.id, r.usage);
+        // Tokens whose text never streamed (trailing whitespace held back, say) close the list.
+        frame({}, r.finishReason, r.logprobs?.slice(sent));
+        return r;
+      });
+      if (includeUsage) emit({ ...base, choices: [], usage: totalUsage(results) });
     });
   });
 }

@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { setMaxListeners } from 'node:events';
 import type { FastifyInstance } from 'fastify';
 import type { GenerationResult, LoadedModel, TokenLogprob } from '../../engines/engine.ts';
 import { ApiError } from '../../errors.ts';
@@ -7,7 +6,7 @@ import { errorResponses } from '../../schemas/common.ts';
 import { CompletionRequestSchema, CompletionSchema, type Completion, type CompletionRequest } from '../../schemas/openai/completions.ts';
 import { clientSignal } from '../client-signal.ts';
 import { toResponseFormat } from './chat.ts';
-import { countTokens, mapWithLimit, requestParams, sendEventStream, sumUsage, unixNow, wireUsage } from './inference.ts';
+import { answerSignal, answerUsage, countTokens, mapWithLimit, requestParams, sendEventStream, unixNow, wireUsage } from './inference.ts';
 import { completionLogprobs } from './logprobs.ts';
 
 function rejectUnsupported(body: CompletionRequest): void {
@@ -25,16 +24,13 @@ function promptText(loaded: LoadedModel, prompt: string | readonly number[]): st
   return loaded.promptText(prompt);
 }
 
-function totalUsage(results: GenerationResult[]) {
-  return wireUsage(sumUsage(results.map((r) => r.usage)));
-}
 
 /** POST /v1/completions: raw prompt continuation, one choice per prompt. */
 export default async function completionRoutes(app: FastifyInstance) {
   app.post('/v1/completions', {
     schema: {
       tags: ['openai'], summary: 'Create a completion',
-      description: 'Continues each prompt as is (no chat template). Several prompts run as parallel requests on the model\'s sequences and decode in shared batches; each is a choice with its index. `stream: true` answers with server-sent events ending `data: [DONE]`.',
+      description: 'Continues each prompt as is (no chat template). Several prompts, and `n` choices of each, run as parallel requests on the model\'s sequences and decode in shared batches; each is a choice with its index (prompt × n + j). `stream: true` answers with server-sent events ending `data: [DONE]`.',
       body: CompletionRequestSchema,
       response: { 200: CompletionSchema, ...errorResponses },
     },
@@ -45,15 +41,14 @@ export default async function completionRoutes(app: FastifyInstance) {
     // An array of numbers is one token prompt; an array of texts or of token arrays is several prompts.
     const several = Array.isArray(body.prompt) && typeof body.prompt[0] !== 'number';
     const prompts = (several ? body.prompt : [body.prompt]) as Array<string | number[]>;
+    // OpenAI `n`: choice index = prompt index × n + j.
+    const n = body.n ?? 1;
+    const jobs = prompts.flatMap((prompt, p) => Array.from({ length: n }, (_, choice) => ({ prompt, p, choice })));
+    const totalUsage = (results: GenerationResult[]) => wireUsage(answerUsage(results.map((r) => r.usage), n));
     const params = requestParams(app, entry, body);
     const responseFormat = toResponseFormat(body.response_format);
-    // One prompt failing ends the answer, so it also stops the other prompts' generations.
-    const failed = new AbortController();
-    const signal = AbortSignal.any([clientSignal(reply), failed.signal]);
-    const stopOthers = (err: unknown): never => {
-      failed.abort(err);
-      throw err;
-    };
+    // One prompt failing ends the answer, so it also stops the other generations.
+    const { signal, fail: stopOthers } = answerSignal(clientSignal(reply), jobs.length);
     // With several prompts, an error about one of them names it.
     const namePrompt = (err: unknown, index: number): unknown =>
       several && err instanceof ApiError && err.param === 'prompt'
@@ -61,7 +56,6 @@ export default async function completionRoutes(app: FastifyInstance) {
         : err;
     // Prompts run as parallel requests, at most the model's sequences at once (read as it loads).
     const parallel = () => app.manager.state(entry).queue?.concurrency ?? 1;
-    setMaxListeners(prompts.length + 10, signal);
     const id = `cmpl-${randomUUID().replaceAll('-', '')}`;
     const created = unixNow();
     const run = { capability: 'completion' as const, signal, keepAlive: body.keep_alive };
@@ -71,11 +65,11 @@ export default async function completionRoutes(app: FastifyInstance) {
     const shown = (loaded: LoadedModel, prompt: string | number[]) => (echo || logprobs !== undefined ? promptText(loaded, prompt) : '');
 
     if (!body.stream) {
-      const results = await mapWithLimit(prompts, parallel, (prompt, index, started) =>
+      const results = await mapWithLimit(jobs, parallel, ({ prompt, p, choice }, _index, started) =>
         app.manager.run(entry, run, async (loaded, sig) => {
           const text = shown(loaded, prompt);
-          return { ...(await loaded.complete!(prompt, { params, responseFormat, logprobs, signal: sig, onStart: started })), prompt: text };
-        }).catch((err: unknown) => stopOthers(namePrompt(err, index))));
+          return { ...(await loaded.complete!(prompt, { params, responseFormat, logprobs, choice, signal: sig, onStart: started })), prompt: text };
+        }).catch((err: unknown) => stopOthers(namePrompt(err, p))));
       for (const r of results) countTokens(app, entry.id, r.usage);
       const answer: Completion = {
         id, object: 'text_completion', created, model: entry.id, system_fingerprint: null,
@@ -94,7 +88,7 @@ export default async function completionRoutes(app: FastifyInstance) {
       ...base, choices: [{ text, index, logprobs: lps, finish_reason: finish }], ...usageNull,
     });
     return sendEventStream(reply, async (emit) => {
-      const results = await mapWithLimit(prompts, parallel, async (prompt, index, started) => {
+      const results = await mapWithLimit(jobs, parallel, async ({ prompt, p, choice }, index, started) => {
         let wire = completionLogprobs('');
         let sent = 0;
         const take = (lps: TokenLogprob[] | undefined) => {
@@ -105,7 +99,7 @@ export default async function completionRoutes(app: FastifyInstance) {
           const text = shown(loaded, prompt);
           wire = completionLogprobs(text);
           return loaded.complete!(prompt, {
-            params, responseFormat, logprobs, signal: sig,
+            params, responseFormat, logprobs, choice, signal: sig,
             // The first frame starts the HTTP answer (with echo, the prompt); a request refused before it keeps its status.
             onStart: () => {
               emit(chunk(index, echo ? text : ''));
@@ -115,7 +109,7 @@ export default async function completionRoutes(app: FastifyInstance) {
               if (text) emit(chunk(index, text, null, take(lps)));
             },
           });
-        }).catch((err: unknown) => stopOthers(namePrompt(err, index)));
+        }).catch((err: unknown) => stopOthers(namePrompt(err, p)));
         countTokens(app, entry.id, r.usage);
         // Tokens whose text never streamed close the list.
         emit(chunk(index, '', r.finishReason, take(r.logprobs?.slice(sent))));

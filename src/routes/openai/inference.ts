@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import PQueue from 'p-queue';
 import { resolveParams } from '../../engines/descriptors.ts';
@@ -11,7 +12,6 @@ import { openEventStream } from '../event-stream.ts';
 interface SamplingBody {
   max_tokens?: number | null;
   max_completion_tokens?: number | null;
-  n?: number | null;
   [k: string]: unknown;
 }
 
@@ -21,9 +21,6 @@ interface SamplingBody {
  * Only what the request sets is returned: the model layers its own defaults beneath.
  */
 export function requestParams(app: FastifyInstance, entry: ModelEntry, body: SamplingBody): Record<string, unknown> {
-  if (body.n != null && body.n !== 1) {
-    throw new ApiError('unsupported_feature', `'n' must be 1: this server generates one choice per prompt (got ${body.n})`, { param: 'n' });
-  }
   const values: Record<string, unknown> = {};
   for (const k of SAMPLING_PARAM_NAMES) if (body[k] != null) values[k] = body[k];
   const max = body.max_completion_tokens ?? body.max_tokens;
@@ -59,6 +56,31 @@ export function sumUsage(usages: TokenUsage[]): TokenUsage {
     completionTokens: sum((u) => u.completionTokens)!,
     cachedPromptTokens: sum((u) => u.cachedPromptTokens),
     evaluatedPromptTokens: sum((u) => u.evaluatedPromptTokens),
+  };
+}
+
+/**
+ * One answer's usage over its choices (`n` per prompt, in order): each prompt counted once,
+ * from its first choice, as OpenAI counts with `n`; the completion tokens of every choice.
+ */
+export function answerUsage(usages: TokenUsage[], n: number): TokenUsage {
+  return { ...sumUsage(usages.filter((_, i) => i % n === 0)), completionTokens: usages.reduce((sum, u) => sum + u.completionTokens, 0) };
+}
+
+/**
+ * The signal of an answer made of parallel generations (prompts, choices): the client leaving
+ * or one generation failing stops them all; `fail` rethrows that failure after stopping the rest.
+ */
+export function answerSignal(client: AbortSignal, generations: number): { signal: AbortSignal; fail: (err: unknown) => never } {
+  const failed = new AbortController();
+  const signal = AbortSignal.any([client, failed.signal]);
+  setMaxListeners(generations + 10, signal);
+  return {
+    signal,
+    fail: (err) => {
+      failed.abort(err);
+      throw err;
+    },
   };
 }
 

@@ -24,7 +24,7 @@ export const SamplingFields = {
     description: 'Token id (a decimal string) → bias added to that token\'s logit before sampling, −100…100: −100 all but bans the token, 100 all but forces it (OpenAI semantics). An id outside the model\'s vocabulary is a 400.',
   }))),
   ignore_eos: Type.Optional(nullable(Type.Boolean({ description: 'Not in OpenAI (llama.cpp): end-of-generation tokens are never sampled, so the answer runs to max_tokens or a stop string (for benchmarks).' }))),
-  n: Type.Optional(nullable(Type.Integer({ description: 'Only 1 is supported.' }))),
+  n: Type.Optional(nullable(Type.Integer({ minimum: 1, maximum: 128, description: 'Choices per prompt, 1–128: each is its own generation, run in parallel on the model\'s sequences. With a seed, choice j samples with seed + j, so the choices differ and the request still repeats.' }))),
   stream: Type.Optional(nullable(Type.Boolean({ description: 'Server-sent events, `data: {chunk}` lines ending with `data: [DONE]`.' }))),
   stream_options: Type.Optional(nullable(Type.Object({
     include_usage: Type.Optional(Type.Boolean({ description: 'Send a last chunk with `usage` and no choices; other chunks carry `usage: null`.' })),

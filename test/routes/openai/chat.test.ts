@@ -185,7 +185,8 @@ t.test('typed errors from the official client', async (t) => {
   };
   await bad({ temperature: 5 }, 'temperature', /\[0, 2\]/);
   await bad({ top_p: -1 }, 'top_p', /\[0, 1\]/);
-  await bad({ n: 2 }, 'n', /must be 1/);
+  await bad({ n: 0 }, 'n', />= 1/);
+  await bad({ n: 129 }, 'n', /<= 128/);
   await bad({ logit_bias: { 5: 101 } }, 'logit_bias[5]', /100/);
   await bad({ logit_bias: { abc: 1 } }, 'logit_bias', /token ids.*'abc'/);
   await bad({ logit_bias: { 99999999: 1 } }, 'logit_bias[99999999]', /vocabulary/);
@@ -282,4 +283,39 @@ t.test('full queue: 503 queue_full with retry-after; InternalServerError after t
   await holder;
   const ok = await client.chat.completions.create({ model: 'solo', messages, max_tokens: 2 });
   t.equal(ok.choices.length, 1, 'the model serves on');
+});
+
+t.test('n: several choices of one conversation, in parallel; with a seed each differs and the request repeats', async (t) => {
+  const body = { model: 'quad', messages, max_tokens: 8, temperature: 1.5, seed: 7 };
+  const one = await client.chat.completions.create(body);
+  const three = await client.chat.completions.create({ ...body, n: 3 });
+  t.same(three.choices.map((c) => c.index), [0, 1, 2]);
+  t.equal(three.choices[0]!.message.content, one.choices[0]!.message.content, 'choice 0 is the n = 1 answer');
+  const texts = three.choices.map((c) => c.message.content);
+  t.ok(new Set(texts).size > 1, `the choices differ: ${JSON.stringify(texts)}`);
+  const again = await client.chat.completions.create({ ...body, n: 3 });
+  t.same(again.choices.map((c) => c.message.content), texts, 'the same seed: the same choices');
+  t.equal(three.usage!.prompt_tokens, one.usage!.prompt_tokens, 'the prompt counted once, as OpenAI does');
+  t.equal(three.usage!.completion_tokens, 24, 'the completion tokens of every choice');
+
+  const stream = await client.chat.completions.create({ ...body, n: 3, stream: true, stream_options: { include_usage: true } });
+  const streamed = ['', '', ''];
+  const roles: number[] = [];
+  const finished: number[] = [];
+  let usage;
+  for await (const ch of stream) {
+    for (const c of ch.choices) {
+      streamed[c.index] += c.delta.content ?? '';
+      if (c.delta.role) roles.push(c.index);
+      if (c.finish_reason) finished.push(c.index);
+    }
+    if (ch.usage) usage = ch.usage;
+  }
+  t.same(streamed, texts, 'streamed: the same choices, each frame naming its index');
+  t.same(roles.sort(), [0, 1, 2], 'each choice opens with the role');
+  t.same(finished.sort(), [0, 1, 2], 'and ends with its finish_reason');
+  t.match(usage, { prompt_tokens: one.usage!.prompt_tokens, completion_tokens: 24 });
+
+  const solo = await client.chat.completions.create({ model: 'solo', messages, max_tokens: 3, n: 4 });
+  t.equal(solo.choices.length, 4, 'more choices than the model\'s sequences and queue hold: they take turns');
 });

@@ -91,7 +91,7 @@ t.test('stop (string or array) ends the text before the stop sequence; seed repe
 });
 
 t.test('unsupported options are clear 400s', async (t) => {
-  for (const [body, param] of [[{ echo: true, logprobs: 1 }, 'echo'], [{ suffix: 'x' }, 'suffix'], [{ n: 3 }, 'n'], [{ best_of: 2 }, 'best_of'], [{ max_tokens: 0 }, 'max_tokens']] as const) {
+  for (const [body, param] of [[{ echo: true, logprobs: 1 }, 'echo'], [{ suffix: 'x' }, 'suffix'], [{ n: 0 }, 'n'], [{ best_of: 2 }, 'best_of'], [{ max_tokens: 0 }, 'max_tokens']] as const) {
     const err = await client.completions.create({ model: 'tiny', prompt: 'x', ...body } as never).then(() => undefined, (e: unknown) => e);
     t.type(err, OpenAI.BadRequestError, param);
     t.equal((err as InstanceType<typeof OpenAI.BadRequestError>).param, param);
@@ -249,4 +249,21 @@ t.test('logprobs\' text_offset counts from the start of a token prompt\'s text',
   await model.dispose();
   const r = await client.completions.create({ model: 'greedy', max_tokens: 3, prompt: ids.map(Number), logprobs: 1 });
   t.equal(r.choices[0]!.logprobs!.text_offset![0], [...text].length);
+});
+
+t.test('n: choices per prompt, indexed prompt × n + j; usage counts each prompt once', async (t) => {
+  const body = { model: 'tiny', max_tokens: 5, temperature: 1.5, seed: 3 };
+  const a = await client.completions.create({ ...body, prompt: 'once upon' });
+  const b = await client.completions.create({ ...body, prompt: 'the end' });
+  const both = await client.completions.create({ ...body, prompt: ['once upon', 'the end'], n: 2 });
+  t.same(both.choices.map((c) => c.index), [0, 1, 2, 3]);
+  t.equal(both.choices[0]!.text, a.choices[0]!.text, 'index 0: prompt 0, choice 0');
+  t.equal(both.choices[2]!.text, b.choices[0]!.text, 'index 2: prompt 1, choice 0');
+  t.not(both.choices[1]!.text, both.choices[0]!.text, 'choice 1 samples with the next seed');
+  t.equal(both.usage!.prompt_tokens, a.usage!.prompt_tokens + b.usage!.prompt_tokens);
+  t.equal(both.usage!.completion_tokens, 20);
+  const stream = await client.completions.create({ ...body, prompt: ['once upon', 'the end'], n: 2, stream: true });
+  const texts = ['', '', '', ''];
+  for await (const ch of stream) for (const c of ch.choices) texts[c.index] += c.text;
+  t.same(texts, both.choices.map((c) => c.text), 'streamed == non-streamed, per index');
 });
