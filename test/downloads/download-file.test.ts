@@ -4,7 +4,7 @@ import { readFile, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import t from 'tap';
 import { ensureFreeSpace } from '../../src/downloads/disk-space.ts';
-import { downloadFile } from '../../src/downloads/download-file.ts';
+import { downloadFile, FILE_IO_BYTES } from '../../src/downloads/download-file.ts';
 import { partPathOf, readPartRecord, sidecarPathOf } from '../../src/downloads/part-files.ts';
 import { isApiError } from '../../src/errors.ts';
 import { tempDir } from '../helpers/app.ts';
@@ -50,6 +50,18 @@ t.test('a connection dropped mid-body twice resumes with Range and ends byte-ide
   t.match(ranges[1], /^bytes=\d+-$/);
   t.same(ranges.slice(1), ['bytes=50000-', 'bytes=200000-'], 'resumed from the bytes written before each drop');
   t.ok(server.requests.filter((r) => r.range).every((r) => r.ifRange?.startsWith('"')), 'If-Range carries the ETag');
+});
+
+t.test('a file larger than one write batch: whole batches, then the rest when the connection goes quiet, then the end', async (t) => {
+  const size = 2 * FILE_IO_BYTES + 12_345;
+  const body = randomBytes(size);
+  const at = FILE_IO_BYTES + 1_000_000;
+  // The drop waits for the part to hold every byte sent: one full batch, and the rest written once nothing more came.
+  const { server, dir } = await setup(t, { '/m.gguf': { body, dropAt: [at], beforeDrop: (n) => partHolds(dest, n) } });
+  const dest = path.join(dir, 'm.gguf');
+  await downloadFile({ url: server.url('/m.gguf'), dest, sha256: sha256(body), backoffMs: 10 });
+  t.same(await readFile(dest), body, 'byte-identical');
+  t.same(rangesOf(server, '/m.gguf'), ['full', `bytes=${at}-`], 'resumed after every byte received before the drop');
 });
 
 /** Waits until the part file holds every byte the server sent before holding (a fixed sleep was flaky on a busy machine). */
