@@ -1,6 +1,6 @@
-import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { expandHome } from '../config/config.ts';
+import { readdir, stat } from './fs-now.ts';
 import type { BinaryFile, ModelObjectFile } from './model-object-schema.ts';
 import { fsReason } from './regular-file.ts';
 

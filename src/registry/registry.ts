@@ -1,17 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Dirent } from 'node:fs';
-import { link, lstat, mkdir, readdir, readlink, realpath, rename, rm, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { ApiError } from '../errors.ts';
 import { ENGINE_NAMES, type EngineName } from '../engines/engine.ts';
 import { BinaryFieldError, isBinaryName, isInside, isRemote, resolveBinaries, type BinaryRef } from './binaries.ts';
+import { link, lstat, mkdir, readdir, readlink, realpath, rename, rm, rmdir, stat, unlink, writeFile } from './fs-now.ts';
 import { HeaderCache } from './headers/header-cache.ts';
 import { parseModelId } from './ids.ts';
 import type { ModelObjectFile } from './model-object-schema.ts';
 import { checkNewModelObject, schemaProblems, withoutInvalidFields } from './object-check.ts';
-import { fsReason, NotRegularFileError, specialKind, withRegularFile } from './regular-file.ts';
+import { fsReason, NotRegularFileError, readSmallRegularFile, specialKind } from './regular-file.ts';
 
 /** A problem that puts a model in the `error` state, naming the file and the field. */
 export interface ModelProblem {
@@ -245,7 +245,7 @@ export class ModelRegistry extends EventEmitter {
     if (!st.isFile()) return notRegular(target === undefined ? `a ${specialKind(st)}` : `a link to ${target}, a ${specialKind(st)}`);
     let text: string;
     try {
-      text = await readRegularFile(file);
+      text = readSmallRegularFile(file);
     } catch (err) {
       if (err instanceof NotRegularFileError) return notRegular(`a ${specialKind(err.stats)}`);
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw err;
@@ -455,13 +455,12 @@ export class ModelRegistry extends EventEmitter {
     const root = await realpath(this.modelsDir);
     const others = this.list().filter((e) => e.id !== entry.id);
     // What other models use, by real location of the directory entry and of the file behind it.
+    // Looked up all at once: each fs call waits for the decode on the single pool thread
+    // (docs/cpu-batching.md §4), and one after another they cost seconds beside a generation.
     const used = new Set<string>();
-    for (const p of others.flatMap((e) => [e.file, ...e.binaries.map((b) => b.path)])) {
-      used.add(p);
-      used.add(await entryPath(p));
-      const real = await realpath(p).catch(() => undefined);
-      if (real) used.add(real);
-    }
+    const locations = await Promise.all(others.flatMap((e) => [e.file, ...e.binaries.map((b) => b.path)]).map(async (p) =>
+      [p, ...(await Promise.all([entryPath(p), realpath(p).catch(() => undefined)]))]));
+    for (const names of locations) for (const n of names) if (n) used.add(n);
     const removable = async (p: string): Promise<boolean> => {
       const at = await entryPath(p);
       if (!isInside(root, at) || used.has(p) || used.has(at)) return false;
@@ -585,11 +584,6 @@ async function regularFiles(folder: string, dirents: Dirent[]): Promise<string[]
     }),
   );
   return names.filter((n): n is string => n !== undefined);
-}
-
-/** The text of a regular file (see openRegularFile: a FIFO swapped in after the scan's stat cannot block). */
-function readRegularFile(file: string): Promise<string> {
-  return withRegularFile(file, (handle) => handle.readFile('utf8'));
 }
 
 /**

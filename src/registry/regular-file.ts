@@ -1,4 +1,4 @@
-import { constants, type Stats } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readFileSync, type Stats } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 
@@ -41,6 +41,31 @@ export async function withRegularFile<T>(file: string, read: (handle: FileHandle
   } finally {
     await handle.close();
   }
+}
+
+/**
+ * openRegularFile's checks without the pool (see fs-now.ts for why): opened non-blocking, the
+ * type checked on the descriptor, then `use` runs on it and the descriptor is closed.
+ */
+function withRegularFileNow<T>(file: string, use: (fd: number, stats: Stats) => T): T {
+  const fd = openSync(file, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0));
+  try {
+    const stats = fstatSync(fd);
+    if (!stats.isFile()) throw new NotRegularFileError(file, stats);
+    return use(fd, stats);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** A regular file's Stats, checked as openRegularFile checks them, without the pool. */
+export function regularFileStats(file: string): Stats {
+  return withRegularFileNow(file, (_fd, stats) => stats);
+}
+
+/** A small regular file's text (a model object), read as openRegularFile reads, without the pool. */
+export function readSmallRegularFile(file: string): string {
+  return withRegularFileNow(file, (fd) => readFileSync(fd, 'utf8'));
 }
 
 export function specialKind(st: Stats): string {

@@ -1,6 +1,6 @@
 import type { Stats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
-import { openRegularFile } from '../regular-file.ts';
+import { regularFileStats, withRegularFile } from '../regular-file.ts';
 import { readGgufHeaderFrom } from './gguf-header.ts';
 import { readOnnxHeaderFrom } from './onnx-header.ts';
 
@@ -18,22 +18,23 @@ export class HeaderCache {
    * opened (ENOENT, EACCES, ...) or is not a regular file (NotRegularFileError).
    */
   async read(file: string): Promise<HeaderResult> {
-    // The stat that keys the cache and the read both go through one handle of a checked
-    // regular file: a FIFO swapped in for the binary between them cannot block the read.
-    const { handle, stats } = await openRegularFile(file);
-    try {
-      const key = `${stats.dev}:${stats.ino}:${stats.size}:${stats.mtimeMs}`;
-      const hit = this.#cache.get(file);
-      if (hit && hit.key === key) return await hit.result;
-      const result = readHeader(handle, file, stats).then(
-        (header): HeaderResult => ({ ok: true, header: { ...header, size: stats.size } }),
-        (err): HeaderResult => ({ ok: false, error: (err as Error).message }),
-      );
-      this.#cache.set(file, { key, result });
-      return await result;
-    } finally {
-      await handle.close();
-    }
+    // Keyed without the pool (see fs-now.ts): a rescan beside a generation reads no binary again.
+    const stats = regularFileStats(file);
+    const key = `${stats.dev}:${stats.ino}:${stats.size}:${stats.mtimeMs}`;
+    const hit = this.#cache.get(file);
+    if (hit && hit.key === key) return hit.result;
+    // The read goes through one handle of a checked regular file: a FIFO swapped in for the
+    // binary since the stat cannot block it.
+    const result = withRegularFile(file, (handle, st) => readHeader(handle, file, st).then(
+      (header): HeaderResult => ({ ok: true, header: { ...header, size: st.size } }),
+      (err): HeaderResult => ({ ok: false, error: (err as Error).message }),
+    ));
+    this.#cache.set(file, { key, result });
+    // A file that could not be opened after all is not remembered.
+    result.catch(() => {
+      if (this.#cache.get(file)?.result === result) this.#cache.delete(file);
+    });
+    return result;
   }
 }
 
