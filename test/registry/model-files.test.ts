@@ -2,6 +2,7 @@
 // named like model objects, binaries that name nothing, invalid fields; and a read-only scan of
 // a missing folder.
 import { execFileSync } from 'node:child_process';
+import * as realSyncFs from 'node:fs';
 import { closeSync, constants, existsSync, openSync, truncateSync } from 'node:fs';
 import * as realFs from 'node:fs/promises';
 import { mkdir, readdir, symlink, writeFile } from 'node:fs/promises';
@@ -180,8 +181,12 @@ t.test('a binary swapped for a FIFO after every stat is refused on its handle: t
   await putFile(dir, 'good/model.json', {});
   const statAsBefore = (fn: (p: string, ...rest: unknown[]) => Promise<unknown>) =>
     (p: unknown, ...rest: unknown[]) => fn(typeof p === 'string' ? (swapped.get(p) ?? p) : (p as string), ...rest);
+  const statAsBeforeSync = (fn: (p: string, ...rest: unknown[]) => unknown) =>
+    (p: unknown, ...rest: unknown[]) => fn(typeof p === 'string' ? (swapped.get(p) ?? p) : (p as string), ...rest);
   const fs = { ...realFs, stat: statAsBefore(realFs.stat as never), lstat: statAsBefore(realFs.lstat as never) };
-  const { ModelRegistry, staticState } = await t.mockImport<typeof RegistryModule>('../../src/registry/registry.ts', { 'node:fs/promises': fs });
+  // The registry's own calls are synchronous (src/registry/fs-now.ts).
+  const syncFs = { ...realSyncFs, statSync: statAsBeforeSync(realSyncFs.statSync as never), lstatSync: statAsBeforeSync(realSyncFs.lstatSync as never) };
+  const { ModelRegistry, staticState } = await t.mockImport<typeof RegistryModule>('../../src/registry/registry.ts', { 'node:fs/promises': fs, 'node:fs': syncFs });
 
   const reg = new ModelRegistry({ modelsDir: dir });
   const finished = await scansWithin(reg, 5000);

@@ -1,9 +1,11 @@
 // Model files the server may not read: a model folder without execute permission (its entries
 // cannot be stat'ed), one without read permission (cannot be listed), a model object without
 // read permission. Tests run as root, whom permission bits do not stop, so the kernel's EACCES
-// is injected through `node:fs/promises` for paths in the "locked" folders; one test checks the
+// is injected through `node:fs/promises` and `node:fs` (the registry's calls are synchronous:
+// src/registry/fs-now.ts) for paths in the "locked" folders; one test checks the
 // real thing in a child process without root's override.
 import { execFileSync, spawnSync } from 'node:child_process';
+import * as realSyncFs from 'node:fs';
 import { existsSync } from 'node:fs';
 import * as realFs from 'node:fs/promises';
 import { chmod, mkdir } from 'node:fs/promises';
@@ -31,25 +33,50 @@ interface Locks {
 const eacces = (syscall: string, p: string) =>
   Object.assign(new Error(`EACCES: permission denied, ${syscall} '${p}'`), { code: 'EACCES', errno: -13, syscall, path: p });
 
-/** `node:fs/promises` answering EACCES where the kernel would for a process without root's override. */
+/** The EACCES the kernel would answer `call` on `p` for a process without root's override, if any. */
+function denial(locks: Locks, call: string, p: unknown): Error | undefined {
+  if (typeof p !== 'string') return undefined;
+  if ((locks.noExecute ?? []).some((d) => path.relative(d, p) !== '' && !path.relative(d, p).startsWith('..'))) return eacces(call.toLowerCase(), p);
+  if (call === 'readdir' && (locks.noRead ?? []).includes(p)) return eacces('scandir', p);
+  if ((call === 'open' || call === 'readFile') && (locks.noReadFiles ?? []).includes(p)) return eacces('open', p);
+  return undefined;
+}
+
+const pathArg = (args: unknown[]) => (args[0] instanceof URL ? args[0].pathname : args[0]);
+
+/** `node:fs/promises` answering EACCES where the kernel would. */
 function lockedFs(locks: Locks): typeof realFs {
-  const inside = (p: unknown) => typeof p === 'string' && (locks.noExecute ?? []).some((d) => path.relative(d, p) !== '' && !path.relative(d, p).startsWith('..'));
   const fake: Record<string, unknown> = { ...realFs };
   for (const [name, fn] of Object.entries(realFs)) {
     if (typeof fn !== 'function' || name === 'constants') continue;
     fake[name] = (...args: unknown[]) => {
-      const p = args[0] instanceof URL ? args[0].pathname : args[0];
-      if (inside(p)) return Promise.reject(eacces(name.toLowerCase(), p as string));
-      if (name === 'readdir' && (locks.noRead ?? []).includes(p as string)) return Promise.reject(eacces('scandir', p as string));
-      if ((name === 'open' || name === 'readFile') && (locks.noReadFiles ?? []).includes(p as string)) return Promise.reject(eacces('open', p as string));
-      return (fn as (...a: unknown[]) => unknown)(...args);
+      const err = denial(locks, name, pathArg(args));
+      return err ? Promise.reject(err) : (fn as (...a: unknown[]) => unknown)(...args);
     };
   }
   return fake as unknown as typeof realFs;
 }
 
+/** `node:fs`'s synchronous calls answering EACCES where the kernel would. */
+function lockedSyncFs(locks: Locks): typeof realSyncFs {
+  const fake: Record<string, unknown> = { ...realSyncFs };
+  const wrap = (name: string, fn: (...a: unknown[]) => unknown) => (...args: unknown[]) => {
+    const err = denial(locks, name, pathArg(args));
+    if (err) throw err;
+    return fn(...args);
+  };
+  for (const [name, fn] of Object.entries(realSyncFs)) {
+    if (typeof fn !== 'function' || !name.endsWith('Sync')) continue;
+    fake[name] = wrap(name.slice(0, -'Sync'.length), fn as (...a: unknown[]) => unknown);
+  }
+  (fake.realpathSync as { native?: unknown }).native = wrap('realpath', realSyncFs.realpathSync.native as (...a: unknown[]) => unknown);
+  return fake as unknown as typeof realSyncFs;
+}
+
+const lockedModules = (locks: Locks) => ({ 'node:fs/promises': lockedFs(locks), 'node:fs': lockedSyncFs(locks) });
+
 async function registryWith(t: Test, locks: Locks): Promise<typeof RegistryModule> {
-  return t.mockImport<typeof RegistryModule>('../../src/registry/registry.ts', { 'node:fs/promises': lockedFs(locks) });
+  return t.mockImport<typeof RegistryModule>('../../src/registry/registry.ts', lockedModules(locks));
 }
 
 /** A models folder with a good model and a locked one holding a model object and a binary. */
@@ -137,7 +164,7 @@ t.test('a binary that cannot be read is an error naming it, not "not-downloaded"
 
 t.test('the HTTP API over a model folder without execute permission', async (t) => {
   const { dir, locked } = await withLockedFolder(t);
-  const { buildApp } = await t.mockImport<typeof AppModule>('../../src/app.ts', { 'node:fs/promises': lockedFs({ noExecute: [locked] }) });
+  const { buildApp } = await t.mockImport<typeof AppModule>('../../src/app.ts', lockedModules({ noExecute: [locked] }));
   const config = loadConfig({ modelsDir: dir, logLevel: 'silent', watch: false }, {});
   const app = await buildApp({ config, engines: [new FakeEngine()], logger: false });
   t.teardown(() => app.close());
