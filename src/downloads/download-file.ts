@@ -265,19 +265,20 @@ async function transfer(o: FileDownloadOptions): Promise<FileDownloadResult> {
       const fh = await open(part, bytes === 0 ? 'w' : 'a');
       let networkError: unknown;
       const reader = res.body!.getReader();
-      // Received chunks wait here until FILE_IO_BYTES have come, or the connection has gone
-      // quiet for HELD_MS, then go to the file in one write (writes run one after another).
+      // Received chunks wait here until FILE_IO_BYTES have come, or the oldest of them has
+      // waited HELD_MS, then go to the file in one write (writes run one after another). After
+      // a failed write nothing more is written: a later batch would leave a gap in the part.
       let held: Uint8Array[] = [];
       let heldBytes = 0;
       let heldSince = 0;
       let writing = Promise.resolve();
       let writeError: unknown;
       const flush = (): Promise<void> => {
-        if (heldBytes > 0) {
+        if (heldBytes > 0 && writeError === undefined) {
           const chunks = held;
           held = [];
           heldBytes = 0;
-          writing = writing.then(() => writeChunks(fh, chunks, name)).catch((err: unknown) => {
+          writing = writing.then(() => (writeError === undefined ? writeChunks(fh, chunks, name) : undefined)).catch((err: unknown) => {
             writeError ??= err;
           });
         }
@@ -285,7 +286,7 @@ async function transfer(o: FileDownloadOptions): Promise<FileDownloadResult> {
           if (writeError !== undefined) throw writeError;
         });
       };
-      // A stalled connection still leaves what came on disk (a crash then loses nothing).
+      // A stalled connection still leaves what came on disk (a crash then loses at most HELD_MS of it).
       const quiet = setInterval(() => {
         if (heldBytes > 0 && performance.now() - heldSince >= HELD_MS) flush().catch(() => undefined);
       }, HELD_MS);
@@ -299,6 +300,7 @@ async function transfer(o: FileDownloadOptions): Promise<FileDownloadResult> {
             break;
           }
           if (chunk.done) break;
+          if (writeError !== undefined) throw writeError;
           if (heldBytes === 0) heldSince = performance.now();
           held.push(chunk.value);
           heldBytes += chunk.value.length;
@@ -360,8 +362,10 @@ async function transfer(o: FileDownloadOptions): Promise<FileDownloadResult> {
 }
 
 async function writeChunks(fh: import('node:fs/promises').FileHandle, chunks: Uint8Array[], name: string): Promise<void> {
+  const want = chunks.reduce((n, c) => n + c.length, 0);
+  let written: number;
   try {
-    await fh.writev(chunks);
+    ({ bytesWritten: written } = await fh.writev(chunks));
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     throw new Fatal(
@@ -369,6 +373,10 @@ async function writeChunks(fh: import('node:fs/promises').FileHandle, chunks: Ui
         ? new ApiError('insufficient_storage', `the disk filled up while writing ${name}`, { param: 'model' })
         : new ApiError('download_failed', `cannot write ${name}: ${(err as Error).message}`, { param: 'model' }),
     );
+  }
+  // A write cut short (the disk filled part way) reports how much it wrote, not an error.
+  if (written !== want) {
+    throw new Fatal(new ApiError('insufficient_storage', `the disk filled up while writing ${name} (${written} of ${want} bytes written)`, { param: 'model' }));
   }
 }
 

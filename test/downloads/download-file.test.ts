@@ -1,9 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readFile, readdir, rm, stat } from 'node:fs/promises';
+import * as realFs from 'node:fs/promises';
+import { readFile, readdir, rm, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { ensureFreeSpace } from '../../src/downloads/disk-space.ts';
+import type * as DownloadModule from '../../src/downloads/download-file.ts';
 import { downloadFile, FILE_IO_BYTES } from '../../src/downloads/download-file.ts';
 import { partPathOf, readPartRecord, sidecarPathOf } from '../../src/downloads/part-files.ts';
 import { isApiError } from '../../src/errors.ts';
@@ -206,4 +208,50 @@ t.test('a second concurrent download to the same file is refused instead of writ
   await first;
   t.same(await readFile(dest), body, 'the first transfer ends byte-identical');
   t.equal(rangesOf(server, '/m.gguf').length, 1, 'one GET');
+});
+
+/** download-file.ts whose part-file handles write through `writev` (called with the call's number from 1). */
+async function withWritev(t: Test, writev: (real: FileHandle['writev'], call: number, chunks: NodeJS.ArrayBufferView[]) => Promise<{ bytesWritten: number; buffers: NodeJS.ArrayBufferView[] }>) {
+  let calls = 0;
+  const open = async (...args: Parameters<typeof realFs.open>) => {
+    const fh = await realFs.open(...args);
+    const real = fh.writev.bind(fh);
+    fh.writev = ((chunks: NodeJS.ArrayBufferView[]) => writev(real, ++calls, chunks)) as FileHandle['writev'];
+    return fh;
+  };
+  return t.mockImport<typeof DownloadModule>('../../src/downloads/download-file.ts', { 'node:fs/promises': { ...realFs, open } });
+}
+
+t.test('a write the full disk cuts short fails insufficient_storage; nothing is renamed into place', async (t) => {
+  const body = randomBytes(SIZE);
+  const { server, dir } = await setup(t, { '/m.gguf': { body } });
+  const dest = path.join(dir, 'm.gguf');
+  const { downloadFile: download } = await withWritev(t, async (real, _call, chunks) => {
+    const half = Buffer.from(chunks[0]!.buffer, chunks[0]!.byteOffset, Math.floor(chunks[0]!.byteLength / 2));
+    return real([half]);
+  });
+  await t.rejects(download({ url: server.url('/m.gguf'), dest, sha256: sha256(body) }), { code: 'insufficient_storage', message: /disk filled up while writing m\.gguf \(\d+ of \d+ bytes written\)/ });
+  t.notOk(existsSync(dest), 'no file in place');
+});
+
+t.test('after a failed write nothing more is written: no later batch lands after a gap', async (t) => {
+  const body = randomBytes(SIZE);
+  const { server, dir } = await setup(t, { '/m.gguf': { body, holdAt: 100_000 } });
+  const dest = path.join(dir, 'm.gguf');
+  let failed = false;
+  const { downloadFile: download } = await withWritev(t, async (real, call, chunks) => {
+    if (call === 1) {
+      failed = true;
+      throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+    }
+    return real(chunks);
+  });
+  const done = download({ url: server.url('/m.gguf'), dest, sha256: sha256(body) });
+  await server.held('/m.gguf');
+  // The held bytes are written once they have waited (and that write fails); then the rest comes.
+  for (let i = 0; i < 500 && !failed; i++) await new Promise((r) => setTimeout(r, 10));
+  server.release('/m.gguf');
+  await t.rejects(done, { code: 'insufficient_storage', message: /disk filled up while writing m\.gguf/ });
+  t.equal((await stat(partPathOf(dest)).catch(() => undefined))?.size ?? 0, 0, 'the part holds nothing past the failed write');
+  t.notOk(existsSync(dest));
 });
