@@ -193,19 +193,20 @@ export class ModelManager extends EventEmitter {
     );
     if (live) {
       const slot = existing!;
-      // keep_alive is the one setting a loaded model can change: as in Ollama, the latest start's counts.
-      if (overrides.keep_alive !== undefined) {
-        slot.loadKeepAlive = params.keep_alive as string | number;
-        setKeepAlive(slot, slot.loadKeepAlive);
-        if (slot.state === 'running' && slot.queue?.idle) this.#armIdle(entry.id, slot);
-      }
       // A value the engine chose at load (ctx_len from the file) is in the loaded model's info.
       const current = (k: string) => slot.params?.[k] ?? slot.loaded?.info?.[k];
-      const differ = Object.keys(overrides).filter((k) => JSON.stringify(params[k]) !== JSON.stringify(current(k)));
+      const differ = Object.keys(overrides).filter((k) => k !== 'keep_alive' && JSON.stringify(params[k]) !== JSON.stringify(current(k)));
       if (differ.length > 0) {
         const k = differ[0]!;
         const now = current(k) === undefined ? `its engine's default ${k}` : `${k} ${JSON.stringify(current(k))}`;
         throw new ApiError('model_running', `the model '${entry.id}' already ${slot.state === 'running' ? 'runs' : 'loads'} with ${now}; stop it first to start it with ${k} ${JSON.stringify(params[k])}`, { param: k });
+      }
+      // keep_alive is the one setting a loaded model can change (a start refused above changes
+      // nothing): as in Ollama, the latest start's counts.
+      if (overrides.keep_alive !== undefined) {
+        slot.loadKeepAlive = params.keep_alive as string | number;
+        setKeepAlive(slot, slot.loadKeepAlive);
+        if (slot.state === 'running' && slot.queue?.idle) this.#armIdle(entry.id, slot);
       }
       if (slot.state === 'running') return;
       return slot.load;

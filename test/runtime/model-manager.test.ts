@@ -152,6 +152,10 @@ t.test('start on a running model checks its overrides: same values join, others 
   t.equal(app.manager.state(entry).params!.ctx_len, 512);
   await app.manager.start(entry, { keep_alive: '1h' });
   t.equal(app.manager.state(entry).params!.keep_alive, '1h', 'keep_alive alone changes on a running model');
+  await t.rejects(app.manager.start(entry, { ctx_len: 1024, keep_alive: 0 }), { code: 'model_running' });
+  await new Promise((r) => setTimeout(r, 30));
+  t.equal(app.manager.state(entry).state, 'running', 'a refused start changes no keep_alive');
+  t.equal(app.manager.state(entry).params!.keep_alive, '1h');
   await app.manager.start(entry, { keep_alive: 0 });
   while (app.manager.state(entry).state === 'running') await new Promise((r) => setTimeout(r, 10));
   t.equal(app.manager.state(entry).state, 'stopped', 'keep_alive 0 unloads the idle model');

@@ -295,7 +295,8 @@ export class LoadedLlamaModel implements LoadedModel {
       topP: p.top_p as number,
       topK: p.top_k as number,
       minP: p.min_p as number,
-      seed: seed === undefined || seed < 0 ? undefined : (seed + choice) % 2 ** 32,
+      // Wrapped below 2^32 − 1, which llama.cpp reads as "random".
+      seed: seed === undefined || seed < 0 ? undefined : (seed + choice) % (2 ** 32 - 1),
       stop: (p.stop as string[] | undefined) ?? [],
       presencePenalty: p.presence_penalty as number,
       frequencyPenalty: p.frequency_penalty as number,

@@ -19,23 +19,31 @@ export class HeaderCache {
    */
   async read(file: string): Promise<HeaderResult> {
     // Keyed without the pool (see fs-now.ts): a rescan beside a generation reads no binary again.
-    const stats = regularFileStats(file);
-    const key = `${stats.dev}:${stats.ino}:${stats.size}:${stats.mtimeMs}`;
+    const key = keyOf(regularFileStats(file));
     const hit = this.#cache.get(file);
     if (hit && hit.key === key) return hit.result;
     // The read goes through one handle of a checked regular file: a FIFO swapped in for the
-    // binary since the stat cannot block it.
-    const result = withRegularFile(file, (handle, st) => readHeader(handle, file, st).then(
-      (header): HeaderResult => ({ ok: true, header: { ...header, size: st.size } }),
-      (err): HeaderResult => ({ ok: false, error: (err as Error).message }),
-    ));
-    this.#cache.set(file, { key, result });
+    // binary since the stat cannot block it. What it read is remembered under its own key.
+    const entry = { key, result: undefined as unknown as Promise<HeaderResult> };
+    const result = withRegularFile(file, (handle, st) => {
+      entry.key = keyOf(st);
+      return readHeader(handle, file, st).then(
+        (header): HeaderResult => ({ ok: true, header: { ...header, size: st.size } }),
+        (err): HeaderResult => ({ ok: false, error: (err as Error).message }),
+      );
+    });
+    entry.result = result;
+    this.#cache.set(file, entry);
     // A file that could not be opened after all is not remembered.
     result.catch(() => {
       if (this.#cache.get(file)?.result === result) this.#cache.delete(file);
     });
     return result;
   }
+}
+
+function keyOf(stats: Stats): string {
+  return `${stats.dev}:${stats.ino}:${stats.size}:${stats.mtimeMs}`;
 }
 
 function readHeader(handle: FileHandle, file: string, stats: Stats): Promise<Record<string, unknown>> {
