@@ -62,7 +62,25 @@ export default async function completionRoutes(app: FastifyInstance) {
     const logprobs = body.logprobs ?? undefined;
     const echo = body.echo === true;
     // A token prompt is turned into text only where an answer shows it.
-    const shown = (loaded: LoadedModel, prompt: string | number[]) => (echo || logprobs !== undefined ? promptText(loaded, prompt) : '');
+    // Every token prompt is checked against the vocabulary as the first generation begins, so a
+    // bad prompt[3] is a 400 even when prompt[0] would have started the stream.
+    // A failure is kept: a generation that begins meanwhile must not start the stream either.
+    let checked: { error?: unknown } | undefined;
+    const shown = (loaded: LoadedModel, prompt: string | number[]) => {
+      if (!checked) {
+        checked = {};
+        prompts.forEach((p, i) => {
+          if (typeof p === 'string' || checked!.error !== undefined) return;
+          try {
+            promptText(loaded, p);
+          } catch (err) {
+            checked!.error = namePrompt(err, i);
+          }
+        });
+      }
+      if (checked.error !== undefined) throw checked.error;
+      return echo || logprobs !== undefined ? promptText(loaded, prompt) : '';
+    };
 
     if (!body.stream) {
       const results = await mapWithLimit(jobs, parallel, ({ prompt, p, choice }, _index, started) =>

@@ -209,6 +209,9 @@ t.test('token prompts (OpenAI, llama-server): taken verbatim, one or several; th
   t.match(secondBad.json().error, { code: 'invalid_value', param: 'prompt[1]', message: /^prompt\[1\]: token id/ });
   const streamedBad = await post({ prompt: [vocab], stream: true });
   t.equal(streamedBad.statusCode, 400, 'a stream refuses it before it starts');
+  const lateBad = await post({ model: 'tiny', prompt: [tokens, other, [vocab]], stream: true });
+  t.equal(lateBad.statusCode, 400, 'even when it is not the first prompt of a stream');
+  t.match(lateBad.json().error, { param: 'prompt[2]' });
   for (const prompt of [[-1], [1.5], [], [[]], [1, 'a']]) {
     const r = await post({ prompt });
     t.equal(r.statusCode, 400, JSON.stringify(prompt));
