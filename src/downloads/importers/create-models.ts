@@ -5,6 +5,7 @@ import { isBinaryName } from '../../registry/binaries.ts';
 import { readGgufHeader } from '../../registry/headers/gguf-header.ts';
 import type { ModelObjectFile } from '../../registry/model-object-schema.ts';
 import type { ModelEntry, ModelRegistry } from '../../registry/registry.ts';
+import { mapWithLimit } from '../../scheduler/map-with-limit.ts';
 import { groupGgufModels, listRepoFiles, repoFileInfo, type HubModel, type HubOptions } from './huggingface.ts';
 import { classifySource, slug, type ModelSource } from './source.ts';
 
@@ -131,7 +132,7 @@ export async function createModels(req: CreateModelRequest, deps: CreateModelsDe
       }
       // Objects that exist are not fetched again (their headers) when they are to be skipped.
       const fresh = req.skip_existing ? picked.filter((m) => !deps.registry.get(`${folder}/${slug(m.name)}`)) : picked;
-      const objects = await mapLimit(fresh, 4, (m) => hubObject(source.repo, m, deps));
+      const objects = await mapWithLimit(fresh, () => 4, (m) => hubObject(source.repo, m, deps));
       fresh.forEach((m, i) => planned.push({ id: `${folder}/${slug(m.name)}`, object: common(objects[i]!) }));
       break;
     }
@@ -219,18 +220,4 @@ async function remoteSize(url: string, headers: Record<string, string> | undefin
     if (err instanceof ApiError) throw err;
     throw new ApiError('source_unreachable', `cannot reach ${url}: ${(err as Error).message}`, { param: 'source_url', cause: err });
   }
-}
-
-async function mapLimit<T, R>(items: T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(limit, items.length) }, async () => {
-      while (next < items.length) {
-        const i = next++;
-        out[i] = await fn(items[i]!);
-      }
-    }),
-  );
-  return out;
 }

@@ -7,8 +7,9 @@ import { errorResponses } from '../../schemas/common.ts';
 import {
   ChatCompletionRequestSchema, ChatCompletionSchema, type ChatCompletion, type ChatCompletionRequest,
 } from '../../schemas/openai/chat.ts';
+import { mapWithLimit } from '../../scheduler/map-with-limit.ts';
 import { clientSignal } from '../client-signal.ts';
-import { answerSignal, answerUsage, countTokens, mapWithLimit, requestParams, sendEventStream, unixNow, wireUsage } from './inference.ts';
+import { answerSignal, answerUsage, countTokens, requestParams, sendEventStream, unixNow, wireUsage } from './inference.ts';
 import { chatLogprobs } from './logprobs.ts';
 
 const ROLES: Record<string, ChatMessage['role']> = { system: 'system', developer: 'system', user: 'user', assistant: 'assistant' };

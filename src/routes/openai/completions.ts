@@ -4,9 +4,10 @@ import type { GenerationResult, LoadedModel, TokenLogprob } from '../../engines/
 import { ApiError } from '../../errors.ts';
 import { errorResponses } from '../../schemas/common.ts';
 import { CompletionRequestSchema, CompletionSchema, type Completion, type CompletionRequest } from '../../schemas/openai/completions.ts';
+import { mapWithLimit } from '../../scheduler/map-with-limit.ts';
 import { clientSignal } from '../client-signal.ts';
 import { toResponseFormat } from './chat.ts';
-import { answerSignal, answerUsage, countTokens, mapWithLimit, requestParams, sendEventStream, unixNow, wireUsage } from './inference.ts';
+import { answerSignal, answerUsage, countTokens, requestParams, sendEventStream, unixNow, wireUsage } from './inference.ts';
 import { completionLogprobs } from './logprobs.ts';
 
 function rejectUnsupported(body: CompletionRequest): void {

@@ -1,6 +1,5 @@
 import { setMaxListeners } from 'node:events';
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import PQueue from 'p-queue';
 import { resolveParams } from '../../engines/descriptors.ts';
 import type { TokenUsage } from '../../engines/engine.ts';
 import { ApiError, isApiError } from '../../errors.ts';
@@ -96,36 +95,6 @@ export function countTokens(app: FastifyInstance, model: string, usage: TokenUsa
 }
 
 export const unixNow = () => Math.floor(Date.now() / 1000);
-
-/**
- * Runs `fn` over `items` with at most `limit()` at once, in index order (a p-queue), and
- * resolves with the results in that order; the first failure rejects and starts nothing more.
- * `limit()` is read again whenever one ends or calls its `started` (a JIT load has just told
- * the model's concurrency). A request with many prompts thus holds at most the model's
- * parallel sequences in its queue, instead of filling `max_waiting` with its own prompts.
- */
-export async function mapWithLimit<T, R>(
-  items: readonly T[],
-  limit: () => number,
-  fn: (item: T, index: number, started: () => void) => Promise<R>,
-): Promise<R[]> {
-  const queue = new PQueue({ concurrency: Math.max(1, limit()) });
-  const grow = () => {
-    queue.concurrency = Math.max(1, limit());
-  };
-  try {
-    return await Promise.all(items.map((item, i) => queue.add(async () => {
-      try {
-        return await fn(item, i, grow);
-      } finally {
-        grow();
-      }
-    })));
-  } finally {
-    // After a failure the prompts not started yet never start.
-    queue.clear();
-  }
-}
 
 /**
  * Answers with server-sent events (`data: {json}` frames ending in `data: [DONE]`) once `run`
