@@ -124,5 +124,8 @@ t.test('framework and HTTP-parser errors use the OpenAI envelope too', async (t)
   t.equal(broken.json().error.code, 'invalid_json');
   t.match(broken.json().error.message, /position 10|Unexpected token/, 'says where the JSON breaks');
   const empty = await app.inject({ method: 'POST', url: '/v1/chat/completions', headers: { 'content-type': 'application/json' }, payload: '' });
-  t.match(empty.json().error, { code: 'invalid_json', message: /body is empty/ });
+  t.equal(empty.statusCode, 400, 'an empty body is no body: a route that needs one says so');
+  t.match(empty.json().error, { code: 'invalid_type', message: /body must be object/ });
+  const bodiless = await app.inject({ method: 'DELETE', url: '/v1/models/nope', headers: { 'content-type': 'application/json' }, payload: '' });
+  t.equal(bodiless.json().error.code, 'model_not_found', 'a DELETE with the header and no body reaches its route');
 });

@@ -92,7 +92,7 @@ export default async function modelRoutes(app: FastifyInstance) {
     method: ['POST', 'PUT'], suffix: '/stop',
     schema: {
       tags, summary: 'Stop (unload) a model',
-      description: 'Waiting requests get 503 model_stopped; running ones are aborted after a grace period; memory is freed before the answer.',
+      description: 'Waiting requests get 503 model_stopped; running ones are aborted after a grace period (2 s); memory is freed before the answer.',
       response: { 200: ModelControlSchema, ...errorResponses },
     },
     handler: (entry) => stop(entry),
