@@ -255,7 +255,7 @@ export class DownloadManager extends EventEmitter {
     } else {
       end = { phase: 'failed', error: firstError };
       this.#errors.set(entry.id, firstError!.message);
-      this.#opts.log?.warn({ model: entry.id, code: firstError!.code, msg: firstError!.message }, 'download failed');
+      this.#opts.log?.warn({ model: entry.id, code: firstError!.code, error: firstError!.message }, 'download failed');
     }
     // The table must show the files that landed before the job stops reporting `downloading`.
     await this.#registry.scan().catch(() => undefined);
