@@ -6,6 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ApiError } from '../errors.ts';
 import { ensureFreeSpace } from './disk-space.ts';
 import { discardPart, partPathOf, readPartRecord, sidecarPathOf, writePartRecord, type PartRecord } from './part-files.ts';
+import { FILE_IO_BYTES, PartWriter } from './part-writer.ts';
 
 export interface FileDownloadOptions {
   /** Where the bytes come from (http or https; redirects are followed). */
@@ -72,17 +73,6 @@ function validatorOf(record: PartRecord | undefined): string | undefined {
   if (record?.etag && !record.etag.startsWith('W/')) return record.etag;
   return record?.last_modified;
 }
-
-/**
- * Bytes gathered before one write to the part file (and read at once when re-hashing one).
- * File I/O runs on libuv's pool, which modeld keeps at one thread that also runs every decode
- * (docs/cpu-batching.md §4): each I/O waits for the decode in progress. Written a network chunk
- * (~16 KB) at a time, a download ran at 1.4 MB/s beside 4 generating streams against 100 MB/s
- * idle; a few MiB per write makes that wait negligible.
- */
-export const FILE_IO_BYTES = 8 * 1024 * 1024;
-/** How long received bytes may wait in memory for more before they are written anyway. */
-const HELD_MS = 200;
 
 async function hashExisting(file: string, signal?: AbortSignal): Promise<{ hash: Hash; bytes: number }> {
   const hash = createHash('sha256');
@@ -265,31 +255,7 @@ async function transfer(o: FileDownloadOptions): Promise<FileDownloadResult> {
       const fh = await open(part, bytes === 0 ? 'w' : 'a');
       let networkError: unknown;
       const reader = res.body!.getReader();
-      // Received chunks wait here until FILE_IO_BYTES have come, or the oldest of them has
-      // waited HELD_MS, then go to the file in one write (writes run one after another). After
-      // a failed write nothing more is written: a later batch would leave a gap in the part.
-      let held: Uint8Array[] = [];
-      let heldBytes = 0;
-      let heldSince = 0;
-      let writing = Promise.resolve();
-      let writeError: unknown;
-      const flush = (): Promise<void> => {
-        if (heldBytes > 0 && writeError === undefined) {
-          const chunks = held;
-          held = [];
-          heldBytes = 0;
-          writing = writing.then(() => (writeError === undefined ? writeChunks(fh, chunks, name) : undefined)).catch((err: unknown) => {
-            writeError ??= err;
-          });
-        }
-        return writing.then(() => {
-          if (writeError !== undefined) throw writeError;
-        });
-      };
-      // A stalled connection still leaves what came on disk (a crash then loses at most HELD_MS of it).
-      const quiet = setInterval(() => {
-        if (heldBytes > 0 && performance.now() - heldSince >= HELD_MS) flush().catch(() => undefined);
-      }, HELD_MS);
+      const writer = new PartWriter(fh, name);
       try {
         for (;;) {
           let chunk: Awaited<ReturnType<typeof reader.read>>;
@@ -300,11 +266,7 @@ async function transfer(o: FileDownloadOptions): Promise<FileDownloadResult> {
             break;
           }
           if (chunk.done) break;
-          if (writeError !== undefined) throw writeError;
-          if (heldBytes === 0) heldSince = performance.now();
-          held.push(chunk.value);
-          heldBytes += chunk.value.length;
-          if (heldBytes >= FILE_IO_BYTES) await flush();
+          await writer.add(chunk.value);
           hash.update(chunk.value);
           bytes += chunk.value.length;
           if (total !== undefined && bytes > total) {
@@ -314,15 +276,14 @@ async function transfer(o: FileDownloadOptions): Promise<FileDownloadResult> {
           o.onProgress?.(bytes, total);
         }
         // What came before a dropped connection or an abort is kept: the next try resumes after it.
-        await flush();
+        await writer.flush();
         await fh.sync();
       } catch (err) {
         // A failed write (disk full) must not leave the response body and its socket open.
         await reader.cancel().catch(() => undefined);
         throw err;
       } finally {
-        clearInterval(quiet);
-        await writing;
+        await writer.close();
         await fh.close();
       }
       if (o.signal?.aborted) throw o.signal.reason;
@@ -359,25 +320,6 @@ async function transfer(o: FileDownloadOptions): Promise<FileDownloadResult> {
   await rm(sidecarPathOf(o.dest), { force: true });
   o.onProgress?.(bytes, bytes);
   return { bytes, sha256: actual };
-}
-
-async function writeChunks(fh: import('node:fs/promises').FileHandle, chunks: Uint8Array[], name: string): Promise<void> {
-  const want = chunks.reduce((n, c) => n + c.length, 0);
-  let written: number;
-  try {
-    ({ bytesWritten: written } = await fh.writev(chunks));
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new Fatal(
-      code === 'ENOSPC'
-        ? new ApiError('insufficient_storage', `the disk filled up while writing ${name}`, { param: 'model' })
-        : new ApiError('download_failed', `cannot write ${name}: ${(err as Error).message}`, { param: 'model' }),
-    );
-  }
-  // A write cut short (the disk filled part way) reports how much it wrote, not an error.
-  if (written !== want) {
-    throw new Fatal(new ApiError('insufficient_storage', `the disk filled up while writing ${name} (${written} of ${want} bytes written)`, { param: 'model' }));
-  }
 }
 
 function errorText(err: unknown): string {

@@ -25,7 +25,6 @@ function promptText(loaded: LoadedModel, prompt: string | readonly number[]): st
   return loaded.promptText(prompt);
 }
 
-
 /** POST /v1/completions: raw prompt continuation, one choice per prompt. */
 export default async function completionRoutes(app: FastifyInstance) {
   app.post('/v1/completions', {
@@ -62,10 +61,10 @@ export default async function completionRoutes(app: FastifyInstance) {
     const run = { capability: 'completion' as const, signal, keepAlive: body.keep_alive };
     const logprobs = body.logprobs ?? undefined;
     const echo = body.echo === true;
-    // A token prompt is turned into text only where an answer shows it.
-    // Every token prompt is checked against the vocabulary as the first generation begins, so a
-    // bad prompt[3] is a 400 even when prompt[0] would have started the stream.
-    // A failure is kept: a generation that begins meanwhile must not start the stream either.
+    // The prompt's text where the answer shows it (echo, text_offset), else ''. The first call
+    // checks every token prompt against the vocabulary, so a bad prompt[3] is a 400 even when
+    // prompt[0] would have started the stream; its failure is kept for every later call, so a
+    // generation that begins meanwhile cannot start the stream either.
     let checked: { error?: unknown } | undefined;
     const shown = (loaded: LoadedModel, prompt: string | number[]) => {
       if (!checked) {
@@ -86,8 +85,8 @@ export default async function completionRoutes(app: FastifyInstance) {
     if (!body.stream) {
       const results = await mapWithLimit(jobs, parallel, ({ prompt, p, choice }, _index, started) =>
         app.manager.run(entry, run, async (loaded, sig) => {
-          const text = shown(loaded, prompt);
-          return { ...(await loaded.complete!(prompt, { params, responseFormat, logprobs, choice, signal: sig, onStart: started })), prompt: text };
+          const promptShown = shown(loaded, prompt);
+          return { ...(await loaded.complete!(prompt, { params, responseFormat, logprobs, choice, signal: sig, onStart: started })), prompt: promptShown };
         }).catch((err: unknown) => stopOthers(namePrompt(err, p))));
       for (const r of results) countTokens(app, entry.id, r.usage);
       const answer: Completion = {
@@ -115,13 +114,13 @@ export default async function completionRoutes(app: FastifyInstance) {
           return lps ? wire(lps) : null;
         };
         const r = await app.manager.run(entry, run, (loaded, sig) => {
-          const text = shown(loaded, prompt);
-          wire = completionLogprobs(text);
+          const promptShown = shown(loaded, prompt);
+          wire = completionLogprobs(promptShown);
           return loaded.complete!(prompt, {
             params, responseFormat, logprobs, choice, signal: sig,
             // The first frame starts the HTTP answer (with echo, the prompt); a request refused before it keeps its status.
             onStart: () => {
-              emit(chunk(index, echo ? text : ''));
+              emit(chunk(index, echo ? promptShown : ''));
               started();
             },
             onText: (text, lps) => {
