@@ -59,6 +59,8 @@ export interface PromptUse {
   cachedTokens: number;
   /** Prompt tokens decoded for this job. */
   evaluatedTokens: number;
+  /** Prompt tokens copied from another sequence that read the same prompt (present only then). */
+  sharedTokens?: number;
 }
 
 export interface DecodeLoopOptions {
@@ -74,6 +76,13 @@ export interface DecodeLoopOptions {
    * of wake-ups per step (docs/cpu-batching.md §5).
    */
   pipelineSampling?: boolean;
+  /**
+   * Jobs with the same prompt (OpenAI `n`, or the same request twice at once) read it once: a
+   * job that would decode at least this many prompt tokens, admitted while another job is still
+   * reading the same prompt, waits for it and then copies its KV state (one buffer copy) instead
+   * of decoding those tokens again. Unset: every job reads its own prompt.
+   */
+  sharePromptsFrom?: number;
 }
 
 interface Sampling {
@@ -93,6 +102,12 @@ interface Running {
   logitIndex: number;
   /** Set once the job must decode nothing more; it finishes after its last drain. */
   ending: boolean;
+  /** The job reading the same prompt whose KV state this one will copy; not batched meanwhile. */
+  leader?: Running;
+  /** The decode in flight carries the end of this job's prompt. */
+  promptEnding?: boolean;
+  /** The whole prompt is in the sequence's KV cells (its last chunk decoded). */
+  promptRead?: boolean;
   /** Tokens accepted since the last drain. */
   undrained: boolean;
   failure?: { error: unknown };
@@ -149,6 +164,7 @@ export class DecodeLoop {
     for (;;) {
       this.#admit();
       this.#dropAborted();
+      this.#releaseOrphans();
       const batch = this.#buildBatch();
       if (batch.length === 0) {
         this.#drainAll();
@@ -178,6 +194,8 @@ export class DecodeLoop {
         this.#settle();
         continue;
       }
+      // Before anything settles: a leader that ends here must not hand its sequence on first.
+      await this.#copyReadPrompts(batch);
       await this.#accept(sampled ?? this.#queueSamples(batch));
       this.#settle();
     }
@@ -223,7 +241,67 @@ export class DecodeLoop {
       r.pending = prompt.slice(keep);
       r.position = keep;
       r.use = { cachedTokens: keep, evaluatedTokens: prompt.length - keep };
+      r.leader = this.#leaderFor(r);
       this.#running.push(r);
+    }
+  }
+
+  /**
+   * A running job still reading the same prompt, with no more of it left to read than `r` has:
+   * `r` can wait for it and copy its state (see `sharePromptsFrom`).
+   */
+  #leaderFor(r: Running): Running | undefined {
+    const from = this.#options.sharePromptsFrom;
+    if (from === undefined || r.pending.length < Math.max(2, from)) return undefined;
+    const prompt = r.job.prompt;
+    return this.#running.find((o) =>
+      !o.ending && !o.leader && !o.promptRead && o.pending.length <= r.pending.length
+      && o.job.prompt.length === prompt.length && commonPrefixLength(o.job.prompt, prompt) === prompt.length);
+  }
+
+  /** Jobs whose leader ended before its prompt was read read their own. */
+  #releaseOrphans(): void {
+    for (const r of this.#running) {
+      if (r.leader?.ending && !r.leader.promptRead) r.leader = undefined;
+    }
+  }
+
+  /**
+   * After a decode: marks the prompts it finished as read and gives their followers the
+   * leader's KV state, trimmed to all but the prompt's last token, which each follower decodes
+   * itself for its own logits. A copy that fails leaves the follower reading its whole prompt.
+   */
+  async #copyReadPrompts(batch: Running[]): Promise<void> {
+    for (const r of batch) {
+      if (r.promptEnding) {
+        r.promptEnding = false;
+        r.promptRead = true;
+      }
+    }
+    const followers = this.#running.filter((f) => f.leader?.promptRead && !f.ending);
+    if (followers.length === 0) return;
+    // One after another: llama.cpp's KV bookkeeping is not safe to change from two pool threads at once.
+    for (const f of followers) {
+      const source = f.leader!.job.sequence;
+      f.leader = undefined;
+      const { sequence, prompt } = f.job;
+      const keep = prompt.length - 1;
+      try {
+        const last = await this.#native.copySequenceStateFromOtherSequence(sequence.id, source.id);
+        if (last !== source.contextTokens.length - 1) throw new Error(`copied positions up to ${last}, not ${source.contextTokens.length - 1}`);
+        this.#native.removeTokenCellsFromSequence(sequence.id, keep, -1);
+        sequence.contextTokens.length = 0;
+        for (let i = 0; i < keep; i++) sequence.contextTokens.push(prompt[i]!);
+        f.pending = [prompt[keep]!];
+        f.position = keep;
+        f.use = { cachedTokens: 0, evaluatedTokens: 1, sharedTokens: keep };
+      } catch {
+        this.#native.removeTokenCellsFromSequence(sequence.id, 0, -1);
+        sequence.contextTokens.length = 0;
+        f.pending = prompt.slice();
+        f.position = 0;
+        f.use = { cachedTokens: 0, evaluatedTokens: prompt.length };
+      }
     }
   }
 
@@ -251,12 +329,12 @@ export class DecodeLoop {
     const counts = new Map<Running, number>();
     let room = size;
     for (const r of this.#running) {
-      if (room > 0 && !r.ending && r.pending.length === 1) {
+      if (room > 0 && !r.ending && !r.leader && r.pending.length === 1) {
         counts.set(r, 1);
         room--;
       }
     }
-    const prompts = this.#running.filter((r) => !r.ending && r.pending.length > 1);
+    const prompts = this.#running.filter((r) => !r.ending && !r.leader && r.pending.length > 1);
     while (room > 0) {
       const open = prompts.filter((r) => (counts.get(r) ?? 0) < r.pending.length);
       if (open.length === 0) break;
@@ -287,6 +365,7 @@ export class DecodeLoop {
       for (const t of tokens) held.push(t);
       r.position += count;
       r.pending = last ? [] : r.pending.slice(count);
+      if (last && !r.promptRead) r.promptEnding = true;
       batch.push(r);
     }
     this.#options.onBatch?.(batch.length, total);
@@ -392,3 +471,4 @@ export class DecodeLoop {
     }
   }
 }
+

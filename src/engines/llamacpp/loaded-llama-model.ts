@@ -77,12 +77,21 @@ interface AnswerShape {
   continuesPrompt?: boolean;
 }
 
+/**
+ * Requests that would read at least this many prompt tokens copy the KV state of a request
+ * reading the same prompt at the same time (OpenAI `n`) instead. Below it, reading the tokens
+ * costs about what copying a sequence's whole KV buffer does.
+ */
+const SHARE_PROMPTS_FROM = 32;
+
 /** Prompt-cache counters since the load, shown in the model state as `info.prompt_cache`. */
 interface PromptCacheCounters {
   /** Generations run. */
   requests: number;
   /** Prompt tokens taken from a sequence's KV cache (the sum of `cached_tokens`). */
   cached_tokens: number;
+  /** Of those, tokens copied from another sequence reading the same prompt at the same time. */
+  shared_tokens: number;
   /** Prompt tokens evaluated, as node-llama-cpp's token meter counted them. */
   evaluated_tokens: number;
 }
@@ -100,7 +109,7 @@ export class LoadedLlamaModel implements LoadedModel {
   readonly #p: LoadedLlamaModelParts;
   readonly #pool: SequencePool<KvSequence> | undefined;
   readonly #loop: DecodeLoop | undefined;
-  readonly #cache: PromptCacheCounters = { requests: 0, cached_tokens: 0, evaluated_tokens: 0 };
+  readonly #cache: PromptCacheCounters = { requests: 0, cached_tokens: 0, shared_tokens: 0, evaluated_tokens: 0 };
   readonly #batches: BatchStats = { batches: 0, tokens: 0, histogram: {} };
   #disposed: Promise<void> | undefined;
   /** The JSON grammar holds no per-generation state, so one serves every json_object request. */
@@ -122,6 +131,7 @@ export class LoadedLlamaModel implements LoadedModel {
       this.#loop = new DecodeLoop(nativeContext(parts.context), {
         batchSize: parts.context.batchSize,
         pipelineSampling: parts.pipelineSampling,
+        sharePromptsFrom: SHARE_PROMPTS_FROM,
         onBatch: (sequences, tokens) => {
           const b = this.#batches;
           b.batches++;
@@ -254,8 +264,10 @@ export class LoadedLlamaModel implements LoadedModel {
       options.onStart?.();
       const use = await this.#loop!.run(generation);
       generation.finish();
+      const cached = use.cachedTokens + (use.sharedTokens ?? 0);
       this.#cache.requests++;
-      this.#cache.cached_tokens += use.cachedTokens;
+      this.#cache.cached_tokens += cached;
+      this.#cache.shared_tokens += use.sharedTokens ?? 0;
       this.#cache.evaluated_tokens += use.evaluatedTokens;
       return {
         text: generation.text,
@@ -264,7 +276,7 @@ export class LoadedLlamaModel implements LoadedModel {
         usage: {
           promptTokens: prompt.length,
           completionTokens: generation.tokens.length,
-          cachedPromptTokens: use.cachedTokens,
+          cachedPromptTokens: cached,
           evaluatedPromptTokens: use.evaluatedTokens,
         },
         ...(readers ? { logprobs: generation.tokenLogprobs } : {}),

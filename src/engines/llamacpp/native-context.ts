@@ -23,6 +23,12 @@ export interface NativeContext {
   sampleToken(batchLogitIndex: number, sampler: NativeSampler): Promise<number>;
   /** Drops the KV cells of positions [start, end) of a sequence; end −1 = to the end. */
   removeTokenCellsFromSequence(sequenceId: number, start: number, end: number): boolean;
+  /**
+   * Makes the target sequence's KV cells a copy of the source's (with one KV stream per
+   * sequence, the stream's whole buffer, copied at the next decode). Resolves with the last
+   * position copied, −1 when the source is empty.
+   */
+  copySequenceStateFromOtherSequence(targetSequenceId: number, sourceSequenceId: number): Promise<number>;
 }
 
 /** node-llama-cpp's `AddonSampler`: a sampler chain configured by `applyConfig`. */
@@ -54,7 +60,7 @@ interface Internals {
   _ctx?: Partial<NativeContext>;
 }
 
-const METHODS = ['initBatch', 'addToBatch', 'decodeBatch', 'sampleToken', 'removeTokenCellsFromSequence'] as const;
+const METHODS = ['initBatch', 'addToBatch', 'decodeBatch', 'sampleToken', 'removeTokenCellsFromSequence', 'copySequenceStateFromOtherSequence'] as const;
 
 /** The native context behind a `LlamaContext`; throws when this node-llama-cpp lays it out differently. */
 export function nativeContext(context: LlamaContext): NativeContext {

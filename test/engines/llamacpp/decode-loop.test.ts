@@ -61,6 +61,23 @@ class FakeNative implements NativeContext {
     cells.length = Math.min(cells.length, start);
     return true;
   }
+
+  /** [target, source] of every copy. */
+  readonly copies: Array<[number, number]> = [];
+  failNextCopy = false;
+
+  async copySequenceStateFromOtherSequence(target: number, source: number): Promise<number> {
+    await Promise.resolve();
+    if (this.failNextCopy) {
+      this.failNextCopy = false;
+      this.cells.set(target, [99, 99]);
+      throw new Error('copy failed');
+    }
+    this.copies.push([target, source]);
+    const cells = [...(this.cells.get(source) ?? [])];
+    this.cells.set(target, cells);
+    return cells.length - 1;
+  }
 }
 
 const sampler: NativeSampler = { applyConfig() {}, dispose() {} };
@@ -221,4 +238,84 @@ t.test('an empty prompt is rejected, not decoded; a bug in a job fails the loop\
   const after = job(seq(0), [1, 2], { max: 2 });
   t.same(await loop.run(after), { cachedTokens: 0, evaluatedTokens: 2 }, 'the next job starts a fresh loop');
   t.same(after.tokens, [3, 4]);
+});
+
+t.test('jobs with the same prompt read it once: the others copy its KV state and decode only its last token', async (t) => {
+  const native = new FakeNative();
+  native.cells.set(2, [7, 7, 7]);
+  const loop = new DecodeLoop(native, { batchSize: 64, sharePromptsFrom: 4 });
+  const prompt = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+  const jobs = [job(seq(0), prompt, { max: 3 }), job(seq(1), prompt, { max: 3 }), job(seq(2, [7, 7, 7]), prompt, { max: 3 })];
+  const uses = await Promise.all(jobs.map((j) => loop.run(j)));
+  t.same(native.batches[0]!.map(([s]) => s), Array(10).fill(0), 'the first batch reads the prompt once, on the first job\'s sequence');
+  t.same(native.copies, [[1, 0], [2, 0]]);
+  t.same(native.batches[1], [[0, 10, 11], [1, 9, 10], [2, 9, 10]], 'the copies decode the prompt\'s last token beside the leader\'s first answer token');
+  for (const j of jobs) {
+    t.same(j.tokens, [11, 12, 13], 'every job answers as if it had read the prompt itself');
+    t.same(j.sequence.contextTokens, native.cells.get(j.sequence.id), 'contextTokens mirrors the copied cache');
+  }
+  t.same(uses, [
+    { cachedTokens: 0, evaluatedTokens: 10 },
+    { cachedTokens: 0, evaluatedTokens: 1, sharedTokens: 9 },
+    { cachedTokens: 0, evaluatedTokens: 1, sharedTokens: 9 },
+  ]);
+});
+
+t.test('prompt sharing: short rests, other prompts and jobs with more cached than the leader read their own', async (t) => {
+  const native = new FakeNative();
+  native.cells.set(1, [1, 2, 3, 4, 5, 6, 7, 8]);
+  const loop = new DecodeLoop(native, { batchSize: 64, sharePromptsFrom: 4 });
+  const prompt = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+  const a = job(seq(0), prompt, { max: 2 });
+  const cachedMore = job(seq(1, [1, 2, 3, 4, 5, 6, 7, 8]), prompt, { max: 2 });
+  const other = job(seq(2), [1, 2, 3, 4, 5, 6, 7, 8, 9, 11], { max: 2 });
+  const short = job(seq(3), [5, 6, 7], { max: 2 });
+  const shortToo = job(seq(4), [5, 6, 7], { max: 2 });
+  await Promise.all([a, cachedMore, other, short, shortToo].map((j) => loop.run(j)));
+  t.same(native.copies, [], 'nothing copied');
+  t.same(native.batches[0]!.filter(([s]) => s === 1), [[1, 8, 9], [1, 9, 10]], 'the job with a longer cache reads only its rest');
+});
+
+t.test('a leader that aborts or fails before its prompt is read leaves its followers reading their own', async (t) => {
+  await t.test('abort', async (t) => {
+    const native = new FakeNative();
+    const loop = new DecodeLoop(native, { batchSize: 4, sharePromptsFrom: 4 });
+    const prompt = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+    const stop = new AbortController();
+    const leader = loop.run(job(seq(0), prompt, { signal: stop.signal }));
+    const follower = job(seq(1), prompt, { max: 2 });
+    const following = loop.run(follower);
+    while (native.batches.length < 1) await new Promise((r) => setImmediate(r));
+    t.same(native.batches[0]!.map(([s]) => s), [0, 0, 0, 0], 'the follower waits while the leader reads');
+    stop.abort(new Error('gone'));
+    await t.rejects(leader, { message: 'gone' });
+    t.same(await following, { cachedTokens: 0, evaluatedTokens: 10 });
+    t.same(follower.tokens, [11, 12]);
+    t.same(native.copies, []);
+  });
+  await t.test('failed decode', async (t) => {
+    const native = new FakeNative();
+    const loop = new DecodeLoop(native, { batchSize: 64, sharePromptsFrom: 4 });
+    const prompt = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+    native.failNextDecode = true;
+    const leader = loop.run(job(seq(0), prompt));
+    const follower = job(seq(1), prompt, { max: 2 });
+    const following = loop.run(follower);
+    await t.rejects(leader, { message: 'decode failed' });
+    t.same(await following, { cachedTokens: 0, evaluatedTokens: 10 });
+    t.same(follower.tokens, [11, 12]);
+  });
+});
+
+t.test('a failed copy leaves the follower reading its whole prompt on a cleared sequence', async (t) => {
+  const native = new FakeNative();
+  const loop = new DecodeLoop(native, { batchSize: 64, sharePromptsFrom: 4 });
+  const prompt = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+  native.failNextCopy = true;
+  const leader = job(seq(0), prompt, { max: 2 });
+  const follower = job(seq(1), prompt, { max: 2 });
+  const uses = await Promise.all([loop.run(leader), loop.run(follower)]);
+  t.same(uses[1], { cachedTokens: 0, evaluatedTokens: 10 });
+  t.same(follower.tokens, [11, 12]);
+  t.same(follower.sequence.contextTokens, native.cells.get(1));
 });

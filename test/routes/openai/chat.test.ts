@@ -285,6 +285,26 @@ t.test('full queue: 503 queue_full with retry-after; InternalServerError after t
   t.equal(ok.choices.length, 1, 'the model serves on');
 });
 
+t.test('n: the prompt is read once; the other choices copy its KV state and answer as if they had read it', async (t) => {
+  const long = [{ role: 'user' as const, content: Array.from({ length: 40 }, (_, i) => `word${i}`).join(' ') }];
+  const body = { model: 'quad', messages: long, max_tokens: 6, temperature: 1.5, seed: 11 };
+  const state = async () => (await app.inject({ url: '/v1/models/quad/state' })).json().info.prompt_cache;
+  await client.chat.completions.create({ model: 'quad', messages, max_tokens: 1 });
+  const before = await state();
+  const three = await client.chat.completions.create({ ...body, n: 3 });
+  const after = await state();
+  const prompt = three.usage!.prompt_tokens;
+  t.ok(prompt > 40, `a long prompt (${prompt} tokens)`);
+  t.equal(after.shared_tokens - before.shared_tokens, 2 * (prompt - 1), 'two choices copied all but the prompt\'s last token');
+  t.equal(after.evaluated_tokens - before.evaluated_tokens, prompt + 2, 'the prompt was evaluated once, plus its last token per copy');
+  for (const [j, choice] of three.choices.entries()) {
+    // On `chatml` (the same bytes): a sequence of `quad` would reuse the copied cells.
+    const alone = await client.chat.completions.create({ ...body, model: 'chatml', seed: 11 + j });
+    t.equal(choice.message.content, alone.choices[0]!.message.content, `choice ${j} is the answer its seed gives alone`);
+  }
+  t.ok(new Set(three.choices.map((c) => c.message.content)).size > 1, 'the choices still differ');
+});
+
 t.test('n: several choices of one conversation, in parallel; with a seed each differs and the request repeats', async (t) => {
   const body = { model: 'quad', messages, max_tokens: 8, temperature: 1.5, seed: 7 };
   const one = await client.chat.completions.create(body);

@@ -93,6 +93,7 @@ t.test('3-turn chat: turns 2 and 3 reuse the previous turn\'s KV cache and evalu
   t.same(state, {
     requests: 3,
     cached_tokens: turns.reduce((n, r) => n + (r.usage.prompt_tokens_details?.cached_tokens ?? 0), 0),
+    shared_tokens: 0,
     evaluated_tokens: turns.reduce((n, r) => n + r.evaluated, 0),
   }, 'the model state counts the same');
   t.equal(await tokensTotal('prompt_cached'), state.cached_tokens, 'modeld_tokens_total{kind="prompt_cached"}');
