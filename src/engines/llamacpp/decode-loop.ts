@@ -247,15 +247,17 @@ export class DecodeLoop {
   }
 
   /**
-   * A running job still reading the same prompt, with no more of it left to read than `r` has:
-   * `r` can wait for it and copy its state (see `sharePromptsFrom`).
+   * A running job still reading the same prompt, with at most twice as much of it left to read
+   * as `r` has: `r` waits for it and copies its state (see `sharePromptsFrom`). Beyond that the
+   * wait would cost `r` more time than reading its own rest (a sequence that caches most of the
+   * prompt, say).
    */
   #leaderFor(r: Running): Running | undefined {
     const from = this.#options.sharePromptsFrom;
     if (from === undefined || r.pending.length < Math.max(2, from)) return undefined;
     const prompt = r.job.prompt;
     return this.#running.find((o) =>
-      !o.ending && !o.leader && !o.promptRead && o.pending.length <= r.pending.length
+      !o.ending && !o.leader && !o.promptRead && o.pending.length <= 2 * r.pending.length
       && o.job.prompt.length === prompt.length && commonPrefixLength(o.job.prompt, prompt) === prompt.length);
   }
 

@@ -261,19 +261,23 @@ t.test('jobs with the same prompt read it once: the others copy its KV state and
   ]);
 });
 
-t.test('prompt sharing: short rests, other prompts and jobs with more cached than the leader read their own', async (t) => {
+t.test('prompt sharing: short rests, other prompts and jobs that cache most of the prompt read their own', async (t) => {
   const native = new FakeNative();
-  native.cells.set(1, [1, 2, 3, 4, 5, 6, 7, 8]);
+  const prompt = Array.from({ length: 20 }, (_, i) => i + 1);
+  native.cells.set(1, prompt.slice(0, 14));
+  native.cells.set(4, [...prompt.slice(0, 2), 39]);
   const loop = new DecodeLoop(native, { batchSize: 64, sharePromptsFrom: 4 });
-  const prompt = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
   const a = job(seq(0), prompt, { max: 2 });
-  const cachedMore = job(seq(1, [1, 2, 3, 4, 5, 6, 7, 8]), prompt, { max: 2 });
-  const other = job(seq(2), [1, 2, 3, 4, 5, 6, 7, 8, 9, 11], { max: 2 });
+  const cachedMost = job(seq(1, prompt.slice(0, 14)), prompt, { max: 2 });
+  const other = job(seq(2), [...prompt.slice(0, 19), 30], { max: 2 });
   const short = job(seq(3), [5, 6, 7], { max: 2 });
-  const shortToo = job(seq(4), [5, 6, 7], { max: 2 });
-  await Promise.all([a, cachedMore, other, short, shortToo].map((j) => loop.run(j)));
-  t.same(native.copies, [], 'nothing copied');
-  t.same(native.batches[0]!.filter(([s]) => s === 1), [[1, 8, 9], [1, 9, 10]], 'the job with a longer cache reads only its rest');
+  const cachedLittle = job(seq(4, [...prompt.slice(0, 2), 39]), prompt, { max: 2 });
+  const shortToo = job(seq(5), [5, 6, 7], { max: 2 });
+  const uses = await Promise.all([a, cachedMost, other, short, cachedLittle, shortToo].map((j) => loop.run(j)));
+  t.same(native.copies, [[4, 0]], 'only the job that would read 18 tokens waits for the one reading 20');
+  t.same(native.batches[0]!.filter(([s]) => s === 1).map(([, p]) => p), [14, 15, 16, 17, 18, 19], 'the job caching 14 of 20 reads its 6 itself: waiting would take longer');
+  t.same(uses[4], { cachedTokens: 0, evaluatedTokens: 1, sharedTokens: 19 });
+  t.same(cachedLittle.tokens, a.tokens);
 });
 
 t.test('a leader that aborts or fails before its prompt is read leaves its followers reading their own', async (t) => {
