@@ -296,7 +296,10 @@ t.test('n: the prompt is read once; the other choices copy its KV state and answ
   const prompt = three.usage!.prompt_tokens;
   t.ok(prompt > 40, `a long prompt (${prompt} tokens)`);
   t.equal(after.shared_tokens - before.shared_tokens, 2 * (prompt - 1), 'two choices copied all but the prompt\'s last token');
-  t.equal(after.evaluated_tokens - before.evaluated_tokens, prompt + 2, 'the prompt was evaluated once, plus its last token per copy');
+  const evaluated = after.evaluated_tokens - before.evaluated_tokens;
+  // The reader may keep a few tokens a sequence cached from an earlier chat (the template's start).
+  t.ok(evaluated <= prompt + 2, `the prompt was evaluated once, plus its last token per copy (${evaluated})`);
+  t.equal(evaluated + after.cached_tokens - before.cached_tokens, 3 * prompt, 'every prompt token of every choice is evaluated or cached');
   for (const [j, choice] of three.choices.entries()) {
     // On `chatml` (the same bytes): a sequence of `quad` would reuse the copied cells.
     const alone = await client.chat.completions.create({ ...body, model: 'chatml', seed: 11 + j });
