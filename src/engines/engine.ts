@@ -178,6 +178,9 @@ export interface EmbeddingResult {
   promptTokens: number;
 }
 
+/** An element of a token prompt: a token id, or (in a mixed prompt) a text tokenized in place. */
+export type PromptPiece = number | string;
+
 export interface LoadedModel {
   readonly capabilities: ReadonlySet<Capability>;
   /** Requests that truly run at once (llama context sequences; batch slots for ONNX). */
@@ -186,14 +189,15 @@ export interface LoadedModel {
   readonly info?: Record<string, unknown>;
   /**
    * Continues a raw prompt (capability `completion`): a text, or token ids taken verbatim (no
-   * BOS added, as OpenAI and llama-server take them).
+   * BOS added, as OpenAI and llama-server take them), or ids and texts mixed (llama-server's
+   * form: the texts tokenized in place, BOS only when a text comes first).
    */
-  complete?(prompt: string | readonly number[], options: GenerateOptions): Promise<GenerationResult>;
+  complete?(prompt: string | readonly PromptPiece[], options: GenerateOptions): Promise<GenerationResult>;
   /**
-   * A token prompt as text (for `echo` and logprobs' `text_offset`), special tokens written
-   * out; an id outside the vocabulary is a 400 naming `prompt`.
+   * A token (or mixed) prompt as text (for `echo` and logprobs' `text_offset`), special tokens
+   * written out; an id outside the vocabulary is a 400 naming `prompt`.
    */
-  promptText?(tokens: readonly number[]): string;
+  promptText?(prompt: readonly PromptPiece[]): string;
   /** Answers a conversation through the model's chat template (capability `chat`). */
   chat?(messages: ChatMessage[], options: GenerateOptions): Promise<GenerationResult>;
   /** One vector per input, in order (capability `embedding`). */

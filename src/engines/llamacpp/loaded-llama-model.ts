@@ -7,7 +7,7 @@ import {
 import { ApiError } from '../../errors.ts';
 import { resolveParams } from '../descriptors.ts';
 import type {
-  Capability, ChatMessage, EmbeddingResult, GenerateOptions, GenerationResult, LoadedModel, ResponseFormat,
+  Capability, ChatMessage, EmbeddingResult, GenerateOptions, GenerationResult, LoadedModel, PromptPiece, ResponseFormat,
 } from '../engine.ts';
 import { DecodeLoop, type KvSequence } from './decode-loop.ts';
 import { LLAMACPP_DESCRIPTORS } from './descriptors.ts';
@@ -150,30 +150,38 @@ export class LoadedLlamaModel implements LoadedModel {
     return { ...this.#p.facts, batching: batchingState(this.#batches), prompt_cache: { ...this.#cache } };
   }
 
-  async complete(prompt: string | readonly number[], options: GenerateOptions): Promise<GenerationResult> {
+  async complete(prompt: string | readonly PromptPiece[], options: GenerateOptions): Promise<GenerationResult> {
     const s = this.#sampling(options.params, options.choice);
-    const model = this.#p.model;
-    const bos = beginningToken(model);
-    const tokens: Token[] = typeof prompt === 'string'
-      ? [...(bos != null ? [bos] : []), ...model.tokenize(prompt, false, bos != null ? 'trimLeadingSpace' : undefined)]
-      : this.#knownTokens(prompt);
+    const tokens = typeof prompt === 'string' ? this.#textTokens(prompt, true) : this.#promptTokens(prompt);
     const maxTokens = this.#budget(tokens.length, s.maxTokens, 'prompt');
     const grammar = await this.#grammar(options.responseFormat);
     return this.#generate(tokens, s, maxTokens, options, grammar, { strings: [], tokens: new Set(), continuesPrompt: true });
   }
 
-  promptText(tokens: readonly number[]): string {
-    return this.#p.model.detokenize(this.#knownTokens(tokens), true);
+  promptText(prompt: readonly PromptPiece[]): string {
+    return this.#p.model.detokenize(this.#promptTokens(prompt), true);
   }
 
-  /** Token ids from a request, checked against the vocabulary before they reach native code. */
-  #knownTokens(ids: readonly number[]): Token[] {
+  /** A text prompt's tokens; with `bos`, after the model's BOS token (node-llama-cpp's rule). */
+  #textTokens(text: string, bos: boolean): Token[] {
+    const model = this.#p.model;
+    const first = bos ? beginningToken(model) : undefined;
+    return [...(first != null ? [first] : []), ...model.tokenize(text, false, first != null ? 'trimLeadingSpace' : undefined)];
+  }
+
+  /**
+   * A token prompt's ids, checked against the vocabulary before they reach native code. In a
+   * mixed prompt the texts are tokenized in place, with BOS only when a text comes first, as
+   * llama-server does; the ids stay verbatim.
+   */
+  #promptTokens(prompt: readonly PromptPiece[]): Token[] {
     const vocab = this.#vocabularySize();
-    const bad = ids.findIndex((id) => !Number.isInteger(id) || id < 0 || id >= vocab);
+    const bad = prompt.findIndex((id) => typeof id === 'number' && (!Number.isInteger(id) || id < 0 || id >= vocab));
     if (bad >= 0) {
-      throw new ApiError('invalid_value', `token id ${ids[bad]} at position ${bad} is not in this model's vocabulary (0–${vocab - 1})`, { param: 'prompt' });
+      throw new ApiError('invalid_value', `token id ${prompt[bad]} at position ${bad} is not in this model's vocabulary (0–${vocab - 1})`, { param: 'prompt' });
     }
-    return ids as Token[];
+    if (prompt.every((piece) => typeof piece === 'number')) return prompt as Token[];
+    return prompt.flatMap((piece, i) => (typeof piece === 'number' ? [piece as Token] : this.#textTokens(piece, i === 0)));
   }
 
   async chat(messages: ChatMessage[], options: GenerateOptions): Promise<GenerationResult> {

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
-import type { GenerationResult, LoadedModel, TokenLogprob } from '../../engines/engine.ts';
+import type { GenerationResult, LoadedModel, PromptPiece, TokenLogprob } from '../../engines/engine.ts';
 import { ApiError } from '../../errors.ts';
 import { errorResponses } from '../../schemas/common.ts';
 import { CompletionRequestSchema, CompletionSchema, type Completion, type CompletionRequest } from '../../schemas/openai/completions.ts';
@@ -19,7 +19,7 @@ function rejectUnsupported(body: CompletionRequest): void {
 }
 
 /** The prompt as `echo` shows it and logprobs' `text_offset` counts it. */
-function promptText(loaded: LoadedModel, prompt: string | readonly number[]): string {
+function promptText(loaded: LoadedModel, prompt: string | readonly PromptPiece[]): string {
   if (typeof prompt === 'string') return prompt;
   if (!loaded.promptText) throw new ApiError('unsupported_feature', `this model's engine takes text prompts only`, { param: 'prompt' });
   return loaded.promptText(prompt);
@@ -38,9 +38,10 @@ export default async function completionRoutes(app: FastifyInstance) {
     const body = request.body as CompletionRequest;
     const entry = app.registry.resolve(body.model);
     rejectUnsupported(body);
-    // An array of numbers is one token prompt; an array of texts or of token arrays is several prompts.
-    const several = Array.isArray(body.prompt) && typeof body.prompt[0] !== 'number';
-    const prompts = (several ? body.prompt : [body.prompt]) as Array<string | number[]>;
+    // An array with a number at its top level is one prompt (token ids, or ids and texts mixed,
+    // llama-server's rule); any other array is several prompts.
+    const several = Array.isArray(body.prompt) && !body.prompt.some((x) => typeof x === 'number');
+    const prompts = (several ? body.prompt : [body.prompt]) as Array<string | PromptPiece[]>;
     // OpenAI `n`: choice index = prompt index × n + j.
     const n = body.n ?? 1;
     const jobs = prompts.flatMap((prompt, p) => Array.from({ length: n }, (_, choice) => ({ prompt, p, choice })));
@@ -66,7 +67,7 @@ export default async function completionRoutes(app: FastifyInstance) {
     // prompt[0] would have started the stream; its failure is kept for every later call, so a
     // generation that begins meanwhile cannot start the stream either.
     let checked: { error?: unknown } | undefined;
-    const shown = (loaded: LoadedModel, prompt: string | number[]) => {
+    const shown = (loaded: LoadedModel, prompt: string | PromptPiece[]) => {
       if (!checked) {
         checked = {};
         prompts.forEach((p, i) => {

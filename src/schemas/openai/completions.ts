@@ -3,17 +3,20 @@ import { ResponseFormatSchema } from './chat.ts';
 import { CompletionLogprobsSchema, FinishReasonSchema, SamplingFields, UsageSchema } from './common.ts';
 
 const TokenId = Type.Integer({ minimum: 0, description: 'A token id of the model\'s vocabulary.' });
+/** One prompt as an array: token ids, or (llama-server's form) ids and texts mixed. */
+const MixedPrompt = Type.Array(Type.Union([TokenId, Type.String()]), { minItems: 1 });
 
 export const CompletionRequestSchema = Type.Object(
   {
     model: Type.String({ description: 'Model id; a stopped model is loaded first (just-in-time).' }),
     prompt: Type.Union([
       Type.String(),
-      Type.Array(Type.String(), { minItems: 1 }),
-      Type.Array(TokenId, { minItems: 1 }),
-      Type.Array(Type.Array(TokenId, { minItems: 1 }), { minItems: 1 }),
+      // Texts (several prompts), token ids (one prompt), or ids and texts mixed (one prompt).
+      Type.Array(Type.Union([Type.String(), TokenId]), { minItems: 1 }),
+      // Several prompts: texts, token arrays, mixed arrays.
+      Type.Array(Type.Union([Type.String(), MixedPrompt]), { minItems: 1 }),
     ], {
-      description: 'A prompt, or several: each becomes a choice with its index (they run in parallel, in shared batches). A prompt is a text or an array of token ids, taken verbatim (no BOS token added).',
+      description: 'A prompt, or several: each becomes a choice with its index (they run in parallel, in shared batches). A prompt is a text, or an array of token ids taken verbatim (no BOS token added), or, as llama-server takes them, token ids and texts mixed in one array (`[12, " and ", 34]`: each text tokenized in place, BOS only when a text comes first). An array holding any number at its top level is one prompt; otherwise each element is a prompt.',
     }),
     ...SamplingFields,
     echo: Type.Optional(Type.Union([Type.Boolean(), Type.Null()], { description: 'Begin each choice\'s text with its prompt (a token prompt as the model\'s text for it). Not with logprobs (the prompt\'s own log-probabilities are not computed).' })),

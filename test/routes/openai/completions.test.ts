@@ -185,7 +185,9 @@ t.test('token prompts (OpenAI, llama-server): taken verbatim, one or several; th
   const tokens = [model.tokens.bos!, ...model.tokenize('once upon a time', false, 'trimLeadingSpace')].map(Number);
   const other = [model.tokens.bos!, ...model.tokenize('the end', false, 'trimLeadingSpace')].map(Number);
   const vocab = model.fileInfo.metadata.tokenizer.ggml.tokens.length;
-  await model.dispose();
+  /** A text's tokens as a mixed prompt tokenizes it: the leading-space trim only where BOS precedes it. */
+  const textTokens = async (text: string, first = true) => model.tokenize(text, false, first ? 'trimLeadingSpace' : undefined).map(Number);
+  t.teardown(() => model.dispose());
   const body = { model: 'greedy', max_tokens: 6 };
   const asText = await client.completions.create({ ...body, prompt: 'once upon a time' });
   const asTokens = await client.completions.create({ ...body, prompt: tokens });
@@ -212,12 +214,29 @@ t.test('token prompts (OpenAI, llama-server): taken verbatim, one or several; th
   const lateBad = await post({ model: 'tiny', prompt: [tokens, other, [vocab]], stream: true });
   t.equal(lateBad.statusCode, 400, 'even when it is not the first prompt of a stream');
   t.match(lateBad.json().error, { param: 'prompt[2]' });
-  for (const prompt of [[-1], [1.5], [], [[]], [1, 'a']]) {
+  for (const prompt of [[-1], [1.5], [], [[]], [1, [2]], [[1, 'a', -1]], [true]]) {
     const r = await post({ prompt });
     t.equal(r.statusCode, 400, JSON.stringify(prompt));
     t.match(r.json().error, { param: /^prompt/ }, JSON.stringify(prompt));
   }
   t.equal((await client.completions.create({ ...body, prompt: 'still' })).choices.length, 1, 'the model serves on');
+
+  // llama-server's mixed prompts: ids and texts in one array are one prompt, each text
+  // tokenized in place (BOS only when a text comes first); an array without a top-level number
+  // is several prompts, each a text, a token array or a mixed array.
+  const last = tokens.at(-1)!;
+  const mixed = (prompt: unknown[]) => client.completions.create({ ...body, prompt: prompt as number[] });
+  const asMixed = await mixed(['once upon a', last]);
+  const asItsTokens = await client.completions.create({ ...body, prompt: [...[model.tokens.bos!, ...(await textTokens('once upon a'))], last] });
+  t.equal(asMixed.usage!.prompt_tokens, asItsTokens.usage!.prompt_tokens, 'a text first: BOS and its tokens, then the ids');
+  t.equal(asMixed.choices[0]!.text, asItsTokens.choices[0]!.text);
+  const idFirst = await mixed([tokens[0]!, 'once upon a time']);
+  t.equal(idFirst.usage!.prompt_tokens, 1 + (await textTokens('once upon a time', false)).length, 'an id first: no BOS before the text');
+  const severalMixed = await mixed([['once upon a', last], 'the end', other]);
+  t.same(severalMixed.choices.map((c) => c.index), [0, 1, 2], 'several prompts, one of them mixed');
+  t.equal(severalMixed.choices[0]!.text, asMixed.choices[0]!.text);
+  const mixedBad = await post({ prompt: ['once', vocab] });
+  t.match(mixedBad.json().error, { code: 'invalid_value', param: 'prompt', message: /token id \d+ at position 1 / });
 });
 
 t.test('echo: each choice\'s text begins with its prompt, streamed or not; a token prompt as the model\'s text', async (t) => {
