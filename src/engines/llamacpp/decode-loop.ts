@@ -169,6 +169,8 @@ export class DecodeLoop {
       if (batch.length === 0) {
         this.#drainAll();
         this.#settle();
+        // A leader that failed while the batch was built leaves followers that can read now.
+        if (this.#releaseOrphans()) continue;
         // Every running job has tokens to decode or is ending; one with neither would spin this loop.
         for (const r of this.#running) this.#fail(r, new Error('decode loop: a generation has nothing to decode'), false);
         this.#settle();
@@ -261,11 +263,16 @@ export class DecodeLoop {
       && o.job.prompt.length === prompt.length && commonPrefixLength(o.job.prompt, prompt) === prompt.length);
   }
 
-  /** Jobs whose leader ended before its prompt was read read their own. */
-  #releaseOrphans(): void {
+  /** Jobs whose leader ended before its prompt was read read their own. True when there were some. */
+  #releaseOrphans(): boolean {
+    let released = false;
     for (const r of this.#running) {
-      if (r.leader?.ending && !r.leader.promptRead) r.leader = undefined;
+      if (r.leader?.ending && !r.leader.promptRead) {
+        r.leader = undefined;
+        released = true;
+      }
     }
+    return released;
   }
 
   /**
@@ -473,4 +480,3 @@ export class DecodeLoop {
     }
   }
 }
-

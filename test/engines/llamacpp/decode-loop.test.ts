@@ -24,7 +24,14 @@ class FakeNative implements NativeContext {
     this.#capacity = tokens;
   }
 
+  /** A sequence whose next addToBatch throws. */
+  failAddFor: number | undefined;
+
   addToBatch(sequenceId: number, firstPosition: number, tokens: Uint32Array, logitIndexes: Uint32Array): Uint32Array {
+    if (sequenceId === this.failAddFor) {
+      this.failAddFor = undefined;
+      throw new Error('add failed');
+    }
     if (this.#batch.length + tokens.length > this.#capacity) throw new Error('batch overflow');
     const out: number[] = [];
     tokens.forEach((token, i) => {
@@ -296,6 +303,18 @@ t.test('a leader that aborts or fails before its prompt is read leaves its follo
     t.same(await following, { cachedTokens: 0, evaluatedTokens: 10 });
     t.same(follower.tokens, [11, 12]);
     t.same(native.copies, []);
+  });
+  await t.test('failed batch entry, with nothing else to decode', async (t) => {
+    const native = new FakeNative();
+    const loop = new DecodeLoop(native, { batchSize: 64, sharePromptsFrom: 4 });
+    const prompt = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+    native.failAddFor = 0;
+    const leader = loop.run(job(seq(0), prompt));
+    const follower = job(seq(1), prompt, { max: 2 });
+    const following = loop.run(follower);
+    await t.rejects(leader, { message: 'add failed' });
+    t.same(await following, { cachedTokens: 0, evaluatedTokens: 10 });
+    t.same(follower.tokens, [11, 12]);
   });
   await t.test('failed decode', async (t) => {
     const native = new FakeNative();
