@@ -59,11 +59,16 @@ export function sumUsage(usages: TokenUsage[]): TokenUsage {
 }
 
 /**
- * One answer's usage over its choices (`n` per prompt, in order): each prompt counted once,
- * from its first choice, as OpenAI counts with `n`; the completion tokens of every choice.
+ * One answer's usage over its choices (`n` per prompt, in order): each prompt counted once, as
+ * OpenAI counts with `n`, from the choice that read it (the fewest cached tokens: the others
+ * may have copied it from that one, which is no cache hit); the completion tokens of every choice.
  */
 export function answerUsage(usages: TokenUsage[], n: number): TokenUsage {
-  return { ...sumUsage(usages.filter((_, i) => i % n === 0)), completionTokens: usages.reduce((sum, u) => sum + u.completionTokens, 0) };
+  const readers: TokenUsage[] = [];
+  for (let p = 0; p < usages.length; p += n) {
+    readers.push(usages.slice(p, p + n).reduce((a, b) => ((b.cachedPromptTokens ?? 0) < (a.cachedPromptTokens ?? 0) ? b : a)));
+  }
+  return { ...sumUsage(readers), completionTokens: usages.reduce((sum, u) => sum + u.completionTokens, 0) };
 }
 
 /**

@@ -295,6 +295,7 @@ t.test('n: the prompt is read once; the other choices copy its KV state and answ
   const after = await state();
   const prompt = three.usage!.prompt_tokens;
   t.ok(prompt > 40, `a long prompt (${prompt} tokens)`);
+  t.ok(three.usage!.prompt_tokens_details!.cached_tokens! < 10, 'usage: the choices\' copies are no cache hit');
   t.equal(after.shared_tokens - before.shared_tokens, 2 * (prompt - 1), 'two choices copied all but the prompt\'s last token');
   const evaluated = after.evaluated_tokens - before.evaluated_tokens;
   // The reader may keep a few tokens a sequence cached from an earlier chat (the template's start).
