@@ -77,10 +77,11 @@ export interface DecodeLoopOptions {
    */
   pipelineSampling?: boolean;
   /**
-   * Jobs with the same prompt (OpenAI `n`, or the same request twice at once) read it once: a
-   * job that would decode at least this many prompt tokens, admitted while another job is still
-   * reading the same prompt, waits for it and then copies its KV state (one buffer copy) instead
-   * of decoding those tokens again. Unset: every job reads its own prompt.
+   * Jobs whose prompts start alike (OpenAI `n`, the same request twice, one long system prompt
+   * for several users at once) read the common part once: a job admitted while another running
+   * job's prompt shares at least this many tokens it would otherwise read copies that job's KV
+   * state (one buffer copy) once those tokens are in it, waiting outside the batches until then,
+   * and reads only the rest. Unset: every job reads its own prompt.
    */
   sharePromptsFrom?: number;
 }
@@ -102,12 +103,11 @@ interface Running {
   logitIndex: number;
   /** Set once the job must decode nothing more; it finishes after its last drain. */
   ending: boolean;
-  /** The job reading the same prompt whose KV state this one will copy; not batched meanwhile. */
-  leader?: Running;
-  /** The decode in flight carries the end of this job's prompt. */
-  promptEnding?: boolean;
-  /** The whole prompt is in the sequence's KV cells (its last chunk decoded). */
-  promptRead?: boolean;
+  /**
+   * The job whose sequence will hold the first `tokens` of this job's prompt, to be copied
+   * instead of read; this job is not batched meanwhile.
+   */
+  leader?: { r: Running; tokens: number };
   /** Tokens accepted since the last drain. */
   undrained: boolean;
   failure?: { error: unknown };
@@ -169,7 +169,7 @@ export class DecodeLoop {
       if (batch.length === 0) {
         this.#drainAll();
         this.#settle();
-        // A leader that failed while the batch was built leaves followers that can read now.
+        // A leader that failed while the batch was built, or ended, leaves followers that can read now.
         if (this.#releaseOrphans()) continue;
         // Every running job has tokens to decode or is ending; one with neither would spin this loop.
         for (const r of this.#running) this.#fail(r, new Error('decode loop: a generation has nothing to decode'), false);
@@ -197,7 +197,7 @@ export class DecodeLoop {
         continue;
       }
       // Before anything settles: a leader that ends here must not hand its sequence on first.
-      await this.#copyReadPrompts(batch);
+      await this.#copySharedPrompts();
       await this.#accept(sampled ?? this.#queueSamples(batch));
       this.#settle();
     }
@@ -249,25 +249,35 @@ export class DecodeLoop {
   }
 
   /**
-   * A running job still reading the same prompt, with at most twice as much of it left to read
-   * as `r` has: `r` waits for it and copies its state (see `sharePromptsFrom`). Beyond that the
-   * wait would cost `r` more time than reading its own rest (a sequence that caches most of the
-   * prompt, say).
+   * The running job whose prompt shares the most tokens with `r`'s beyond what `r`'s sequence
+   * keeps (at least `sharePromptsFrom`, at most all but `r`'s last prompt token, which `r`
+   * decodes for its own logits), and which has at most twice that many of them still to read:
+   * beyond that the wait would cost `r` more time than reading them (see `sharePromptsFrom`).
    */
-  #leaderFor(r: Running): Running | undefined {
+  #leaderFor(r: Running): { r: Running; tokens: number } | undefined {
     const from = this.#options.sharePromptsFrom;
-    if (from === undefined || r.pending.length < Math.max(2, from)) return undefined;
+    if (from === undefined) return undefined;
     const prompt = r.job.prompt;
-    return this.#running.find((o) =>
-      !o.ending && !o.leader && !o.promptRead && o.pending.length <= 2 * r.pending.length
-      && o.job.prompt.length === prompt.length && commonPrefixLength(o.job.prompt, prompt) === prompt.length);
+    const gainFrom = Math.max(1, from);
+    let best: { r: Running; tokens: number } | undefined;
+    for (const o of this.#running) {
+      if (o === r || o.ending || o.leader) continue;
+      const tokens = Math.min(commonPrefixLength(o.job.prompt, prompt), prompt.length - 1);
+      const gain = tokens - r.position;
+      const wait = tokens - o.job.sequence.contextTokens.length;
+      if (gain >= gainFrom && wait <= 2 * gain && tokens > (best?.tokens ?? 0)) best = { r: o, tokens };
+    }
+    return best;
   }
 
-  /** Jobs whose leader ended before its prompt was read read their own. True when there were some. */
+  /**
+   * Jobs whose leader ends before they got its state read their own: its sequence may be
+   * handed to another request once it settles. True when there were some.
+   */
   #releaseOrphans(): boolean {
     let released = false;
     for (const r of this.#running) {
-      if (r.leader?.ending && !r.leader.promptRead) {
+      if (r.leader?.r.ending) {
         r.leader = undefined;
         released = true;
       }
@@ -276,34 +286,27 @@ export class DecodeLoop {
   }
 
   /**
-   * After a decode: marks the prompts it finished as read and gives their followers the
-   * leader's KV state, trimmed to all but the prompt's last token, which each follower decodes
-   * itself for its own logits. A copy that fails leaves the follower reading its whole prompt.
+   * After a decode: gives each follower whose leader's sequence now holds the tokens it waits
+   * for the leader's KV state, trimmed to those tokens; the follower reads the rest of its
+   * prompt itself. A copy that fails leaves the follower reading its whole prompt.
    */
-  async #copyReadPrompts(batch: Running[]): Promise<void> {
-    for (const r of batch) {
-      if (r.promptEnding) {
-        r.promptEnding = false;
-        r.promptRead = true;
-      }
-    }
-    const followers = this.#running.filter((f) => f.leader?.promptRead && !f.ending);
-    if (followers.length === 0) return;
+  async #copySharedPrompts(): Promise<void> {
+    const followers = this.#running.filter((f) => f.leader && !f.ending && f.leader.r.job.sequence.contextTokens.length >= f.leader.tokens);
     // One after another: llama.cpp's KV bookkeeping is not safe to change from two pool threads at once.
     for (const f of followers) {
-      const source = f.leader!.job.sequence;
+      const source = f.leader!.r.job.sequence;
+      const keep = f.leader!.tokens;
       f.leader = undefined;
       const { sequence, prompt } = f.job;
-      const keep = prompt.length - 1;
       try {
         const last = await this.#native.copySequenceStateFromOtherSequence(sequence.id, source.id);
         if (last !== source.contextTokens.length - 1) throw new Error(`copied positions up to ${last}, not ${source.contextTokens.length - 1}`);
         this.#native.removeTokenCellsFromSequence(sequence.id, keep, -1);
         sequence.contextTokens.length = 0;
         for (let i = 0; i < keep; i++) sequence.contextTokens.push(prompt[i]!);
-        f.pending = [prompt[keep]!];
+        f.pending = prompt.slice(keep);
         f.position = keep;
-        f.use = { cachedTokens: 0, evaluatedTokens: 1, sharedTokens: keep };
+        f.use = { cachedTokens: 0, evaluatedTokens: prompt.length - keep, sharedTokens: keep };
       } catch {
         this.#native.removeTokenCellsFromSequence(sequence.id, 0, -1);
         sequence.contextTokens.length = 0;
@@ -374,7 +377,6 @@ export class DecodeLoop {
       for (const t of tokens) held.push(t);
       r.position += count;
       r.pending = last ? [] : r.pending.slice(count);
-      if (last && !r.promptRead) r.promptEnding = true;
       batch.push(r);
     }
     this.#options.onBatch?.(batch.length, total);

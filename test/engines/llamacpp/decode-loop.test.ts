@@ -268,7 +268,7 @@ t.test('jobs with the same prompt read it once: the others copy its KV state and
   ]);
 });
 
-t.test('prompt sharing: short rests, other prompts and jobs that cache most of the prompt read their own', async (t) => {
+t.test('prompt sharing: short rests, unrelated prompts and jobs that cache most of the prompt read their own', async (t) => {
   const native = new FakeNative();
   const prompt = Array.from({ length: 20 }, (_, i) => i + 1);
   native.cells.set(1, prompt.slice(0, 14));
@@ -276,12 +276,12 @@ t.test('prompt sharing: short rests, other prompts and jobs that cache most of t
   const loop = new DecodeLoop(native, { batchSize: 64, sharePromptsFrom: 4 });
   const a = job(seq(0), prompt, { max: 2 });
   const cachedMost = job(seq(1, prompt.slice(0, 14)), prompt, { max: 2 });
-  const other = job(seq(2), [...prompt.slice(0, 19), 30], { max: 2 });
+  const other = job(seq(2), [40, ...prompt.slice(1)], { max: 2 });
   const short = job(seq(3), [5, 6, 7], { max: 2 });
   const cachedLittle = job(seq(4, [...prompt.slice(0, 2), 39]), prompt, { max: 2 });
   const shortToo = job(seq(5), [5, 6, 7], { max: 2 });
   const uses = await Promise.all([a, cachedMost, other, short, cachedLittle, shortToo].map((j) => loop.run(j)));
-  t.same(native.copies, [[4, 0]], 'only the job that would read 18 tokens waits for the one reading 20');
+  t.same(native.copies, [[4, 0]], 'only the job that would read 18 tokens waits for the one reading 20; a prompt differing in its first token shares nothing');
   t.same(native.batches[0]!.filter(([s]) => s === 1).map(([, p]) => p), [14, 15, 16, 17, 18, 19], 'the job caching 14 of 20 reads its 6 itself: waiting would take longer');
   t.same(uses[4], { cachedTokens: 0, evaluatedTokens: 1, sharedTokens: 19 });
   t.same(cachedLittle.tokens, a.tokens);
@@ -341,4 +341,34 @@ t.test('a failed copy leaves the follower reading its whole prompt on a cleared 
   t.same(uses[1], { cachedTokens: 0, evaluatedTokens: 10 });
   t.same(follower.tokens, [11, 12]);
   t.same(follower.sequence.contextTokens, native.cells.get(1));
+});
+
+t.test('prompts that share a prefix read it once: the copy is trimmed to the shared tokens and the rest is read', async (t) => {
+  const native = new FakeNative();
+  const loop = new DecodeLoop(native, { batchSize: 64, sharePromptsFrom: 4 });
+  const system = [1, 2, 3, 4, 5, 6, 7, 8];
+  const a = job(seq(0), [...system, 20, 21], { max: 2 });
+  const b = job(seq(1), [...system, 30, 31, 32], { max: 2 });
+  const uses = await Promise.all([loop.run(a), loop.run(b)]);
+  t.same(native.copies, [[1, 0]]);
+  t.same(native.batches[1]!.filter(([s]) => s === 1), [[1, 8, 30], [1, 9, 31], [1, 10, 32]], 'b reads only what follows the shared part');
+  t.same(b.tokens, [33, 34]);
+  t.same(uses[1], { cachedTokens: 0, evaluatedTokens: 3, sharedTokens: 8 });
+  t.same(b.sequence.contextTokens, native.cells.get(1));
+});
+
+t.test('a generating job\'s sequence is a source too: a later prompt that starts with its prompt copies it at once', async (t) => {
+  const native = new FakeNative();
+  const loop = new DecodeLoop(native, { batchSize: 64, sharePromptsFrom: 4 });
+  const system = [1, 2, 3, 4, 5, 6, 7, 8];
+  const a = job(seq(0), system, { max: 6 });
+  const running = loop.run(a);
+  while (native.batches.length < 2) await new Promise((r) => setImmediate(r));
+  const b = job(seq(1), [...system, 30], { max: 2 });
+  const use = await loop.run(b);
+  await running;
+  t.same(native.copies, [[1, 0]]);
+  t.same(use, { cachedTokens: 0, evaluatedTokens: 1, sharedTokens: 8 });
+  t.same(b.tokens, [31, 32]);
+  t.same(b.sequence.contextTokens, native.cells.get(1), 'the leader\'s answer tokens were trimmed from the copy');
 });

@@ -309,6 +309,23 @@ t.test('n: the prompt is read once; the other choices copy its KV state and answ
   t.ok(new Set(three.choices.map((c) => c.message.content)).size > 1, 'the choices still differ');
 });
 
+t.test('concurrent chats with one long system prompt read it once; each answers as it does alone', async (t) => {
+  const system = { role: 'system' as const, content: Array.from({ length: 40 }, (_, i) => `rule${i}`).join(' ') };
+  const asks = ['tell me a story', 'what is the time', 'say something else entirely'];
+  // Long answers keep the first chat running while the others arrive, even on a slow machine.
+  const body = { model: 'quad', max_tokens: 32, temperature: 0 };
+  const state = async () => (await app.inject({ url: '/v1/models/quad/state' })).json().info.prompt_cache;
+  await client.chat.completions.create({ model: 'quad', messages, max_tokens: 1 });
+  const before = await state();
+  const together = await Promise.all(asks.map((ask) => client.chat.completions.create({ ...body, messages: [system, { role: 'user', content: ask }] })));
+  const after = await state();
+  t.ok(after.shared_tokens - before.shared_tokens > 40, `the others copied the system prompt (${after.shared_tokens - before.shared_tokens} tokens)`);
+  for (const [i, ask] of asks.entries()) {
+    const alone = await client.chat.completions.create({ ...body, model: 'chatml', messages: [system, { role: 'user', content: ask }] });
+    t.equal(together[i]!.choices[0]!.message.content, alone.choices[0]!.message.content, `"${ask}" answers as it does alone`);
+  }
+});
+
 t.test('n: several choices of one conversation, in parallel; with a seed each differs and the request repeats', async (t) => {
   const body = { model: 'quad', messages, max_tokens: 8, temperature: 1.5, seed: 7 };
   const one = await client.chat.completions.create(body);
