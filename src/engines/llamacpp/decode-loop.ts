@@ -301,7 +301,8 @@ export class DecodeLoop {
       try {
         const last = await this.#native.copySequenceStateFromOtherSequence(sequence.id, source.id);
         if (last !== source.contextTokens.length - 1) throw new Error(`copied positions up to ${last}, not ${source.contextTokens.length - 1}`);
-        this.#native.removeTokenCellsFromSequence(sequence.id, keep, -1);
+        // A recurrent model's state cannot be cut back to a position: it reads its own prompt then.
+        if (!this.#native.removeTokenCellsFromSequence(sequence.id, keep, -1)) throw new Error('the copied cells could not be trimmed');
         sequence.contextTokens.length = 0;
         for (let i = 0; i < keep; i++) sequence.contextTokens.push(prompt[i]!);
         f.pending = prompt.slice(keep);

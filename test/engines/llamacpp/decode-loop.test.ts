@@ -63,7 +63,11 @@ class FakeNative implements NativeContext {
     return this.#logits[batchLogitIndex]!;
   }
 
+  /** Like a recurrent model's state: only a whole sequence can be removed. */
+  recurrent = false;
+
   removeTokenCellsFromSequence(sequenceId: number, start: number): boolean {
+    if (this.recurrent && start > 0) return false;
     const cells = this.cells.get(sequenceId) ?? [];
     cells.length = Math.min(cells.length, start);
     return true;
@@ -328,6 +332,19 @@ t.test('a leader that aborts or fails before its prompt is read leaves its follo
     t.same(await following, { cachedTokens: 0, evaluatedTokens: 10 });
     t.same(follower.tokens, [11, 12]);
   });
+});
+
+t.test('a copy that cannot be trimmed (a recurrent state) leaves the follower reading its whole prompt', async (t) => {
+  const native = new FakeNative();
+  native.recurrent = true;
+  const loop = new DecodeLoop(native, { batchSize: 64, sharePromptsFrom: 4 });
+  const prompt = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+  const follower = job(seq(1), prompt, { max: 2 });
+  const uses = await Promise.all([loop.run(job(seq(0), prompt, { max: 2 })), loop.run(follower)]);
+  t.same(native.copies, [[1, 0]], 'copied, then found untrimmable');
+  t.same(uses[1], { cachedTokens: 0, evaluatedTokens: 10 });
+  t.same(follower.tokens, [11, 12]);
+  t.same(follower.sequence.contextTokens, native.cells.get(1));
 });
 
 t.test('a failed copy leaves the follower reading its whole prompt on a cleared sequence', async (t) => {
