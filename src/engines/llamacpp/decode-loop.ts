@@ -271,18 +271,17 @@ export class DecodeLoop {
   }
 
   /**
-   * Jobs whose leader ends before they got its state read their own: its sequence may be
-   * handed to another request once it settles. True when there were some.
+   * Jobs whose leader ends before they got its state (an abort, a failure; its sequence may be
+   * handed to another request once it settles) choose again among the running jobs: the first
+   * that finds none reads its own prompt, and the others may follow it. True when there were some.
    */
   #releaseOrphans(): boolean {
-    let released = false;
-    for (const r of this.#running) {
-      if (r.leader?.r.ending) {
-        r.leader = undefined;
-        released = true;
-      }
-    }
-    return released;
+    const orphans = this.#running.filter((r) => r.leader?.r.ending);
+    if (orphans.length === 0) return false;
+    // An orphan still points at its old leader while it chooses, so no orphan picks another
+    // that has not chosen yet (that would chain them one step behind each other).
+    for (const r of orphans) r.leader = this.#leaderFor(r);
+    return true;
   }
 
   /**

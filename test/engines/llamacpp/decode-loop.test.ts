@@ -308,6 +308,21 @@ t.test('a leader that aborts or fails before its prompt is read leaves its follo
     t.same(follower.tokens, [11, 12]);
     t.same(native.copies, []);
   });
+  await t.test('abort with two followers: one reads, the other copies from it', async (t) => {
+    const native = new FakeNative();
+    const loop = new DecodeLoop(native, { batchSize: 4, sharePromptsFrom: 4 });
+    const prompt = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+    const stop = new AbortController();
+    const leader = loop.run(job(seq(0), prompt, { signal: stop.signal }));
+    const followers = [job(seq(1), prompt, { max: 2 }), job(seq(2), prompt, { max: 2 })];
+    const following = followers.map((f) => loop.run(f));
+    while (native.batches.length < 1) await new Promise((r) => setImmediate(r));
+    stop.abort(new Error('gone'));
+    await t.rejects(leader, { message: 'gone' });
+    t.same(await Promise.all(following), [{ cachedTokens: 0, evaluatedTokens: 10 }, { cachedTokens: 0, evaluatedTokens: 1, sharedTokens: 9 }]);
+    t.same(native.copies, [[2, 1]]);
+    for (const f of followers) t.same(f.tokens, [11, 12]);
+  });
   await t.test('failed batch entry, with nothing else to decode', async (t) => {
     const native = new FakeNative();
     const loop = new DecodeLoop(native, { batchSize: 64, sharePromptsFrom: 4 });
