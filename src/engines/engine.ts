@@ -198,6 +198,12 @@ export interface LoadedModel {
    * written out; an id outside the vocabulary is a 400 naming `prompt`.
    */
   promptText?(prompt: readonly PromptPiece[]): string;
+  /**
+   * Throws the 400 `complete` would throw for this prompt before generating (an id outside the
+   * vocabulary, naming `prompt[i]`; an empty prompt; one the context cannot hold), so that a
+   * request with several prompts is refused before any of them starts a stream.
+   */
+  checkPrompt?(prompt: string | readonly PromptPiece[]): void;
   /** Answers a conversation through the model's chat template (capability `chat`). */
   chat?(messages: ChatMessage[], options: GenerateOptions): Promise<GenerationResult>;
   /** One vector per input, in order (capability `embedding`). */

@@ -31,14 +31,19 @@ interface AjvError {
 
 /**
  * The error to report from an ajv failure. A union (anyOf) reports one error per branch plus
- * its own: the deepest path is the most specific; there, an error from a branch whose type
+ * its own: the deepest path is the most specific (of equal ones, the last element); there, an error from a branch whose type
  * the value has (a bound, a missing property) says more than "must be <type>"; a nullable
  * field's `null` branch and the anyOf itself say least. Type errors alone are merged
  * ("must be integer or string"), as are `const` ones ("must be one of [...]").
  */
 function pick(errors: AjvError[]): AjvError {
   const depth = Math.max(...errors.map((e) => e.instancePath.length));
-  const here = errors.filter((e) => e.instancePath.length === depth);
+  // Branches can fail at different elements of one array (`[12, [13]]`: the token branch at
+  // [1], the several-prompts branch at [0]); the last one breaks the shape the earlier
+  // elements set, and its branches' errors are the ones to merge.
+  const path = errors.filter((e) => e.instancePath.length === depth).map((e) => e.instancePath)
+    .sort((a, b) => a.localeCompare(b, 'en', { numeric: true })).at(-1)!;
+  const here = errors.filter((e) => e.instancePath === path);
   const branches = here.filter((e) => e.keyword !== 'anyOf' && !(e.keyword === 'type' && e.params.type === 'null'));
   if (branches.length === 0) return here[0]!;
   const specific = branches.find((e) => e.keyword !== 'type' && e.keyword !== 'const');

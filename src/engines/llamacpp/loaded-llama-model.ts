@@ -159,7 +159,15 @@ export class LoadedLlamaModel implements LoadedModel {
   }
 
   promptText(prompt: readonly PromptPiece[]): string {
-    return this.#p.model.detokenize(this.#promptTokens(prompt), true);
+    const tokens = this.#promptTokens(prompt);
+    // The BOS a mixed prompt's first text got is the server's, not something the client sent.
+    const added = typeof prompt[0] === 'string' && beginningToken(this.#p.model) != null ? 1 : 0;
+    return this.#p.model.detokenize(tokens.slice(added), true);
+  }
+
+  checkPrompt(prompt: string | readonly PromptPiece[]): void {
+    const tokens = typeof prompt === 'string' ? this.#textTokens(prompt, true) : this.#promptTokens(prompt);
+    this.#budget(tokens.length, undefined, 'prompt');
   }
 
   /** A text prompt's tokens; with `bos`, after the model's BOS token (node-llama-cpp's rule). */
@@ -178,7 +186,7 @@ export class LoadedLlamaModel implements LoadedModel {
     const vocab = this.#vocabularySize();
     const bad = prompt.findIndex((id) => typeof id === 'number' && (!Number.isInteger(id) || id < 0 || id >= vocab));
     if (bad >= 0) {
-      throw new ApiError('invalid_value', `token id ${prompt[bad]} at position ${bad} is not in this model's vocabulary (0–${vocab - 1})`, { param: 'prompt' });
+      throw new ApiError('invalid_value', `token id ${prompt[bad]} at prompt[${bad}] is not in this model's vocabulary (0–${vocab - 1})`, { param: `prompt[${bad}]` });
     }
     if (prompt.every((piece) => typeof piece === 'number')) return prompt as Token[];
     return prompt.flatMap((piece, i) => (typeof piece === 'number' ? [piece as Token] : this.#textTokens(piece, i === 0)));

@@ -50,11 +50,15 @@ export default async function completionRoutes(app: FastifyInstance) {
     const responseFormat = toResponseFormat(body.response_format);
     // One prompt failing ends the answer, so it also stops the other generations.
     const { signal, fail: stopOthers } = answerSignal(clientSignal(reply), jobs.length);
-    // With several prompts, an error about one of them names it.
-    const namePrompt = (err: unknown, index: number): unknown =>
-      several && err instanceof ApiError && err.param === 'prompt'
-        ? new ApiError(err.code, `prompt[${index}]: ${err.message}`, { param: `prompt[${index}]`, retryAfter: err.retryAfter, cause: err.cause })
-        : err;
+    // With several prompts, an error about one of them names it (`prompt[1]`, `prompt[1][2]`),
+    // once: the up-front check's error comes back through the generation's catch.
+    const named = new WeakSet<ApiError>();
+    const namePrompt = (err: unknown, index: number): unknown => {
+      if (!several || !(err instanceof ApiError) || !err.param?.startsWith('prompt') || named.has(err)) return err;
+      const renamed = new ApiError(err.code, `prompt[${index}]: ${err.message}`, { param: `prompt[${index}]${err.param.slice('prompt'.length)}`, retryAfter: err.retryAfter, cause: err.cause });
+      named.add(renamed);
+      return renamed;
+    };
     // Prompts run as parallel requests, at most the model's sequences at once (read as it loads).
     const parallel = () => app.manager.state(entry).queue?.concurrency ?? 1;
     const id = `cmpl-${randomUUID().replaceAll('-', '')}`;
@@ -63,17 +67,18 @@ export default async function completionRoutes(app: FastifyInstance) {
     const logprobs = body.logprobs ?? undefined;
     const echo = body.echo === true;
     // The prompt's text where the answer shows it (echo, text_offset), else ''. The first call
-    // checks every token prompt against the vocabulary, so a bad prompt[3] is a 400 even when
-    // prompt[0] would have started the stream; its failure is kept for every later call, so a
-    // generation that begins meanwhile cannot start the stream either.
+    // checks every prompt (ids in the vocabulary, not empty, within the context), so a bad
+    // prompt[3] is a 400 even when prompt[0] would have started the stream; its failure is kept
+    // for every later call, so a generation that begins meanwhile cannot start the stream either.
     let checked: { error?: unknown } | undefined;
     const shown = (loaded: LoadedModel, prompt: string | PromptPiece[]) => {
       if (!checked) {
         checked = {};
         prompts.forEach((p, i) => {
-          if (typeof p === 'string' || checked!.error !== undefined) return;
+          if (checked!.error !== undefined) return;
           try {
-            promptText(loaded, p);
+            if (loaded.checkPrompt) loaded.checkPrompt(p);
+            else if (typeof p !== 'string') promptText(loaded, p);
           } catch (err) {
             checked!.error = namePrompt(err, i);
           }

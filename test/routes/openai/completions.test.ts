@@ -136,16 +136,17 @@ t.test('a request with more prompts than the queue holds runs them all, a sequen
       method: 'POST', headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ model: 'narrow', prompt: ['once', long], max_tokens: 2, stream: streamed }),
     });
-    if (!streamed) {
-      t.equal(res.status, 400);
-      t.match(((await res.json()) as { error: unknown }).error, { code: 'context_length_exceeded', param: 'prompt[1]', message: /^prompt\[1\]: / });
-    } else {
-      // prompt[0] started the answer, so prompt[1]'s failure is a frame naming it.
-      t.equal(res.status, 200);
-      const text = await res.text();
-      t.match(text, /"param":"prompt\[1\]"/);
-      t.match(text, /"code":"context_length_exceeded"/);
-    }
+    // Every prompt is checked before any starts: streamed too, a 400 naming prompt[1].
+    t.equal(res.status, 400, `streamed: ${streamed}`);
+    t.match(((await res.json()) as { error: unknown }).error, { code: 'context_length_exceeded', param: 'prompt[1]', message: /^prompt\[1\]: / });
+  }
+  for (const prompt of [[[5], ['']], ['x', '']]) {
+    const res = await fetch(`${url}/v1/completions`, {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'nobos', prompt, max_tokens: 2, stream: true }),
+    });
+    t.equal(res.status, 400, `${JSON.stringify(prompt)}: an empty prompt[1] (no BOS on this model) is refused before the stream starts`);
+    t.match(((await res.json()) as { error: unknown }).error, { param: 'prompt[1]', message: /empty/ });
   }
 });
 
@@ -206,14 +207,19 @@ t.test('token prompts (OpenAI, llama-server): taken verbatim, one or several; th
   const post = (payload: object) => app.inject({ method: 'POST', url: '/v1/completions', payload: { ...body, ...payload } });
   const outside = await post({ prompt: [1, vocab] });
   t.equal(outside.statusCode, 400);
-  t.match(outside.json().error, { code: 'invalid_value', param: 'prompt', message: new RegExp(`token id ${vocab} at position 1 is not in this model's vocabulary \\(0–${vocab - 1}\\)`) });
+  t.match(outside.json().error, { code: 'invalid_value', param: 'prompt[1]', message: new RegExp(`token id ${vocab} at prompt\\[1\\] is not in this model's vocabulary \\(0–${vocab - 1}\\)`) });
   const secondBad = await post({ prompt: [tokens, [vocab + 5]] });
-  t.match(secondBad.json().error, { code: 'invalid_value', param: 'prompt[1]', message: /^prompt\[1\]: token id/ });
+  t.match(secondBad.json().error, { code: 'invalid_value', param: 'prompt[1][0]', message: /^prompt\[1\]: token id/ });
   const streamedBad = await post({ prompt: [vocab], stream: true });
   t.equal(streamedBad.statusCode, 400, 'a stream refuses it before it starts');
   const lateBad = await post({ model: 'tiny', prompt: [tokens, other, [vocab]], stream: true });
   t.equal(lateBad.statusCode, 400, 'even when it is not the first prompt of a stream');
-  t.match(lateBad.json().error, { param: 'prompt[2]' });
+  t.match(lateBad.json().error, { param: 'prompt[2][0]' });
+  // A shape error names the element that breaks the shape the earlier ones set.
+  for (const [prompt, param, message] of [[[12, [13]], 'prompt[1]', /must be string or integer$/], [[['a'], 1], 'prompt[1]', /must be string or array$/], [[[1], [2], 3], 'prompt[2]', /must be string or array$/]] as const) {
+    const r = await post({ prompt });
+    t.match(r.json().error, { param, message }, JSON.stringify(prompt));
+  }
   for (const prompt of [[-1], [1.5], [], [[]], [1, [2]], [[1, 'a', -1]], [true]]) {
     const r = await post({ prompt });
     t.equal(r.statusCode, 400, JSON.stringify(prompt));
@@ -230,13 +236,17 @@ t.test('token prompts (OpenAI, llama-server): taken verbatim, one or several; th
   const asItsTokens = await client.completions.create({ ...body, prompt: [...[model.tokens.bos!, ...(await textTokens('once upon a'))], last] });
   t.equal(asMixed.usage!.prompt_tokens, asItsTokens.usage!.prompt_tokens, 'a text first: BOS and its tokens, then the ids');
   t.equal(asMixed.choices[0]!.text, asItsTokens.choices[0]!.text);
+  const echoed = await client.completions.create({ ...body, prompt: ['once upon a', last] as unknown as number[], echo: true });
+  t.ok(echoed.choices[0]!.text.startsWith('once upon a'), `echo shows no BOS the server added: ${JSON.stringify(echoed.choices[0]!.text)}`);
   const idFirst = await mixed([tokens[0]!, 'once upon a time']);
   t.equal(idFirst.usage!.prompt_tokens, 1 + (await textTokens('once upon a time', false)).length, 'an id first: no BOS before the text');
   const severalMixed = await mixed([['once upon a', last], 'the end', other]);
   t.same(severalMixed.choices.map((c) => c.index), [0, 1, 2], 'several prompts, one of them mixed');
   t.equal(severalMixed.choices[0]!.text, asMixed.choices[0]!.text);
   const mixedBad = await post({ prompt: ['once', vocab] });
-  t.match(mixedBad.json().error, { code: 'invalid_value', param: 'prompt', message: /token id \d+ at position 1 / });
+  t.match(mixedBad.json().error, { code: 'invalid_value', param: 'prompt[1]', message: /token id \d+ at prompt\[1\] / });
+  const nestedBad = await post({ prompt: [['ok'], [1, 2, vocab]] });
+  t.match(nestedBad.json().error, { code: 'invalid_value', param: 'prompt[1][2]', message: /^prompt\[1\]: token id \d+ at prompt\[2\] / });
 });
 
 t.test('echo: each choice\'s text begins with its prompt, streamed or not; a token prompt as the model\'s text', async (t) => {
