@@ -31,8 +31,9 @@ interface AjvError {
 
 /**
  * The error to report from an ajv failure. A union (anyOf) reports one error per branch plus
- * its own: the deepest path is the most specific (of equal ones, the last element); there, an error from a branch whose type
- * the value has (a bound, a missing property) says more than "must be <type>"; a nullable
+ * its own: the deepest path is the most specific (of equal ones, the last element); there, an
+ * error from a branch whose type the value has (a bound, a missing property) says more than
+ * "must be <type>"; a nullable
  * field's `null` branch and the anyOf itself say least. Type errors alone are merged
  * ("must be integer or string"), as are `const` ones ("must be one of [...]").
  */

@@ -59,7 +59,7 @@ export interface PromptUse {
   cachedTokens: number;
   /** Prompt tokens decoded for this job. */
   evaluatedTokens: number;
-  /** Prompt tokens copied from another sequence that read the same prompt (present only then). */
+  /** Prompt tokens copied from another running job's sequence (present only then). */
   sharedTokens?: number;
 }
 
@@ -276,8 +276,9 @@ export class DecodeLoop {
    * that finds none reads its own prompt, and the others may follow it. True when there were some.
    */
   #releaseOrphans(): boolean {
+    // Every step passes here: no array is built unless some job waits for a leader that ends.
+    if (!this.#running.some((r) => r.leader?.r.ending)) return false;
     const orphans = this.#running.filter((r) => r.leader?.r.ending);
-    if (orphans.length === 0) return false;
     // An orphan still points at its old leader while it chooses, so no orphan picks another
     // that has not chosen yet (that would chain them one step behind each other).
     for (const r of orphans) r.leader = this.#leaderFor(r);
@@ -290,6 +291,7 @@ export class DecodeLoop {
    * prompt itself. A copy that fails leaves the follower reading its whole prompt.
    */
   async #copySharedPrompts(): Promise<void> {
+    if (!this.#running.some((f) => f.leader)) return;
     const followers = this.#running.filter((f) => f.leader && !f.ending && f.leader.r.job.sequence.contextTokens.length >= f.leader.tokens);
     // One after another: llama.cpp's KV bookkeeping is not safe to change from two pool threads at once.
     for (const f of followers) {

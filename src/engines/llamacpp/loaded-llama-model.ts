@@ -78,9 +78,10 @@ interface AnswerShape {
 }
 
 /**
- * Requests that would read at least this many prompt tokens copy the KV state of a request
- * reading the same prompt at the same time (OpenAI `n`) instead. Below it, reading the tokens
- * costs about what copying a sequence's whole KV buffer does.
+ * A request whose prompt shares at least this many tokens it would read with a running
+ * request's (OpenAI `n`, one system prompt for several users) copies them from that request's
+ * sequence instead (DecodeLoop's `sharePromptsFrom`). Below it, reading the tokens costs about
+ * what copying a sequence's whole KV buffer does.
  */
 const SHARE_PROMPTS_FROM = 32;
 
@@ -90,7 +91,7 @@ interface PromptCacheCounters {
   requests: number;
   /** Prompt tokens taken from a sequence's KV cache (the sum of `cached_tokens`). */
   cached_tokens: number;
-  /** Of those, tokens copied from another sequence reading the same prompt at the same time. */
+  /** Of those, tokens copied from another running request's sequence. */
   shared_tokens: number;
   /** Prompt tokens evaluated, as node-llama-cpp's token meter counted them. */
   evaluated_tokens: number;

@@ -66,11 +66,13 @@ export default async function completionRoutes(app: FastifyInstance) {
     const run = { capability: 'completion' as const, signal, keepAlive: body.keep_alive };
     const logprobs = body.logprobs ?? undefined;
     const echo = body.echo === true;
-    // The prompt's text where the answer shows it (echo, text_offset), else ''. The first call
-    // checks every prompt (ids in the vocabulary, not empty, within the context), so a bad
-    // prompt[3] is a 400 even when prompt[0] would have started the stream; its failure is kept
-    // for every later call, so a generation that begins meanwhile cannot start the stream either.
-    let checked: { error?: unknown } | undefined;
+    // The prompt's text where the answer shows it (echo, text_offset), else ''. With several
+    // prompts the first call checks them all (ids in the vocabulary, not empty, within the
+    // context), so a bad prompt[3] is a 400 even when prompt[0] would have started the stream;
+    // its failure is kept for every later call, so a generation that begins meanwhile cannot
+    // start the stream either. One prompt needs no such check: `complete` refuses it before
+    // the stream starts, and checking first would tokenize it twice.
+    let checked: { error?: unknown } | undefined = prompts.length === 1 ? {} : undefined;
     const shown = (loaded: LoadedModel, prompt: string | PromptPiece[]) => {
       if (!checked) {
         checked = {};
