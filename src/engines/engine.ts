@@ -98,6 +98,42 @@ export interface ClassificationResult {
 export interface ChatMessage {
   role: 'system' | 'user' | 'assistant';
   content: string;
+  /**
+   * An assistant message's tool calls, each with the answer the client sent for it (OpenAI's
+   * `tool` messages that follow, folded in by the route).
+   */
+  toolCalls?: ChatToolCall[];
+}
+
+export interface ChatToolCall {
+  name: string;
+  /** The arguments, parsed. */
+  arguments: unknown;
+  /** The tool's answer as the client sent it. */
+  result: string;
+}
+
+/** A function the model may call (OpenAI `tools[].function`). */
+export interface ToolFunction {
+  name: string;
+  description?: string;
+  /** JSON Schema of the arguments object; none = no arguments. */
+  parameters?: Record<string, unknown>;
+}
+
+/** OpenAI `tools`, `tool_choice` and `parallel_tool_calls`, for a chat that may call tools. */
+export interface ToolOptions {
+  functions: ToolFunction[];
+  /** `auto`: the model decides; `required`: it calls one or more; `{ name }`: it calls that one. */
+  choice: 'auto' | 'required' | { name: string };
+  /** More than one call in an answer. */
+  parallel: boolean;
+}
+
+/** A tool call the model made: its arguments as JSON text, as OpenAI sends them. */
+export interface ToolCallOut {
+  name: string;
+  arguments: string;
 }
 
 /** Constrains generated text (OpenAI `response_format`). */
@@ -123,6 +159,8 @@ export interface GenerateOptions {
    */
   params: Record<string, unknown>;
   responseFormat?: ResponseFormat;
+  /** Tools the model may call (chat only). */
+  tools?: ToolOptions;
   /** Stops the generation within one token; the call then rejects with the signal's reason. */
   signal: AbortSignal;
   /**
@@ -173,6 +211,14 @@ export interface GenerationResult {
   logprobs?: TokenLogprob[];
 }
 
+/** A chat answer, which may call tools. */
+export interface ChatResult extends Omit<GenerationResult, 'finishReason'> {
+  /** As {@link GenerationResult}'s, or `tool_calls`: the answer called tools (`toolCalls`). */
+  finishReason: GenerationResult['finishReason'] | 'tool_calls';
+  /** With `GenerateOptions.tools`: the calls the answer made (then `text` is what came before them). */
+  toolCalls?: ToolCallOut[];
+}
+
 export interface EmbeddingResult {
   vectors: number[][];
   promptTokens: number;
@@ -205,7 +251,7 @@ export interface LoadedModel {
    */
   checkPrompt?(prompt: string | readonly PromptPiece[]): void;
   /** Answers a conversation through the model's chat template (capability `chat`). */
-  chat?(messages: ChatMessage[], options: GenerateOptions): Promise<GenerationResult>;
+  chat?(messages: ChatMessage[], options: GenerateOptions): Promise<ChatResult>;
   /** One vector per input, in order (capability `embedding`). */
   embed?(inputs: string[], signal: AbortSignal): Promise<EmbeddingResult>;
   /** Idempotent; frees native memory. */

@@ -6,7 +6,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../../src/config/config.ts';
 import { getLlamaRuntime } from '../../src/engines/llamacpp/llama-runtime.ts';
-import { CHATML_TEMPLATE, writeTinyLlamaGguf, type TinyLlamaOptions } from './gguf-writer.ts';
+import { CHATML_TEMPLATE, QWEN_TOOLS_TEMPLATE, writeTinyLlamaGguf, type TinyLlamaOptions } from './gguf-writer.ts';
 import { SHARED_MODELS } from './app.ts';
 
 /** Config for tests on the real llama engine: CPU only, the machine's cores, no idle unload. */
@@ -41,7 +41,7 @@ export async function writeSharedModel(modelsDir: string, folder: string, gguf: 
   await writeFile(path.join(dir, 'model.json'), JSON.stringify({ source_url: gguf, parameters }));
 }
 
-export { CHATML_TEMPLATE };
+export { CHATML_TEMPLATE, QWEN_TOOLS_TEMPLATE };
 
 /** A generated tiny llama model on real node-llama-cpp (2 threads), removed after the test. */
 export async function loadTinyModel(t: Test): Promise<LlamaModel> {

@@ -1,13 +1,14 @@
 import { randomInt } from 'node:crypto';
 import {
-  LlamaGrammarEvaluationState, LlamaText, LlamaVocabularyType, SpecialTokensText, isLlamaText,
-  type ChatHistoryItem, type ChatModelResponse, type ChatWrapper, type Llama, type LlamaContext,
+  LlamaGrammarEvaluationState, LlamaText, LlamaVocabularyType, SpecialTokensText, isChatModelResponseFunctionCall, isLlamaText,
+  type ChatHistoryItem, type ChatModelFunctions, type ChatModelResponse, type ChatWrapper, type GbnfJsonSchema, type Llama, type LlamaContext,
   type LlamaEmbeddingContext, type LlamaGrammar, type LlamaModel, type Token,
 } from 'node-llama-cpp';
 import { ApiError } from '../../errors.ts';
 import { resolveParams } from '../descriptors.ts';
 import type {
-  Capability, ChatMessage, EmbeddingResult, GenerateOptions, GenerationResult, LoadedModel, PromptPiece, ResponseFormat,
+  Capability, ChatMessage, ChatResult, EmbeddingResult, GenerateOptions, GenerationResult, LoadedModel, PromptPiece, ResponseFormat,
+  ToolFunction, ToolOptions,
 } from '../engine.ts';
 import { DecodeLoop, type KvSequence } from './decode-loop.ts';
 import { LLAMACPP_DESCRIPTORS } from './descriptors.ts';
@@ -16,6 +17,7 @@ import { rawTokenBytes } from './token-bytes.ts';
 import { createLogprobReaders, createNativeSampler, disposeLogprobReaders, nativeContext, nativeGrammarState, type NativeSamplerConfig } from './native-context.ts';
 import { SequencePool } from './sequence-pool.ts';
 import type { ThoughtSegment } from './thought-split.ts';
+import { parseToolCalls, ToolCallSplit, toolCallGrammar, toolCallSyntax, type ToolCallSyntax } from './tool-calls.ts';
 
 export interface LoadedLlamaModelParts {
   id: string;
@@ -193,20 +195,49 @@ export class LoadedLlamaModel implements LoadedModel {
     return prompt.flatMap((piece, i) => (typeof piece === 'number' ? [piece as Token] : this.#textTokens(piece, i === 0)));
   }
 
-  async chat(messages: ChatMessage[], options: GenerateOptions): Promise<GenerationResult> {
+  async chat(messages: ChatMessage[], options: GenerateOptions): Promise<ChatResult> {
     const s = this.#sampling(options.params, options.choice);
+    const wrapper = this.#p.chatWrapper!;
     const history = this.#history(messages);
-    // A response_format grammar shapes the answer from its first token: no thought is opened or split off.
-    const constrained = options.responseFormat !== undefined && options.responseFormat.type !== 'text';
-    const thought = constrained ? undefined : thoughtSegment(this.#p.chatWrapper!, history);
-    const state = this.#p.chatWrapper!.generateContextState({ chatHistory: history });
+    const tools = options.tools;
+    // `required` or a named function: the answer is calls, by a grammar, from its first token.
+    const forced = tools !== undefined && tools.choice !== 'auto';
+    // A grammar shapes the answer from its first token: no thought is opened or split off.
+    const constrained = forced || (options.responseFormat !== undefined && options.responseFormat.type !== 'text');
+    const thought = constrained ? undefined : thoughtSegment(wrapper, history);
+    const state = wrapper.generateContextState({ chatHistory: history, ...(tools ? { availableFunctions: availableFunctions(tools.functions) } : {}) });
     const promptTokens = state.contextText.tokenize(this.#p.model.tokenizer);
     const maxTokens = this.#budget(promptTokens.length, s.maxTokens, 'messages');
-    const grammar = await this.#grammar(options.responseFormat);
+    const syntax = tools ? toolCallSyntax(wrapper) : undefined;
+    const grammar = forced ? await this.#toolGrammar(syntax!, tools) : await this.#grammar(options.responseFormat);
     const shape = stopTriggers(state.stopGenerationTriggers, this.#p.model);
     shape.ignoreStart = (state.ignoreStartText ?? []).map(plainText);
     if (thought) shape.thought = { ...thought, open: thought.open || (thought.prefix !== '' && plainText(state.contextText).trimEnd().endsWith(thought.prefix)) };
-    return this.#generate(promptTokens, s, maxTokens, options, grammar, shape);
+    if (!syntax) return this.#generate(promptTokens, s, maxTokens, options, grammar, shape);
+
+    // Content streams until a call begins; the calls are read from the whole answer.
+    const split = options.onText ? new ToolCallSplit(syntax, options.onText) : undefined;
+    const result = await this.#generate(promptTokens, s, maxTokens, { ...options, onText: split && ((text, lps) => split.push(text, lps)) }, grammar, shape);
+    const { content, calls } = parseToolCalls(result.text, syntax, tools!.functions);
+    split?.finish(content);
+    if (calls.length === 0) return result;
+    return { ...result, text: content, toolCalls: calls, finishReason: 'tool_calls' };
+  }
+
+  /** The grammar of an answer that is only tool calls: every function's, or the named one's. */
+  async #toolGrammar(syntax: ToolCallSyntax, tools: ToolOptions): Promise<LlamaGrammar> {
+    const choice = tools.choice;
+    const wanted = typeof choice === 'object' ? tools.functions.filter((f) => f.name === choice.name) : tools.functions;
+    const functions = await Promise.all(wanted.map(async (f) => {
+      const param = `tools[${tools.functions.indexOf(f)}].function.parameters`;
+      try {
+        const params = await this.#p.llama.createGrammarForJsonSchema((f.parameters ?? { type: 'object', properties: {} }) as never);
+        return { name: f.name, gbnf: params.grammar };
+      } catch (err) {
+        throw new ApiError('invalid_value', `${param} cannot be turned into a grammar: ${(err as Error).message}`, { param, cause: err });
+      }
+    }));
+    return this.#p.llama.createGrammar({ grammar: toolCallGrammar(syntax, functions, tools.parallel) });
   }
 
   async embed(inputs: string[], signal: AbortSignal): Promise<EmbeddingResult> {
@@ -415,12 +446,44 @@ export class LoadedLlamaModel implements LoadedModel {
     for (const m of messages) {
       if (m.role === 'system') history.push({ type: 'system', text: m.content });
       else if (m.role === 'user') history.push({ type: 'user', text: m.content });
-      else history.push({ type: 'model', response: [m.content] });
+      else addModelMessage(history, m);
     }
-    // A trailing assistant message is a prefix the answer continues; otherwise the answer starts empty.
+    // A trailing assistant message is a prefix the answer continues (after tool results: the
+    // answer that reads them); otherwise the answer starts empty.
     if (history.at(-1)?.type !== 'model') history.push({ type: 'model', response: [] });
     return history;
   }
+}
+
+/**
+ * An assistant message as node-llama-cpp's model response: its text, then its calls with
+ * their results. The model's turn goes on after tool results, so a message that follows
+ * them joins the same response, its calls starting a new parallel group.
+ */
+function addModelMessage(history: ChatHistoryItem[], m: ChatMessage): void {
+  const last = history.at(-1);
+  const after = last?.type === 'model' && isChatModelResponseFunctionCall(last.response.at(-1)) ? last : undefined;
+  const response: ChatModelResponse['response'] = [];
+  if (m.content) response.push(m.content);
+  for (const [j, call] of (m.toolCalls ?? []).entries()) {
+    response.push({ type: 'functionCall', name: call.name, params: call.arguments, result: toolResult(call.result), ...(j === 0 && after ? { startsNewChunk: true } : {}) });
+  }
+  if (after) (after.response as ChatModelResponse['response']).push(...response);
+  else history.push({ type: 'model', response });
+}
+
+/** node-llama-cpp writes a result as JSON: a JSON answer goes as its value, so it reads as sent; other text is quoted. */
+function toolResult(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+/** OpenAI tool functions as node-llama-cpp's `availableFunctions` (the template shows them to the model). */
+function availableFunctions(functions: readonly ToolFunction[]): ChatModelFunctions {
+  return Object.fromEntries(functions.map((f) => [f.name, { ...(f.description ? { description: f.description } : {}), ...(f.parameters ? { params: f.parameters as GbnfJsonSchema } : {}) }]));
 }
 
 /** node-llama-cpp's sampler settings for a request (its `_resolveSamplerConfig`, less what modeld never sets). */

@@ -1,7 +1,7 @@
 import { Ajv } from 'ajv';
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
-import type { ChatMessage, GenerationResult, ResponseFormat, TokenLogprob } from '../../engines/engine.ts';
+import type { ChatMessage, ChatResult, ChatToolCall, ResponseFormat, TokenLogprob, ToolCallOut, ToolOptions } from '../../engines/engine.ts';
 import { ApiError } from '../../errors.ts';
 import { errorResponses } from '../../schemas/common.ts';
 import {
@@ -14,46 +14,137 @@ import { chatLogprobs } from './logprobs.ts';
 
 const ROLES: Record<string, ChatMessage['role']> = { system: 'system', developer: 'system', user: 'user', assistant: 'assistant' };
 
-/** OpenAI messages to the engine's: text only, a clear 400 for what the server cannot read. */
+type RequestMessage = ChatCompletionRequest['messages'][number];
+
+/**
+ * OpenAI messages to the engine's: text only, a clear 400 for what the server cannot read.
+ * Each `tool` message is folded into the assistant message whose call it answers, and
+ * every call must be answered before the next message, as OpenAI requires.
+ */
 export function toChatMessages(messages: ChatCompletionRequest['messages']): ChatMessage[] {
-  return messages.map((m, i) => {
+  const out: ChatMessage[] = [];
+  // Calls waiting for their answer: id → the call and where it was made.
+  const open = new Map<string, { call: ChatToolCall; param: string }>();
+  const unanswered = () => {
+    const [id, { param }] = open.entries().next().value!;
+    return new ApiError('invalid_value', `tool call '${id}' (${param}) has no 'tool' message answering it before the next message`, { param });
+  };
+  for (const [i, m] of messages.entries()) {
+    if (m.role === 'tool') {
+      const id = m.tool_call_id;
+      if (typeof id !== 'string') throw new ApiError('missing_required_parameter', `messages[${i}] is a 'tool' message without its 'tool_call_id'`, { param: `messages[${i}].tool_call_id` });
+      const waiting = open.get(id);
+      if (!waiting) throw new ApiError('invalid_value', `messages[${i}].tool_call_id '${id}' answers no call of the assistant message before it`, { param: `messages[${i}].tool_call_id` });
+      waiting.call.result = contentText(m, i);
+      open.delete(id);
+      continue;
+    }
+    if (open.size > 0) throw unanswered();
     const role = ROLES[m.role];
     if (!role) {
-      throw new ApiError('invalid_value', `messages[${i}].role '${m.role}' is not supported; use system, developer, user or assistant`, { param: `messages[${i}].role` });
+      throw new ApiError('invalid_value', `messages[${i}].role '${m.role}' is not supported; use system, developer, user, assistant or tool`, { param: `messages[${i}].role` });
     }
-    if (m.content === null) return { role, content: '' };
-    if (typeof m.content === 'string') return { role, content: m.content };
-    const texts = m.content.map((part, j) => {
-      if (part.type === 'text' && typeof part.text !== 'string') {
-        throw new ApiError('missing_required_parameter', `messages[${i}].content[${j}] is a text part without its 'text' string`, {
-          param: `messages[${i}].content[${j}].text`,
-        });
-      }
-      if (part.type !== 'text' || typeof part.text !== 'string') {
-        throw new ApiError('unsupported_feature', `messages[${i}].content[${j}] is '${part.type}' content; this server reads text parts only (no images or audio)`, {
-          param: `messages[${i}].content[${j}].type`,
-        });
-      }
-      return part.text;
-    });
-    return { role, content: texts.join('\n') };
+    const message: ChatMessage = { role, content: contentText(m, i) };
+    if (m.tool_calls?.length) {
+      if (role !== 'assistant') throw new ApiError('invalid_value', `messages[${i}] has tool_calls but is a '${m.role}' message; only an assistant calls tools`, { param: `messages[${i}].tool_calls` });
+      message.toolCalls = m.tool_calls.map((tc, j) => {
+        const param = `messages[${i}].tool_calls[${j}]`;
+        if (open.has(tc.id)) throw new ApiError('invalid_value', `${param}.id '${tc.id}' is used twice`, { param: `${param}.id` });
+        const call: ChatToolCall = { name: tc.function.name, arguments: parseArguments(tc.function.arguments, `${param}.function.arguments`), result: '' };
+        open.set(tc.id, { call, param: `${param}.id` });
+        return call;
+      });
+    }
+    out.push(message);
+  }
+  if (open.size > 0) throw unanswered();
+  return out;
+}
+
+function contentText(m: RequestMessage, i: number): string {
+  if (m.content === null) return '';
+  if (typeof m.content === 'string') return m.content;
+  const texts = m.content.map((part, j) => {
+    if (part.type === 'text' && typeof part.text !== 'string') {
+      throw new ApiError('missing_required_parameter', `messages[${i}].content[${j}] is a text part without its 'text' string`, {
+        param: `messages[${i}].content[${j}].text`,
+      });
+    }
+    if (part.type !== 'text' || typeof part.text !== 'string') {
+      throw new ApiError('unsupported_feature', `messages[${i}].content[${j}] is '${part.type}' content; this server reads text parts only (no images or audio)`, {
+        param: `messages[${i}].content[${j}].type`,
+      });
+    }
+    return part.text;
   });
+  return texts.join('\n');
+}
+
+function parseArguments(text: string, param: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new ApiError('invalid_value', `${param} is not JSON: ${(err as Error).message}`, { param });
+  }
+}
+
+/** OpenAI `tools`/`tool_choice`/`parallel_tool_calls` to the engine's; none when no tool may be called. */
+export function toToolOptions(body: ChatCompletionRequest): ToolOptions | undefined {
+  const tools = body.tools ?? [];
+  const choice = body.tool_choice ?? 'auto';
+  if (tools.length === 0) {
+    if (choice !== 'auto' && choice !== 'none') throw new ApiError('invalid_value', `tool_choice needs 'tools' to choose from`, { param: 'tool_choice' });
+    return undefined;
+  }
+  const seen = new Set<string>();
+  for (const [i, t] of tools.entries()) {
+    if (seen.has(t.function.name)) throw new ApiError('invalid_value', `tools[${i}].function.name '${t.function.name}' is given twice`, { param: `tools[${i}].function.name` });
+    seen.add(t.function.name);
+    const parameters = t.function.parameters;
+    if (parameters && !checkSchema(parameters)) {
+      throw new ApiError('invalid_value', `tools[${i}].function.parameters is not a valid JSON Schema: ${schemaErrors('parameters')}`, { param: `tools[${i}].function.parameters` });
+    }
+  }
+  if (choice === 'none') return undefined;
+  if (typeof choice === 'object' && !seen.has(choice.function.name)) {
+    throw new ApiError('invalid_value', `tool_choice names '${choice.function.name}', which is not one of tools`, { param: 'tool_choice.function.name' });
+  }
+  if (body.response_format && body.response_format.type !== 'text') {
+    throw new ApiError('invalid_value', `response_format cannot be combined with tools: both constrain the answer's form`, { param: 'response_format' });
+  }
+  return {
+    functions: tools.map((t) => ({
+      name: t.function.name,
+      ...(t.function.description ? { description: t.function.description } : {}),
+      ...(t.function.parameters ? { parameters: t.function.parameters } : {}),
+    })),
+    choice: typeof choice === 'object' ? { name: choice.function.name } : choice,
+    parallel: body.parallel_tool_calls !== false,
+  };
 }
 
 /** Only checks schemas (`validateSchema`); never compiles or runs one. */
 const schemaChecker = new Ajv({ strict: false, validateFormats: false });
+
+/**
+ * A JSON Schema checked against the meta-schema: node-llama-cpp's grammar builder takes
+ * `{"type": "foo"}` without a word and the answer is then nonsense. Its own `$schema`
+ * (2020-12, say) would send ajv looking for a meta-schema it lacks; the draft-07 one checks what matters.
+ */
+function checkSchema(schema: Record<string, unknown>): boolean {
+  const { $schema: _dialect, ...body } = schema;
+  return schemaChecker.validateSchema(body) as boolean;
+}
+
+const schemaErrors = (name: string) => schemaChecker.errorsText(schemaChecker.errors, { dataVar: name });
 
 export function toResponseFormat(rf: ChatCompletionRequest['response_format']): ResponseFormat | undefined {
   if (!rf || rf.type === 'text') return undefined;
   if (rf.type === 'json_object') return { type: 'json_object' };
   const schema = rf.json_schema?.schema;
   if (!schema) throw new ApiError('missing_required_parameter', `response_format.json_schema.schema is required for type 'json_schema'`, { param: 'response_format.json_schema.schema' });
-  // Checked against JSON Schema's meta-schema: node-llama-cpp's grammar builder takes
-  // `{"type": "foo"}` without a word and the answer is then nonsense.
-  // Its own `$schema` (2020-12, say) would send ajv looking for a meta-schema it lacks; the draft-07 one checks what matters.
-  const { $schema: _dialect, ...body } = schema as Record<string, unknown>;
-  if (!schemaChecker.validateSchema(body)) {
-    throw new ApiError('invalid_value', `response_format.json_schema.schema is not a valid JSON Schema: ${schemaChecker.errorsText(schemaChecker.errors, { dataVar: 'schema' })}`, {
+  if (!checkSchema(schema)) {
+    throw new ApiError('invalid_value', `response_format.json_schema.schema is not a valid JSON Schema: ${schemaErrors('schema')}`, {
       param: 'response_format.json_schema.schema',
     });
   }
@@ -61,7 +152,6 @@ export function toResponseFormat(rf: ChatCompletionRequest['response_format']): 
 }
 
 function rejectUnsupported(body: Record<string, unknown>): void {
-  if (Array.isArray(body.tools) && body.tools.length > 0) throw new ApiError('unsupported_feature', `'tools' are not supported by this server`, { param: 'tools' });
   if (body.functions != null) throw new ApiError('unsupported_feature', `'functions' are not supported by this server`, { param: 'functions' });
   if (body.top_logprobs != null && body.logprobs !== true) {
     throw new ApiError('invalid_value', `'top_logprobs' needs 'logprobs': true`, { param: 'top_logprobs' });
@@ -69,12 +159,17 @@ function rejectUnsupported(body: Record<string, unknown>): void {
   if (body.audio != null) throw new ApiError('unsupported_feature', `audio output is not supported by this server`, { param: 'audio' });
 }
 
+/** The calls as OpenAI sends them, each with a fresh id for its `tool` answer to name. */
+function wireToolCalls(calls: ToolCallOut[]) {
+  return calls.map((c) => ({ id: `call_${randomUUID().replaceAll('-', '').slice(0, 24)}`, type: 'function' as const, function: { name: c.name, arguments: c.arguments } }));
+}
+
 /** POST /v1/chat/completions: OpenAI chat, plain or streamed. */
 export default async function chatRoutes(app: FastifyInstance) {
   app.post('/v1/chat/completions', {
     schema: {
       tags: ['openai'], summary: 'Create a chat completion',
-      description: 'Answers through the model\'s own chat template (GGUF), or Jan\'s pre_prompt/user_prompt/ai_prompt for a model without one. A reasoning model\'s thought (its template\'s thought segment) comes as `reasoning_content`, apart from `content`. `stream: true` answers with server-sent events in the OpenAI chunk shape ending `data: [DONE]`. A stopped model is loaded first; a full queue is a 503 queue_full with retry-after; a client that disconnects frees its place within one token.',
+      description: 'Answers through the model\'s own chat template (GGUF), or Jan\'s pre_prompt/user_prompt/ai_prompt for a model without one. With `tools`, the template shows them to the model and calls come back as `tool_calls` (finish_reason `tool_calls`), in the template\'s own call syntax or, for a template without tool support, node-llama-cpp\'s. A reasoning model\'s thought (its template\'s thought segment) comes as `reasoning_content`, apart from `content`. `stream: true` answers with server-sent events in the OpenAI chunk shape ending `data: [DONE]`. A stopped model is loaded first; a full queue is a 503 queue_full with retry-after; a client that disconnects frees its place within one token.',
       body: ChatCompletionRequestSchema,
       response: { 200: ChatCompletionSchema, ...errorResponses },
     },
@@ -85,6 +180,7 @@ export default async function chatRoutes(app: FastifyInstance) {
     const messages = toChatMessages(body.messages);
     const params = requestParams(app, entry, body);
     const responseFormat = toResponseFormat(body.response_format);
+    const tools = toToolOptions(body);
     // OpenAI `n`: that many choices, run in parallel on the model's sequences (at most its
     // concurrency at once, read as it loads); one failing stops the others.
     const n = body.n ?? 1;
@@ -95,17 +191,24 @@ export default async function chatRoutes(app: FastifyInstance) {
     const created = unixNow();
     const run = { capability: 'chat' as const, signal, keepAlive: body.keep_alive };
     const logprobs = body.logprobs === true ? (body.top_logprobs ?? 0) : undefined;
-    const totalUsage = (results: GenerationResult[]) => wireUsage(answerUsage(results.map((r) => r.usage), n));
+    const totalUsage = (results: ChatResult[]) => wireUsage(answerUsage(results.map((r) => r.usage), n));
 
     if (!body.stream) {
       const results = await mapWithLimit(choices, parallel, (choice, _index, started) =>
-        app.manager.run(entry, run, (loaded, sig) => loaded.chat!(messages, { params, responseFormat, logprobs, choice, signal: sig, onStart: started })).catch(fail));
+        app.manager.run(entry, run, (loaded, sig) => loaded.chat!(messages, { params, responseFormat, tools, logprobs, choice, signal: sig, onStart: started })).catch(fail));
       for (const r of results) countTokens(app, entry.id, r.usage);
       const answer: ChatCompletion = {
         id, object: 'chat.completion', created, model: entry.id, system_fingerprint: null,
         choices: results.map((r, index) => ({
           index,
-          message: { role: 'assistant', content: r.text, ...(r.reasoning ? { reasoning_content: r.reasoning } : {}), refusal: null },
+          message: {
+            role: 'assistant',
+            // OpenAI: an answer that is only calls has no content.
+            content: r.toolCalls && !r.text ? null : r.text,
+            ...(r.toolCalls ? { tool_calls: wireToolCalls(r.toolCalls) } : {}),
+            ...(r.reasoning ? { reasoning_content: r.reasoning } : {}),
+            refusal: null,
+          },
           logprobs: r.logprobs ? chatLogprobs(r.logprobs) : null,
           finish_reason: r.finishReason,
         })),
@@ -128,7 +231,7 @@ export default async function chatRoutes(app: FastifyInstance) {
         };
         const r = await app.manager.run(entry, run, (loaded, sig) =>
           loaded.chat!(messages, {
-            params, responseFormat, logprobs, choice, signal: sig,
+            params, responseFormat, tools, logprobs, choice, signal: sig,
             // The first frame starts the HTTP answer; a request refused before it keeps its status.
             onStart: () => {
               frame({ role: 'assistant', content: '' });
@@ -142,6 +245,7 @@ export default async function chatRoutes(app: FastifyInstance) {
             },
           })).catch(fail);
         countTokens(app, entry.id, r.usage);
+        if (r.toolCalls) frame({ tool_calls: wireToolCalls(r.toolCalls).map((call, i) => ({ index: i, ...call })) });
         // Tokens whose text never streamed (trailing whitespace held back, say) close the list.
         frame({}, r.finishReason, r.logprobs?.slice(sent));
         return r;

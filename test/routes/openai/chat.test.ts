@@ -190,7 +190,8 @@ t.test('typed errors from the official client', async (t) => {
   await bad({ logit_bias: { 5: 101 } }, 'logit_bias[5]', /100/);
   await bad({ logit_bias: { abc: 1 } }, 'logit_bias', /token ids.*'abc'/);
   await bad({ logit_bias: { 99999999: 1 } }, 'logit_bias[99999999]', /vocabulary/);
-  await bad({ messages: [{ role: 'tool', content: 'x', tool_call_id: 'a' }] }, 'messages[0].role', /not supported/);
+  await bad({ messages: [{ role: 'tool', content: 'x', tool_call_id: 'a' }] }, 'messages[0].tool_call_id', /answers no call/);
+  await bad({ messages: [{ role: 'function', content: 'x', name: 'f' }] }, 'messages[0].role', /not supported/);
   await bad({ messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'data:image/png;base64,AA==' } }] }] }, 'messages[0].content[0].type', /text parts only/);
   await bad({ response_format: { type: 'json_schema', json_schema: { name: 'x' } } }, 'response_format.json_schema.schema', /required/);
   await bad({ messages: [{ role: 'user', content: 'word '.repeat(600) }] }, 'messages', /context/);

@@ -1,0 +1,245 @@
+import { isLlamaText, LlamaText, SpecialTokensText, type ChatWrapper } from 'node-llama-cpp';
+import type { TokenLogprob, ToolFunction } from '../engine.ts';
+import { StopText } from './stop-text.ts';
+
+/**
+ * How a chat template writes a tool call, as plain text: node-llama-cpp reads it from the
+ * template (a Jinja template that renders `tools` and `tool_calls`, e.g. Qwen's
+ * `<tool_call>\n{"name": "…", "arguments": …}\n</tool_call>`), or gives a template without
+ * tool support its own syntax (`||call: name({…})`), documented in the system prompt.
+ */
+export interface ToolCallSyntax {
+  /** What opens a call; the first is what the model is shown, the others are also recognised. */
+  prefixes: string[];
+  /** Between the name and the arguments; may contain `{{functionName}}`. */
+  paramsPrefix: string;
+  /** After the arguments; may contain `{{functionName}}`. */
+  suffix: string;
+  /** Between two calls of one turn (parallel calls). */
+  between: string;
+  /** The arguments of a function without parameters, as written. */
+  emptyParams: string;
+}
+
+export function toolCallSyntax(wrapper: ChatWrapper): ToolCallSyntax {
+  const call = wrapper.settings.functions.call;
+  const between = wrapper.settings.functions.parallelism?.call.betweenCalls;
+  const empty = call.emptyCallParamsPlaceholder;
+  return {
+    prefixes: [call.prefix, ...(call.prefixAlternateMatches ?? [])].map(asText).filter((p, i, all) => p !== '' && all.indexOf(p) === i),
+    paramsPrefix: asText(call.paramsPrefix),
+    suffix: asText(call.suffix),
+    between: between === undefined ? '' : asText(between),
+    emptyParams: empty === undefined || empty === '' ? '' : JSON.stringify(empty),
+  };
+}
+
+/** The text of a template piece, special-token texts written out (as the model writes them). */
+function asText(v: string | LlamaText): string {
+  const text = isLlamaText(v) ? v : LlamaText(v);
+  return text.values.map((x) => (typeof x === 'string' ? x : x instanceof SpecialTokensText ? x.value : '')).join('');
+}
+
+const named = (template: string, name: string) => template.replaceAll('{{functionName}}', name);
+
+export interface ParsedToolCall {
+  name: string;
+  /** The arguments as JSON text (OpenAI's `function.arguments`). */
+  arguments: string;
+}
+
+/**
+ * Splits an answer into its text and its tool calls, the way Ollama reads a model's output:
+ * the text before the first call prefix is the content, then calls follow one another.
+ * A call must name one of `functions` and carry arguments that parse as JSON; if the first
+ * does not, the whole answer is text (a model that writes the prefix in prose). Text after
+ * the last call is dropped (the template's own end of turn usually stops it first).
+ */
+export function parseToolCalls(text: string, syntax: ToolCallSyntax, functions: readonly ToolFunction[]): { content: string; calls: ParsedToolCall[] } {
+  const start = firstPrefix(text, syntax.prefixes, 0);
+  if (!start) return { content: text, calls: [] };
+  // Longest names first, so `get` does not shadow `get_weather`.
+  const names = functions.map((f) => f.name).sort((a, b) => b.length - a.length);
+  const calls: ParsedToolCall[] = [];
+  let at: { index: number; prefix: string } | undefined = start;
+  while (at) {
+    const call = readCall(text, at.index + at.prefix.length, syntax, names);
+    if (!call) break;
+    calls.push(call.call);
+    let pos = call.end;
+    if (syntax.between && text.startsWith(syntax.between, pos)) pos += syntax.between.length;
+    while (pos < text.length && /\s/.test(text[pos]!)) pos++;
+    const next = firstPrefix(text, syntax.prefixes, pos);
+    at = next?.index === pos ? next : undefined;
+  }
+  if (calls.length === 0) return { content: text, calls };
+  return { content: text.slice(0, start.index).trimEnd(), calls };
+}
+
+function firstPrefix(text: string, prefixes: readonly string[], from: number): { index: number; prefix: string } | undefined {
+  let best: { index: number; prefix: string } | undefined;
+  for (const prefix of prefixes) {
+    const index = text.indexOf(prefix, from);
+    if (index >= 0 && (!best || index < best.index || (index === best.index && prefix.length > best.prefix.length))) best = { index, prefix };
+  }
+  return best;
+}
+
+function readCall(text: string, pos: number, syntax: ToolCallSyntax, names: readonly string[]): { call: ParsedToolCall; end: number } | undefined {
+  // node-llama-cpp's own syntax lets a space follow the prefix (`optionalPrefixSpace`).
+  const from = text[pos] === ' ' && !names.some((n) => text.startsWith(n, pos)) ? pos + 1 : pos;
+  for (const name of names) {
+    const head = name + named(syntax.paramsPrefix, name);
+    if (!text.startsWith(head, from)) continue;
+    const paramsAt = from + head.length;
+    const args = readArguments(text, paramsAt, named(syntax.suffix, name), syntax.emptyParams);
+    if (args) return { call: { name, arguments: args.json }, end: args.end };
+  }
+  return undefined;
+}
+
+/**
+ * The arguments end at the first suffix after which they parse as JSON (a string argument may
+ * contain the suffix's text); a model that ended its turn before writing the suffix is
+ * read to the end of the answer.
+ */
+function readArguments(text: string, from: number, suffix: string, emptyParams: string): { json: string; end: number } | undefined {
+  const parse = (raw: string): string | undefined => {
+    const body = raw.trim();
+    if (body === '' || body === emptyParams) return '{}';
+    try {
+      JSON.parse(body);
+      // As written: re-serialised, a number beyond double range would turn into null.
+      return body;
+    } catch {
+      return undefined;
+    }
+  };
+  if (suffix) {
+    for (let i = text.indexOf(suffix, from); i >= 0; i = text.indexOf(suffix, i + 1)) {
+      const json = parse(text.slice(from, i));
+      if (json !== undefined) return { json, end: i + suffix.length };
+    }
+  }
+  // Cut short: drop whatever part of the suffix made it.
+  let rest = text.slice(from);
+  for (let n = Math.min(suffix.length, rest.length); n > 0; n--) {
+    if (rest.endsWith(suffix.slice(0, n))) {
+      rest = rest.slice(0, rest.length - n);
+      break;
+    }
+  }
+  const json = parse(rest);
+  return json === undefined ? undefined : { json, end: text.length };
+}
+
+/**
+ * Streams the text before the first tool call and holds back the rest: text that may still
+ * grow into a call prefix waits, as do trailing spaces, so a client never sees a piece of
+ * `<tool_call>` in `content`. When the answer ends, {@link finish} sends what the content
+ * turned out to be beyond what went out (the whole answer, when its calls did not parse).
+ */
+export class ToolCallSplit {
+  readonly #emit: (text: string, logprobs?: TokenLogprob[]) => void;
+  readonly #stop: StopText;
+  #space = '';
+  #sent = '';
+  #lps: TokenLogprob[] | undefined;
+
+  constructor(syntax: ToolCallSyntax, emit: (text: string, logprobs?: TokenLogprob[]) => void) {
+    this.#emit = emit;
+    this.#stop = new StopText(syntax.prefixes, (text) => this.#out(text));
+  }
+
+  /** Text as the answer streams, with the logprobs of the tokens it begins (sent with the text they lead to). */
+  push(text: string, logprobs?: TokenLogprob[]): void {
+    if (logprobs) (this.#lps ??= []).push(...logprobs);
+    this.#stop.push(text);
+  }
+
+  /** `content`: the answer's text less its parsed calls; it begins with what was sent. */
+  finish(content: string): void {
+    if (content.length > this.#sent.length) this.#send(content.slice(this.#sent.length));
+  }
+
+  #out(text: string): void {
+    const buf = this.#space + text;
+    const body = buf.trimEnd();
+    this.#space = buf.slice(body.length);
+    if (body) this.#send(body);
+  }
+
+  #send(text: string): void {
+    this.#sent += text;
+    this.#emit(text, this.#lps?.splice(0));
+  }
+}
+
+/** A GBNF string literal. */
+export function gbnfLiteral(text: string): string {
+  return `"${text.replace(/[\\"\n\r\t]/g, (c) => ({ '\\': '\\\\', '"': '\\"', '\n': '\\n', '\r': '\\r', '\t': '\\t' })[c]!)}"`;
+}
+
+/**
+ * One GBNF file for "the answer is tool calls" (`tool_choice: required` or a named function):
+ * the call prefix, one of the functions' names, its arguments by its parameters' grammar
+ * (node-llama-cpp's JSON-schema grammar, rules renamed apart), the suffix; with `parallel`,
+ * more calls may follow. Once it is complete the model can only end its turn.
+ */
+export function toolCallGrammar(syntax: ToolCallSyntax, functions: ReadonlyArray<{ name: string; gbnf: string }>, parallel: boolean): string {
+  const rules: string[] = [];
+  const alternatives = functions.map((f, i) => {
+    const root = mergeRules(f.gbnf, `f${i}-`, rules);
+    return `${gbnfLiteral(f.name + named(syntax.paramsPrefix, f.name))} ${root} ${gbnfLiteral(named(syntax.suffix, f.name))}`;
+  });
+  const call = `${gbnfLiteral(syntax.prefixes[0]!)} ( ${alternatives.join(' | ')} )`;
+  const root = parallel ? `root ::= call ( ${gbnfLiteral(syntax.between)} call )*` : 'root ::= call';
+  return [root, `call ::= ${call}`, ...rules].join('\n');
+}
+
+/**
+ * Adds a JSON-schema grammar's rules to `out` under names prefixed with `prefix`; returns its
+ * root's body, less the run of newlines node-llama-cpp ends a standalone JSON answer with.
+ */
+function mergeRules(gbnf: string, prefix: string, out: string[]): string {
+  const parsed = gbnf.split('\n').filter((l) => l.trim() !== '').map((line) => {
+    const m = /^([a-zA-Z0-9-]+) ::= (.*)$/.exec(line);
+    if (!m) throw new Error(`unexpected grammar line: ${line}`);
+    return { name: m[1]!, body: m[2]! };
+  });
+  const names = new Set(parsed.map((r) => r.name));
+  let root = '';
+  for (const { name, body } of parsed) {
+    const renamed = renameRefs(body, names, prefix);
+    if (name === 'root') root = `( ${renamed.replace(/\s*"(?:\\n)+" \[\\n\]\*$/, '')} )`;
+    else out.push(`${prefix}${name} ::= ${renamed}`);
+  }
+  if (!root) throw new Error('the grammar has no root rule');
+  return root;
+}
+
+/** Prefixes rule references in a GBNF rule body, leaving string literals and character classes alone. */
+function renameRefs(body: string, names: ReadonlySet<string>, prefix: string): string {
+  let out = '';
+  let i = 0;
+  while (i < body.length) {
+    const c = body[i]!;
+    if (c === '"' || c === '[') {
+      const close = c === '"' ? '"' : ']';
+      let j = i + 1;
+      while (j < body.length && body[j] !== close) j += body[j] === '\\' ? 2 : 1;
+      out += body.slice(i, j + 1);
+      i = j + 1;
+    } else if (/[a-zA-Z0-9-]/.test(c)) {
+      let j = i;
+      while (j < body.length && /[a-zA-Z0-9-]/.test(body[j]!)) j++;
+      const word = body.slice(i, j);
+      out += names.has(word) ? prefix + word : word;
+      i = j;
+    } else {
+      out += c;
+      i++;
+    }
+  }
+  return out;
+}
