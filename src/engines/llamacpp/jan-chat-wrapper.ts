@@ -57,8 +57,10 @@ export class JanChatWrapper extends ChatWrapper {
     this.#stop = `\n${options.userPrompt}`.trimEnd() || '\n\n';
   }
 
-  override generateContextState({ chatHistory }: ChatWrapperGenerateContextStateOptions): ChatWrapperGeneratedContextState {
+  override generateContextState({ chatHistory: messages, availableFunctions, documentFunctionParams }: ChatWrapperGenerateContextStateOptions): ChatWrapperGeneratedContextState {
     const o = this.#o;
+    // Tools are explained in the system message, in node-llama-cpp's own call syntax.
+    const chatHistory = this.addAvailableFunctionsSystemMessageToHistory(messages, availableFunctions, { documentParams: documentFunctionParams });
     const parts: LlamaTextInputValue[] = o.bos ? [new SpecialToken('BOS')] : [];
     const prefix = (text: string) => (o.specialPrefixes ? new SpecialTokensText(text) : text);
     chatHistory.forEach((item, i) => {

@@ -11,6 +11,7 @@ import { CHATML_TEMPLATE, LLAMA_TEST_CONFIG, QWEN_TOOLS_TEMPLATE, testLlama, wri
 const dir = await tempDir();
 const qwen = await writeFixtureModel(dir, 'qwen', { gguf: { chatTemplate: QWEN_TOOLS_TEMPLATE, contextLength: 2048 }, parameters: { ctx_len: 2048, n_parallel: 2 } });
 await writeFixtureModel(dir, 'chatml', { gguf: { chatTemplate: CHATML_TEMPLATE, contextLength: 2048 }, parameters: { ctx_len: 2048, n_parallel: 1 } });
+await writeFixtureModel(dir, 'plain', { gguf: { contextLength: 2048 }, parameters: { ctx_len: 2048, n_parallel: 1 } });
 const { app } = await buildTestApp(t, { modelsDir: dir, config: LLAMA_TEST_CONFIG });
 const url = await app.listen({ host: '127.0.0.1', port: 0 });
 const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'none', maxRetries: 0 });
@@ -76,6 +77,15 @@ for (const model of ['qwen', 'chatml']) {
     t.same(streamed[0]!.function, call.function, 'the same call, streamed');
   });
 }
+
+t.test("a model without a chat template (Jan's prompts) is shown the tools and calls them in node-llama-cpp's syntax", async (t) => {
+  const without = await client.chat.completions.create({ model: 'plain', messages, seed: 1, max_tokens: 1 });
+  const r = await client.chat.completions.create({ model: 'plain', messages, tools, tool_choice: { type: 'function', function: { name: 'get_weather' } }, parallel_tool_calls: false, seed: 1, max_tokens: 200 });
+  t.ok(r.usage!.prompt_tokens > without.usage!.prompt_tokens + 50, 'the tools are in the prompt');
+  t.equal(r.choices[0]!.finish_reason, 'tool_calls');
+  const call = functionCall(r.choices[0]!.message.tool_calls![0]!);
+  t.ok(followsWeather(JSON.parse(call.function.arguments)), call.function.arguments);
+});
 
 t.test('parallel_tool_calls (the default) lets a forced answer make several calls, each parsed', async (t) => {
   let most = 0;
