@@ -54,45 +54,61 @@ export interface ParsedToolCall {
  * A call must name one of `functions` and carry arguments that parse as JSON; if the first
  * does not, the whole answer is text (a model that writes the prefix in prose). Text after
  * the last call is dropped (the template's own end of turn usually stops it first).
+ * Spacing is free where JSON's is (`{"name":"f"` reads as `{"name": "f"`), as models vary it.
  */
 export function parseToolCalls(text: string, syntax: ToolCallSyntax, functions: readonly ToolFunction[]): { content: string; calls: ParsedToolCall[] } {
-  const start = firstPrefix(text, syntax.prefixes, 0);
+  const prefix = new RegExp(syntax.prefixes.map(loose).sort((a, b) => b.length - a.length).join('|'), 'g');
+  const start = prefix.exec(text);
   if (!start) return { content: text, calls: [] };
   // Longest names first, so `get` does not shadow `get_weather`.
   const names = functions.map((f) => f.name).sort((a, b) => b.length - a.length);
+  const between = new RegExp(`\\s*${loose(syntax.between)}\\s*`, 'y');
   const calls: ParsedToolCall[] = [];
-  let at: { index: number; prefix: string } | undefined = start;
-  while (at) {
-    const call = readCall(text, at.index + at.prefix.length, syntax, names);
+  let pos = start.index + start[0].length;
+  for (;;) {
+    const call = readCall(text, pos, syntax, names);
     if (!call) break;
     calls.push(call.call);
-    let pos = call.end;
-    if (syntax.between && text.startsWith(syntax.between, pos)) pos += syntax.between.length;
-    while (pos < text.length && /\s/.test(text[pos]!)) pos++;
-    const next = firstPrefix(text, syntax.prefixes, pos);
-    at = next?.index === pos ? next : undefined;
+    between.lastIndex = call.end;
+    pos = between.exec(text) ? between.lastIndex : call.end;
+    prefix.lastIndex = pos;
+    const next = prefix.exec(text);
+    if (next?.index !== pos) break;
+    pos += next[0].length;
   }
   if (calls.length === 0) return { content: text, calls };
   return { content: text.slice(0, start.index).trimEnd(), calls };
 }
 
-function firstPrefix(text: string, prefixes: readonly string[], from: number): { index: number; prefix: string } | undefined {
-  let best: { index: number; prefix: string } | undefined;
-  for (const prefix of prefixes) {
-    const index = text.indexOf(prefix, from);
-    if (index >= 0 && (!best || index < best.index || (index === best.index && prefix.length > best.prefix.length))) best = { index, prefix };
-  }
-  return best;
+/** JSON punctuation and whitespace: a syntax piece is matched as its other parts with free spacing between. */
+const LOOSE_SPLIT = /(\s+|[{}:,])/;
+
+/**
+ * A syntax piece as a pattern: its whitespace optional and free, as is the spacing around
+ * JSON punctuation; free spacing after it unless it ends inside a string (`{"name": "`).
+ */
+function loose(piece: string): string {
+  const parts = piece.split(LOOSE_SPLIT).filter((p) => p.trim() !== '').map(escapeRegExp);
+  if (parts.length === 0) return '';
+  return parts.join('\\s*') + (piece.trimEnd().endsWith('"') ? '' : '\\s*');
+}
+
+const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/**
+ * The literal start every match of a piece's {@link loose} pattern begins with: what the
+ * stream holds back on, so it never sends text that turns out to open a call.
+ */
+export function looseHead(piece: string): string {
+  return piece.split(LOOSE_SPLIT).find((p) => p.trim() !== '') ?? '';
 }
 
 function readCall(text: string, pos: number, syntax: ToolCallSyntax, names: readonly string[]): { call: ParsedToolCall; end: number } | undefined {
-  // node-llama-cpp's own syntax lets a space follow the prefix (`optionalPrefixSpace`).
-  const from = text[pos] === ' ' && !names.some((n) => text.startsWith(n, pos)) ? pos + 1 : pos;
   for (const name of names) {
-    const head = name + named(syntax.paramsPrefix, name);
-    if (!text.startsWith(head, from)) continue;
-    const paramsAt = from + head.length;
-    const args = readArguments(text, paramsAt, named(syntax.suffix, name), syntax.emptyParams);
+    const head = new RegExp(`${escapeRegExp(name)}${loose(named(syntax.paramsPrefix, name))}`, 'y');
+    head.lastIndex = pos;
+    if (!head.exec(text)) continue;
+    const args = readArguments(text, head.lastIndex, named(syntax.suffix, name), syntax.emptyParams);
     if (args) return { call: { name, arguments: args.json }, end: args.end };
   }
   return undefined;
@@ -115,14 +131,18 @@ function readArguments(text: string, from: number, suffix: string, emptyParams: 
       return undefined;
     }
   };
-  if (suffix) {
-    for (let i = text.indexOf(suffix, from); i >= 0; i = text.indexOf(suffix, i + 1)) {
-      const json = parse(text.slice(from, i));
-      if (json !== undefined) return { json, end: i + suffix.length };
+  const ends = loose(suffix);
+  if (ends) {
+    const re = new RegExp(ends, 'g');
+    re.lastIndex = from;
+    for (let m = re.exec(text); m; m = re.exec(text)) {
+      const json = parse(text.slice(from, m.index));
+      if (json !== undefined) return { json, end: m.index + m[0].length };
+      re.lastIndex = m.index + 1;
     }
   }
   // Cut short: drop whatever part of the suffix made it.
-  let rest = text.slice(from);
+  let rest = text.slice(from).trimEnd();
   for (let n = Math.min(suffix.length, rest.length); n > 0; n--) {
     if (rest.endsWith(suffix.slice(0, n))) {
       rest = rest.slice(0, rest.length - n);
@@ -148,7 +168,7 @@ export class ToolCallSplit {
 
   constructor(syntax: ToolCallSyntax, emit: (text: string, logprobs?: TokenLogprob[]) => void) {
     this.#emit = emit;
-    this.#stop = new StopText(syntax.prefixes, (text) => this.#out(text));
+    this.#stop = new StopText(syntax.prefixes.map(looseHead), (text) => this.#out(text));
   }
 
   /** Text as the answer streams, with the logprobs of the tokens it begins (sent with the text they lead to). */

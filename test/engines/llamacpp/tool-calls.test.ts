@@ -20,6 +20,16 @@ t.test('parseToolCalls reads the content before the calls and each call', async 
   t.same(parseToolCalls('<tool_call>\n{"name": "get", "arguments": {"x": 1}}', qwen, functions).calls, [{ name: 'get', arguments: '{"x": 1}' }], 'a turn ended before the suffix');
 });
 
+t.test("parseToolCalls takes JSON's free spacing where the syntax has JSON", async (t) => {
+  const text = 'Hi <tool_call>{"name":"get_weather" ,"arguments":{"city":"Paris"}} </tool_call>\n\n<tool_call>\n  {"name": "get", "arguments": {}}\n</tool_call>';
+  t.same(parseToolCalls(text, qwen, functions), {
+    content: 'Hi',
+    calls: [{ name: 'get_weather', arguments: '{"city":"Paris"}' }, { name: 'get', arguments: '{}' }],
+  });
+  t.same(parseToolCalls('||call:get_weather( {"a": 1} )', own, functions).calls, [{ name: 'get_weather', arguments: '{"a": 1}' }]);
+  t.same(parseToolCalls('<tool_call>{"name": "get weather", "arguments": {}}</tool_call>', qwen, functions).calls, [], 'but not inside a name');
+});
+
 t.test('parseToolCalls leaves text that is no call as content', async (t) => {
   for (const text of [
     'plain answer',
@@ -43,6 +53,15 @@ t.test('ToolCallSplit streams the text before a call, never a piece of its prefi
   for (const piece of ['a <tool', '_call>\n{"name": "nope"']) noCall.push(piece);
   noCall.finish('a <tool_call>\n{"name": "nope"');
   t.equal(prose.join(''), 'a <tool_call>\n{"name": "nope"', 'a prefix that led to no call goes out at the end');
+});
+
+t.test('ToolCallSplit holds back from where any call could begin, whatever its spacing', async (t) => {
+  const sent: string[] = [];
+  const split = new ToolCallSplit(qwen, (text) => sent.push(text));
+  for (const piece of ['ok <tool', '_call>{"name":"get"', ',"arguments":{}}</tool_call>']) split.push(piece);
+  t.same(sent, ['ok']);
+  const { content } = parseToolCalls('ok <tool_call>{"name":"get","arguments":{}}</tool_call>', qwen, functions);
+  t.equal(content, 'ok', 'the content is what went out');
 });
 
 t.test('ToolCallSplit sends logprobs with the text that carries them', async (t) => {
