@@ -75,6 +75,11 @@ for (const model of ['qwen', 'chatml']) {
     t.equal(streamed[0]!.index, 0);
     t.match(streamed[0]!.id, /^call_/);
     t.same(streamed[0]!.function, call.function, 'the same call, streamed');
+
+    // The SDK's stream helper puts the deltas back together into the same message.
+    const helper = client.chat.completions.stream({ ...body, parallel_tool_calls: false });
+    const final = await helper.finalChatCompletion();
+    t.same(functionCall(final.choices[0]!.message.tool_calls![0]!).function, call.function, 'the SDK assembles the call');
   });
 }
 
