@@ -72,6 +72,11 @@ export const ERROR_CODES = {
   source_not_found: { status: 404, type: 'not_found_error' },
   source_access_denied: { status: 403, type: 'invalid_request_error' },
   source_unreachable: { status: 502, type: 'server_error' },
+  /** api engine: the upstream server refused the request as malformed (its message is kept). */
+  upstream_rejected: { status: 400, type: 'invalid_request_error' },
+  /** api engine: the upstream server failed or refused the key. */
+  upstream_error: { status: 502, type: 'server_error' },
+  upstream_unreachable: { status: 502, type: 'server_error' },
   internal_error: { status: 500, type: 'server_error' },
 } as const satisfies Record<string, ErrorDef>;
 

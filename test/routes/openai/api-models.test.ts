@@ -1,0 +1,148 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import OpenAI from 'openai';
+import t from 'tap';
+import { buildTestApp, tempDir } from '../../helpers/app.ts';
+import { CHATML_TEMPLATE, LLAMA_TEST_CONFIG, QWEN_TOOLS_TEMPLATE, writeFixtureModel } from '../../helpers/llama-fixtures.ts';
+
+// The api engine end to end: the upstream is a second modeld on the real llama engine, with
+// an API key; the models of the first are model objects whose metadata.api points at it.
+const upstreamDir = await tempDir();
+await writeFixtureModel(upstreamDir, 'chatml', { gguf: { chatTemplate: CHATML_TEMPLATE, contextLength: 512 }, parameters: { ctx_len: 512, n_parallel: 2 } });
+await writeFixtureModel(upstreamDir, 'qwen', { gguf: { chatTemplate: QWEN_TOOLS_TEMPLATE, contextLength: 2048 }, parameters: { ctx_len: 2048, n_parallel: 1 } });
+await writeFixtureModel(upstreamDir, 'embedder', { parameters: { ctx_len: 128, embedding: true, n_parallel: 1 } });
+const upstreamApp = (await buildTestApp(t, { modelsDir: upstreamDir, config: { ...LLAMA_TEST_CONFIG, apiKeys: ['upstream-secret'] } })).app;
+const upstreamUrl = await upstreamApp.listen({ host: '127.0.0.1', port: 0 });
+const upstream = new OpenAI({ baseURL: `${upstreamUrl}/v1`, apiKey: 'upstream-secret', maxRetries: 0 });
+
+process.env.MODELD_TEST_UPSTREAM_KEY = 'upstream-secret';
+process.env.MODELD_TEST_WRONG_KEY = 'wrong';
+t.teardown(() => {
+  delete process.env.MODELD_TEST_UPSTREAM_KEY;
+  delete process.env.MODELD_TEST_WRONG_KEY;
+});
+const dir = await tempDir();
+async function apiModel(folder: string, api: Record<string, unknown>, parameters: Record<string, unknown> = {}) {
+  await mkdir(path.join(dir, folder), { recursive: true });
+  await writeFile(path.join(dir, folder, 'model.json'), JSON.stringify({ name: folder, parameters, metadata: { engine: 'api', api } }));
+}
+const base = `${upstreamUrl}/v1`;
+await apiModel('remote', { base_url: base, model: 'chatml/model', api_key_env: 'MODELD_TEST_UPSTREAM_KEY' });
+await apiModel('tools', { base_url: base, model: 'qwen/model', api_key_env: 'MODELD_TEST_UPSTREAM_KEY' });
+await apiModel('vectors', { base_url: base, model: 'embedder/model', api_key_env: 'MODELD_TEST_UPSTREAM_KEY' });
+await apiModel('warm', { base_url: base, model: 'chatml/model', api_key_env: 'MODELD_TEST_UPSTREAM_KEY' }, { temperature: 0, max_tokens: 5 });
+await apiModel('wrongkey', { base_url: base, model: 'chatml/model', api_key_env: 'MODELD_TEST_WRONG_KEY' });
+await apiModel('nokey', { base_url: base, model: 'chatml/model', api_key_env: 'MODELD_TEST_UNSET_KEY' });
+await apiModel('nourl', { model: 'chatml/model' });
+await apiModel('down', { base_url: 'http://127.0.0.1:9/v1', model: 'x' });
+await apiModel('missing', { base_url: base, model: 'nope/nope', api_key_env: 'MODELD_TEST_UPSTREAM_KEY' });
+const { app } = await buildTestApp(t, { modelsDir: dir, config: LLAMA_TEST_CONFIG });
+const url = await app.listen({ host: '127.0.0.1', port: 0 });
+const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'none', maxRetries: 0 });
+const messages: OpenAI.ChatCompletionMessageParam[] = [{ role: 'system', content: 'You are a test.' }, { role: 'user', content: 'hello world' }];
+
+t.test('api models are listed and start without binaries', async (t) => {
+  const list = await client.models.list();
+  t.ok(list.data.some((m) => m.id === 'remote/model'), 'listed');
+  const state = await app.inject({ method: 'POST', url: '/v1/models/remote/model/start' });
+  t.equal(state.statusCode, 200, state.body);
+  t.equal(state.json().state, 'running');
+});
+
+t.test('chat goes upstream and back: the same answer, usage and stream as the upstream gives', async (t) => {
+  const body = { messages, temperature: 0, max_tokens: 12 };
+  const direct = await upstream.chat.completions.create({ model: 'chatml/model', ...body });
+  const proxied = await client.chat.completions.create({ model: 'remote/model', ...body });
+  t.equal(proxied.model, 'remote/model');
+  t.equal(proxied.choices[0]!.message.content, direct.choices[0]!.message.content);
+  t.equal(proxied.choices[0]!.finish_reason, direct.choices[0]!.finish_reason);
+  t.equal(proxied.usage!.prompt_tokens, direct.usage!.prompt_tokens);
+  t.equal(proxied.usage!.completion_tokens, direct.usage!.completion_tokens);
+
+  const stream = await client.chat.completions.create({ model: 'remote/model', ...body, stream: true, stream_options: { include_usage: true } });
+  let text = '';
+  let usage: OpenAI.CompletionUsage | undefined | null;
+  for await (const chunk of stream) {
+    text += chunk.choices[0]?.delta.content ?? '';
+    usage = chunk.usage ?? usage;
+  }
+  t.equal(text, direct.choices[0]!.message.content, 'streamed through');
+  t.equal(usage?.completion_tokens, direct.usage!.completion_tokens);
+
+  const seeded = await client.chat.completions.create({ model: 'remote/model', messages, seed: 5, n: 2, max_tokens: 8 });
+  const one = await upstream.chat.completions.create({ model: 'chatml/model', messages, seed: 6, max_tokens: 8 });
+  t.equal(seeded.choices[1]!.message.content, one.choices[0]!.message.content, 'choice j goes with seed + j, as for a local model');
+});
+
+t.test("the model object's parameters are defaults beneath the request's", async (t) => {
+  const r = await client.chat.completions.create({ model: 'warm/model', messages });
+  t.equal(r.usage!.completion_tokens, 5, 'max_tokens from the model object');
+  const more = await client.chat.completions.create({ model: 'warm/model', messages, max_tokens: 7 });
+  t.equal(more.usage!.completion_tokens, 7, "the request's own wins");
+  const bad = await app.inject({ method: 'POST', url: '/v1/chat/completions', payload: { model: 'warm/model', messages, temperature: 3 } });
+  t.equal(bad.statusCode, 400, 'checked against the engine descriptors before going upstream');
+  t.equal(bad.json().error.param, 'temperature');
+});
+
+t.test('completions and embeddings go upstream too', async (t) => {
+  const direct = await upstream.completions.create({ model: 'chatml/model', prompt: 'hello world', temperature: 0, max_tokens: 8 });
+  const proxied = await client.completions.create({ model: 'remote/model', prompt: 'hello world', temperature: 0, max_tokens: 8 });
+  t.equal(proxied.choices[0]!.text, direct.choices[0]!.text);
+  const stream = await client.completions.create({ model: 'remote/model', prompt: 'hello world', temperature: 0, max_tokens: 8, stream: true });
+  let text = '';
+  for await (const chunk of stream) text += chunk.choices[0]?.text ?? '';
+  t.equal(text, direct.choices[0]!.text);
+
+  const v = await upstream.embeddings.create({ model: 'embedder/model', input: ['hello world', 'the cat'] });
+  const w = await client.embeddings.create({ model: 'vectors/model', input: ['hello world', 'the cat'] });
+  t.same(w.data.map((d) => d.embedding), v.data.map((d) => d.embedding));
+  t.equal(w.usage.prompt_tokens, v.usage.prompt_tokens);
+});
+
+t.test('tools and their calls cross over both ways', async (t) => {
+  const tools: OpenAI.ChatCompletionTool[] = [{ type: 'function', function: { name: 'get_time', parameters: { type: 'object', properties: { zone: { enum: ['utc', 'cet'] } }, required: ['zone'] } } }];
+  const r = await client.chat.completions.create({ model: 'tools/model', messages, tools, tool_choice: 'required', parallel_tool_calls: false, seed: 2, max_tokens: 100 });
+  t.equal(r.choices[0]!.finish_reason, 'tool_calls');
+  const call = r.choices[0]!.message.tool_calls![0]!;
+  if (call.type !== 'function') throw new Error('a function call');
+  t.equal(call.function.name, 'get_time');
+  t.ok(['utc', 'cet'].includes(JSON.parse(call.function.arguments).zone));
+
+  const history: OpenAI.ChatCompletionMessageParam[] = [...messages, r.choices[0]!.message as OpenAI.ChatCompletionMessageParam, { role: 'tool', tool_call_id: call.id, content: '"12:00"' }];
+  const direct = await upstream.chat.completions.create({ model: 'qwen/model', messages: history, tools, temperature: 0, max_tokens: 4 });
+  const proxied = await client.chat.completions.create({ model: 'tools/model', messages: history, tools, temperature: 0, max_tokens: 4 });
+  t.equal(proxied.usage!.prompt_tokens, direct.usage!.prompt_tokens, 'the call and its answer reach the upstream whole');
+  t.equal(proxied.choices[0]!.message.content, direct.choices[0]!.message.content);
+});
+
+t.test('upstream and configuration failures are clear errors naming what is wrong', async (t) => {
+  const post = (model: string, extra: Record<string, unknown> = {}) =>
+    app.inject({ method: 'POST', url: '/v1/chat/completions', payload: { model, messages, max_tokens: 2, ...extra } });
+  const wrong = await post('wrongkey/model');
+  t.equal(wrong.statusCode, 502);
+  t.match(wrong.json().error, { code: 'upstream_error', message: /refused the key in \$MODELD_TEST_WRONG_KEY with 401/ });
+  t.notMatch(wrong.body, /wrong"|upstream-secret/, 'no key in the answer');
+
+  const unset = await post('nokey/model');
+  t.equal(unset.statusCode, 500);
+  t.match(unset.json().error.message, /\$MODELD_TEST_UNSET_KEY, which is not set/);
+
+  const nourl = await post('nourl/model');
+  t.equal(nourl.statusCode, 422);
+  t.match(nourl.json().error, { code: 'model_invalid', param: 'metadata.api.base_url' });
+
+  const down = await post('down/model');
+  t.equal(down.statusCode, 502);
+  t.match(down.json().error, { code: 'upstream_unreachable', message: /api model 'down\/model' \(http:\/\/127\.0\.0\.1:9\/v1\) cannot be reached/ });
+
+  const missing = await post('missing/model');
+  t.equal(missing.statusCode, 400);
+  t.match(missing.json().error, { code: 'upstream_rejected', message: /rejected the request with 404: .*nope/ });
+
+  const long = await post('remote/model', { messages: [{ role: 'user', content: 'word '.repeat(600) }] });
+  t.equal(long.statusCode, 400);
+  t.match(long.json().error, { code: 'upstream_rejected', message: /context/ });
+
+  const streamed = await app.inject({ method: 'POST', url: '/v1/chat/completions', payload: { model: 'missing/model', messages, stream: true } });
+  t.equal(streamed.statusCode, 400, 'a stream the upstream refuses is an ordinary error, not a 200');
+});
