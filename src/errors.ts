@@ -77,6 +77,8 @@ export const ERROR_CODES = {
   /** api engine: the upstream server failed or refused the key. */
   upstream_error: { status: 502, type: 'server_error' },
   upstream_unreachable: { status: 502, type: 'server_error' },
+  /** api engine: the upstream said 429 (rate limit) or 503; retry-after is passed on. */
+  upstream_busy: { status: 503, type: 'service_unavailable', retryAfter: 1 },
   internal_error: { status: 500, type: 'server_error' },
 } as const satisfies Record<string, ErrorDef>;
 

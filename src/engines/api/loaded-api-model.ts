@@ -216,6 +216,10 @@ export class LoadedApiModel implements LoadedModel {
       if (err.status === 400 || err.status === 404 || err.status === 413 || err.status === 422) {
         return new ApiError('upstream_rejected', `${where} rejected the request with ${err.status}: ${said}`, { ...(err.param ? { param: err.param } : {}), cause: err });
       }
+      if (err.status === 429 || err.status === 503) {
+        const after = Number(err.headers?.get('retry-after'));
+        return new ApiError('upstream_busy', `${where} is busy (${err.status}): ${said}`, { cause: err, ...(after > 0 ? { retryAfter: Math.ceil(after) } : {}) });
+      }
       return new ApiError('upstream_error', `${where} failed with ${err.status}: ${said}`, { cause: err });
     }
     return err;

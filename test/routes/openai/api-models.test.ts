@@ -1,4 +1,6 @@
 import { mkdir, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import OpenAI from 'openai';
 import t from 'tap';
@@ -35,6 +37,14 @@ await apiModel('wrongkey', { base_url: base, model: 'chatml/model', api_key_env:
 await apiModel('nokey', { base_url: base, model: 'chatml/model', api_key_env: 'MODELD_TEST_UNSET_KEY' });
 await apiModel('nourl', { model: 'chatml/model' });
 await apiModel('down', { base_url: 'http://127.0.0.1:9/v1', model: 'x' });
+// An upstream that is always rate-limited.
+const busy = createServer((_req, res) => {
+  res.writeHead(429, { 'content-type': 'application/json', 'retry-after': '7' });
+  res.end(JSON.stringify({ error: { message: 'Rate limit reached', type: 'rate_limit_error', code: 'rate_limit_exceeded' } }));
+});
+await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+t.teardown(() => busy.close());
+await apiModel('busy', { base_url: `http://127.0.0.1:${(busy.address() as AddressInfo).port}/v1`, model: 'x' });
 await apiModel('missing', { base_url: base, model: 'nope/nope', api_key_env: 'MODELD_TEST_UPSTREAM_KEY' });
 const { app } = await buildTestApp(t, { modelsDir: dir, config: LLAMA_TEST_CONFIG });
 const url = await app.listen({ host: '127.0.0.1', port: 0 });
@@ -143,6 +153,33 @@ t.test('upstream and configuration failures are clear errors naming what is wron
   t.equal(long.statusCode, 400);
   t.match(long.json().error, { code: 'upstream_rejected', message: /context/ });
 
+  const limited = await post('busy/model');
+  t.equal(limited.statusCode, 503);
+  t.equal(limited.headers['retry-after'], '7', "the upstream's retry-after is passed on");
+  t.match(limited.json().error, { code: 'upstream_busy', message: /busy \(429\): Rate limit reached/ });
+
   const streamed = await app.inject({ method: 'POST', url: '/v1/chat/completions', payload: { model: 'missing/model', messages, stream: true } });
   t.equal(streamed.statusCode, 400, 'a stream the upstream refuses is an ordinary error, not a 200');
+});
+
+t.test('a client that goes away frees the upstream request too', async (t) => {
+  const controller = new AbortController();
+  const stream = await client.chat.completions.create(
+    { model: 'remote/model', messages, max_tokens: 400, ignore_eos: true, stream: true } as OpenAI.ChatCompletionCreateParamsStreaming,
+    { signal: controller.signal },
+  );
+  let chunks = 0;
+  // The SDK ends the iteration quietly on its own abort.
+  for await (const _ of stream) if (++chunks === 3) controller.abort();
+  t.equal(chunks, 3, 'aborted mid-stream');
+  const running = async () =>
+    (await upstreamApp.inject({ url: '/v1/models/chatml/model/state', headers: { authorization: 'Bearer upstream-secret' } })).json().queue?.running as number;
+  const aborted = Date.now();
+  while ((await running()) > 0 && Date.now() - aborted < 5000) await new Promise((r) => setTimeout(r, 20));
+  const stoppedIn = Date.now() - aborted;
+  t.equal(await running(), 0, 'the upstream stopped generating');
+  const t0 = Date.now();
+  await upstream.chat.completions.create({ model: 'chatml/model', messages, max_tokens: 400, ignore_eos: true } as OpenAI.ChatCompletionCreateParamsNonStreaming);
+  const whole = Date.now() - t0;
+  t.ok(stoppedIn < whole / 2, `stopped ${stoppedIn} ms after the abort; the whole answer takes ${whole} ms`);
 });
