@@ -778,6 +778,11 @@ export interface TinyLlamaOptions {
   /** Written as `tokenizer.chat_template` (see {@link CHATML_TEMPLATE}); default none. */
   chatTemplate?: string;
   /**
+   * Tokens appended to the built-in vocabulary as user-defined tokens (ids from its size on),
+   * matched whole in text as Qwen's `<tool_call>` is.
+   */
+  extraTokens?: string[];
+  /**
    * Path of another GGUF whose `tokenizer.*` keys (vocab, merges, special ids,
    * template) are copied verbatim; the vocab size follows it. Default: the
    * built-in 1184-token SPM vocab (see {@link buildTinyVocab}).
@@ -853,6 +858,11 @@ export function writeTinyLlamaGguf(path: string, opts: TinyLlamaOptions = {}): W
     if (opts.chatTemplate !== undefined) tokenizer = tokenizer.filter(([k]) => k !== 'tokenizer.chat_template');
   } else {
     const vocab = buildTinyVocab();
+    for (const token of opts.extraTokens ?? []) {
+      vocab.tokens.push(token);
+      vocab.scores.push(0);
+      vocab.tokenTypes.push(TOKEN_TYPE.USER_DEFINED);
+    }
     vocabSize = vocab.tokens.length;
     tokenizer = [
       ['tokenizer.ggml.model', gv.str('llama')],

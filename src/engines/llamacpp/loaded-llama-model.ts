@@ -8,7 +8,7 @@ import { ApiError } from '../../errors.ts';
 import { resolveParams } from '../descriptors.ts';
 import type {
   Capability, ChatMessage, ChatResult, EmbeddingResult, GenerateOptions, GenerationResult, LoadedModel, PromptPiece, ResponseFormat,
-  ToolFunction, ToolOptions,
+  TokenLogprob, ToolFunction, ToolOptions,
 } from '../engine.ts';
 import { DecodeLoop, type KvSequence } from './decode-loop.ts';
 import { LLAMACPP_DESCRIPTORS } from './descriptors.ts';
@@ -17,7 +17,7 @@ import { rawTokenBytes } from './token-bytes.ts';
 import { createLogprobReaders, createNativeSampler, disposeLogprobReaders, nativeContext, nativeGrammarState, type NativeSamplerConfig } from './native-context.ts';
 import { SequencePool } from './sequence-pool.ts';
 import type { ThoughtSegment } from './thought-split.ts';
-import { parseToolCalls, ToolCallSplit, toolCallGrammar, toolCallSyntax, type ToolCallSyntax } from './tool-calls.ts';
+import { callHeads, parseToolCalls, ToolCallSplit, toolCallGrammar, toolCallSyntax, type ToolCallSyntax } from './tool-calls.ts';
 
 export interface LoadedLlamaModelParts {
   id: string;
@@ -70,6 +70,11 @@ interface BatchStats {
  * How the prompt's kind shapes the answer: what ends it besides the model's end-of-generation
  * tokens, what its start drops, where its thought is, whether its text continues the prompt.
  */
+/** Lets a caller of `#generate` look at the finished generation (its tokens, what stopped it). */
+interface GenerationProbe {
+  generation?: Generation;
+}
+
 interface AnswerShape {
   strings: string[];
   tokens: Set<Token>;
@@ -217,15 +222,50 @@ export class LoadedLlamaModel implements LoadedModel {
 
     // Content streams until a call begins; the calls are read from the whole answer.
     const split = options.onText ? new ToolCallSplit(syntax, options.onText) : undefined;
-    const result = await this.#generate(promptTokens, s, maxTokens, { ...options, onText: split && ((text, lps) => split.push(text, lps)) }, grammar, shape);
+    const streamed = { ...options, onText: split && ((text: string, lps?: TokenLogprob[]) => split.push(text, lps)) };
+    // `auto`: free text until the model opens a call, then the call under its grammar, as
+    // llama-server's lazy grammars do, so a call the model begins always parses.
+    const heads = forced ? [] : callHeads(syntax);
+    const probe: GenerationProbe = {};
+    let result: ChatResult = await this.#generate(promptTokens, s, maxTokens, streamed, grammar, { ...shape, strings: [...shape.strings, ...heads] }, probe);
+    const opened = probe.generation?.stoppedBy;
+    if (opened !== undefined && heads.includes(opened)) result = await this.#continueCall(promptTokens, probe.generation!, opened, result, s, maxTokens, options, syntax, tools!);
     const { content, calls } = parseToolCalls(result.text, syntax, tools!.functions);
     split?.finish(content);
     if (calls.length === 0) return result;
     return { ...result, text: content, toolCalls: calls, finishReason: 'tool_calls' };
   }
 
+  /**
+   * The model began a tool call (`head`) in free text: its answer is read again up to there,
+   * the call prefix written out, and the call generated under the grammar of the calls (on
+   * the same sequence, so only the new tokens are read). The result's text is the free text
+   * and the call; usage and logprobs cover both parts.
+   */
+  async #continueCall(
+    prompt: readonly Token[], first: Generation, head: string, result: ChatResult, s: Sampling, maxTokens: number,
+    options: GenerateOptions, syntax: ToolCallSyntax, tools: ToolOptions,
+  ): Promise<ChatResult> {
+    const { model } = this.#p;
+    const raw = model.detokenize(first.tokens, true);
+    const at = raw.lastIndexOf(head);
+    const prefix = this.#p.chatWrapper!.settings.functions.call.prefix;
+    const continued = [...prompt, ...model.tokenize(at >= 0 ? raw.slice(0, at) : raw, true), ...LlamaText(prefix).tokenize(model.tokenizer)];
+    const left = maxTokens - first.tokens.length;
+    if (left < 1 || continued.length + 1 > this.#p.context!.contextSize) return { ...result, finishReason: 'length' };
+    const grammar = await this.#toolGrammar(syntax, tools, true);
+    const call = await this.#generate(continued, s, Math.min(left, this.#p.context!.contextSize - continued.length), { ...options, onStart: undefined, onText: undefined, onReasoning: undefined }, grammar, { strings: [], tokens: new Set() });
+    return {
+      ...result,
+      text: `${result.text}${syntax.prefixes[0]}${call.text}`,
+      finishReason: call.finishReason,
+      usage: { ...result.usage, completionTokens: result.usage.completionTokens + call.usage.completionTokens },
+      ...(result.logprobs ? { logprobs: [...result.logprobs, ...(call.logprobs ?? [])] } : {}),
+    };
+  }
+
   /** The grammar of an answer that is only tool calls: every function's, or the named one's. */
-  async #toolGrammar(syntax: ToolCallSyntax, tools: ToolOptions): Promise<LlamaGrammar> {
+  async #toolGrammar(syntax: ToolCallSyntax, tools: ToolOptions, opened = false): Promise<LlamaGrammar> {
     const choice = tools.choice;
     const wanted = typeof choice === 'object' ? tools.functions.filter((f) => f.name === choice.name) : tools.functions;
     const functions = await Promise.all(wanted.map(async (f) => {
@@ -237,7 +277,7 @@ export class LoadedLlamaModel implements LoadedModel {
         throw new ApiError('invalid_value', `${param} cannot be turned into a grammar: ${(err as Error).message}`, { param, cause: err });
       }
     }));
-    return this.#p.llama.createGrammar({ grammar: toolCallGrammar(syntax, functions, tools.parallel) });
+    return this.#p.llama.createGrammar({ grammar: toolCallGrammar(syntax, functions, tools.parallel, opened) });
   }
 
   async embed(inputs: string[], signal: AbortSignal): Promise<EmbeddingResult> {
@@ -281,6 +321,7 @@ export class LoadedLlamaModel implements LoadedModel {
     options: GenerateOptions,
     grammar: LlamaGrammar | undefined,
     shape: AnswerShape,
+    probe?: GenerationProbe,
   ): Promise<GenerationResult> {
     const signal = options.signal;
     signal.throwIfAborted();
@@ -309,6 +350,7 @@ export class LoadedLlamaModel implements LoadedModel {
         onText: options.onText,
         onReasoning: options.onReasoning,
       });
+      if (probe) probe.generation = generation;
       options.onStart?.();
       const use = await this.#loop!.run(generation);
       generation.finish();

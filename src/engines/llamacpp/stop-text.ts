@@ -10,6 +10,7 @@ export class StopText {
   #held = '';
   #text = '';
   #matched = false;
+  #matchedStop: string | undefined;
 
   /** @param emit receives the text that is certain to be part of the answer, in order. */
   constructor(stops: string[], emit: (text: string) => void = () => undefined) {
@@ -26,6 +27,11 @@ export class StopText {
     return this.#matched;
   }
 
+  /** The stop sequence that matched (the earliest in the text; the longest of those starting there). */
+  get matchedStop(): string | undefined {
+    return this.#matchedStop;
+  }
+
   /** Feeds decoded text; returns true once a stop sequence matched (then ignores more). */
   push(chunk: string): boolean {
     if (this.#matched) return true;
@@ -38,7 +44,10 @@ export class StopText {
     let cut = -1;
     for (const s of this.#stops) {
       const i = buf.indexOf(s);
-      if (i >= 0 && (cut < 0 || i < cut)) cut = i;
+      if (i >= 0 && (cut < 0 || i < cut || (i === cut && s.length > this.#matchedStop!.length))) {
+        cut = i;
+        this.#matchedStop = s;
+      }
     }
     if (cut >= 0) {
       this.#matched = true;

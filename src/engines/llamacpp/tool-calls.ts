@@ -206,15 +206,26 @@ export function gbnfLiteral(text: string): string {
  * (node-llama-cpp's JSON-schema grammar, rules renamed apart), the suffix; with `parallel`,
  * more calls may follow. Once it is complete the model can only end its turn.
  */
-export function toolCallGrammar(syntax: ToolCallSyntax, functions: ReadonlyArray<{ name: string; gbnf: string }>, parallel: boolean): string {
+export function toolCallGrammar(syntax: ToolCallSyntax, functions: ReadonlyArray<{ name: string; gbnf: string }>, parallel: boolean, opened = false): string {
   const rules: string[] = [];
   const alternatives = functions.map((f, i) => {
     const root = mergeRules(f.gbnf, `f${i}-`, rules);
     return `${gbnfLiteral(f.name + named(syntax.paramsPrefix, f.name))} ${root} ${gbnfLiteral(named(syntax.suffix, f.name))}`;
   });
-  const call = `${gbnfLiteral(syntax.prefixes[0]!)} ( ${alternatives.join(' | ')} )`;
-  const root = parallel ? `root ::= call ( ${gbnfLiteral(syntax.between)} call )*` : 'root ::= call';
-  return [root, `call ::= ${call}`, ...rules].join('\n');
+  const between = syntax.between ? `${gbnfLiteral(syntax.between)} ` : '';
+  // `opened`: the prompt already ends with the first call's prefix.
+  const first = opened ? 'rest' : 'call';
+  const root = parallel ? `root ::= ${first} ( ${between}call )*` : `root ::= ${first}`;
+  return [root, `call ::= ${gbnfLiteral(syntax.prefixes[0]!)} rest`, `rest ::= ${alternatives.join(' | ')}`, ...rules].join('\n');
+}
+
+/**
+ * The literal texts that open a call in free text (`auto`), on which the answer switches to
+ * the call grammar: only distinctive ones (`<tool_call>`, `||call`, `[TOOL_CALLS]`); a syntax
+ * that opens with bare JSON (`{`) is read after the fact instead.
+ */
+export function callHeads(syntax: ToolCallSyntax): string[] {
+  return [...new Set(syntax.prefixes.map(looseHead))].filter((h) => h.length >= 3 && /[A-Za-z]/.test(h));
 }
 
 /**

@@ -1,7 +1,7 @@
 import { getLlama, LlamaLogLevel } from 'node-llama-cpp';
 import t from 'tap';
 import type { TokenLogprob } from '../../../src/engines/engine.ts';
-import { gbnfLiteral, parseToolCalls, ToolCallSplit, toolCallGrammar, type ToolCallSyntax } from '../../../src/engines/llamacpp/tool-calls.ts';
+import { callHeads, gbnfLiteral, parseToolCalls, ToolCallSplit, toolCallGrammar, type ToolCallSyntax } from '../../../src/engines/llamacpp/tool-calls.ts';
 
 /** Qwen's syntax as node-llama-cpp reads it from the template. */
 const qwen: ToolCallSyntax = { prefixes: ['<tool_call>\n{"name": "'], paramsPrefix: '", "arguments": ', suffix: '}\n</tool_call>', between: '\n', emptyParams: '{}' };
@@ -90,4 +90,11 @@ t.test('toolCallGrammar: every function by its own renamed rules, compiled by ll
   const grammar = await llama.createGrammar({ grammar: gbnf });
   t.ok(grammar, 'llama.cpp parses it');
   t.match(toolCallGrammar(own, [{ name: 'get', gbnf: params[0]! }], false), /^root ::= call$/m, 'one call only without parallel calls');
+});
+
+t.test('callHeads: the distinctive literal starts a free answer switches to the call grammar on', async (t) => {
+  t.same(callHeads(qwen), ['<tool_call>']);
+  t.same(callHeads(own), ['||call']);
+  t.same(callHeads({ ...qwen, prefixes: ['{"name": "'] }), [], 'bare JSON is read after the fact');
+  t.same(callHeads({ ...qwen, prefixes: ['[TOOL_CALLS][{"name": "'] }), ['[TOOL_CALLS]['], 'up to the JSON');
 });

@@ -3,13 +3,15 @@ import { resolveChatWrapper, type ChatHistoryItem } from 'node-llama-cpp';
 import OpenAI from 'openai';
 import t from 'tap';
 import { buildTestApp, tempDir } from '../../helpers/app.ts';
+import { buildTinyVocab } from '../../helpers/gguf-writer.ts';
 import { CHATML_TEMPLATE, LLAMA_TEST_CONFIG, QWEN_TOOLS_TEMPLATE, testLlama, writeFixtureModel } from '../../helpers/llama-fixtures.ts';
 
 // Real node-llama-cpp on generated models with random weights: a forced call (`required`, a
 // named function) is shaped by grammar, so its arguments parse and follow the schema whatever
 // the weights; `auto` lets the model choose, and a random model writes text.
 const dir = await tempDir();
-const qwen = await writeFixtureModel(dir, 'qwen', { gguf: { chatTemplate: QWEN_TOOLS_TEMPLATE, contextLength: 2048 }, parameters: { ctx_len: 2048, n_parallel: 2 } });
+// `<tool_call>` and `</tool_call>` are single user-defined tokens, as in Qwen's vocabulary.
+const qwen = await writeFixtureModel(dir, 'qwen', { gguf: { chatTemplate: QWEN_TOOLS_TEMPLATE, contextLength: 2048, extraTokens: ['<tool_call>', '</tool_call>'] }, parameters: { ctx_len: 2048, n_parallel: 2 } });
 await writeFixtureModel(dir, 'chatml', { gguf: { chatTemplate: CHATML_TEMPLATE, contextLength: 2048 }, parameters: { ctx_len: 2048, n_parallel: 1 } });
 await writeFixtureModel(dir, 'plain', { gguf: { contextLength: 2048 }, parameters: { ctx_len: 2048, n_parallel: 1 } });
 const { app } = await buildTestApp(t, { modelsDir: dir, config: LLAMA_TEST_CONFIG });
@@ -118,6 +120,27 @@ t.test('auto: the template shows the tools; a model that writes text answers in 
 
   const none = await client.chat.completions.create({ model: 'qwen', messages, tools, tool_choice: 'none', seed: 3, max_tokens: 12 });
   t.equal(none.usage!.prompt_tokens, without.usage!.prompt_tokens, "tool_choice 'none' leaves the tools out");
+});
+
+t.test('auto: a call the model opens is finished under the call grammar, so it parses (llama-server\'s lazy grammar)', async (t) => {
+  // The bias makes the random model open a call at once; what follows is up to the grammar.
+  const toolCallToken = buildTinyVocab().tokens.length;
+  const body = { model: 'qwen', messages, tools, parallel_tool_calls: false, logit_bias: { [toolCallToken]: 100 }, max_tokens: 300 };
+  for (const seed of [1, 2, 3]) {
+    const r = await client.chat.completions.create({ ...body, seed });
+    const choice = r.choices[0]!;
+    t.equal(choice.finish_reason, 'tool_calls', `seed ${seed}`);
+    t.equal(choice.message.content, null);
+    const call = functionCall(choice.message.tool_calls![0]!);
+    if (call.function.name === 'get_weather') t.ok(followsWeather(JSON.parse(call.function.arguments)), call.function.arguments);
+    else t.same(JSON.parse(call.function.arguments), {});
+    t.ok(r.usage!.completion_tokens > 5, 'usage counts the call\'s tokens');
+  }
+  const stream = await client.chat.completions.create({ ...body, seed: 1, stream: true });
+  const deltas: OpenAI.ChatCompletionChunk.Choice.Delta[] = [];
+  for await (const chunk of stream) deltas.push(chunk.choices[0]!.delta);
+  const plain = await client.chat.completions.create({ ...body, seed: 1 });
+  t.same(deltas.flatMap((d) => d.tool_calls ?? []).map((c) => c.function), plain.choices[0]!.message.tool_calls!.map((c) => functionCall(c).function), 'streamed alike');
 });
 
 t.test('a conversation with calls and their answers is rendered by the template as node-llama-cpp renders it', async (t) => {
