@@ -48,6 +48,11 @@ export interface GenerationOptions {
   logprobs?: { readers: LogprobReaders; top: number; piece(token: Token): TokenPiece };
   onText?: (text: string, logprobs?: TokenLogprob[]) => void;
   onReasoning?: (text: string, logprobs?: TokenLogprob[]) => void;
+  /**
+   * Asked after each piece of text has gone through; true ends the answer there (a tool call
+   * opened in the content, which the thought may not open).
+   */
+  endWhen?: () => boolean;
 }
 
 /**
@@ -85,6 +90,8 @@ export class Generation implements DecodeJob {
   #sent = 0;
   /** Leading tokens whose whole text is past the stop filter (see {@link #emittedTokens}). */
   #emitted = 0;
+  /** `endWhen` ended the answer. */
+  #ended = false;
 
   constructor(options: GenerationOptions) {
     this.#o = options;
@@ -256,8 +263,13 @@ export class Generation implements DecodeJob {
         this.finishReason = 'stop';
         return false;
       }
+      if (this.#o.endWhen?.()) {
+        this.finishReason = 'stop';
+        this.#ended = true;
+        return false;
+      }
     }
-    return !this.#stop.matched;
+    return !this.#stop.matched && !this.#ended;
   }
 }
 

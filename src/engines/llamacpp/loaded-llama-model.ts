@@ -82,6 +82,7 @@ interface AnswerShape {
   thought?: ThoughtSegment;
   /** A raw completion: the answer's text continues the prompt's (see GenerationOptions). */
   continuesPrompt?: boolean;
+  endWhen?: () => boolean;
 }
 
 /**
@@ -221,43 +222,45 @@ export class LoadedLlamaModel implements LoadedModel {
     if (!syntax) return this.#generate(promptTokens, s, maxTokens, options, grammar, shape);
 
     // Content streams until a call begins; the calls are read from the whole answer.
-    const split = options.onText ? new ToolCallSplit(syntax, options.onText) : undefined;
-    const streamed = { ...options, onText: split && ((text: string, lps?: TokenLogprob[]) => split.push(text, lps)) };
-    // `auto`: free text until the model opens a call, then the call under its grammar, as
-    // llama-server's lazy grammars do, so a call the model begins always parses.
+    const split = new ToolCallSplit(syntax, options.onText);
+    const streamed = { ...options, onText: (text: string, lps?: TokenLogprob[]) => split.push(text, lps) };
+    // `auto`: free text until the model opens a call in its content (not its thought), then
+    // the call under its grammar, as llama-server's lazy grammars do, so a begun call parses.
     const heads = forced ? [] : callHeads(syntax);
+    const opened = () => heads.includes(split.opened ?? '');
     const probe: GenerationProbe = {};
-    let result: ChatResult = await this.#generate(promptTokens, s, maxTokens, streamed, grammar, { ...shape, strings: [...shape.strings, ...heads] }, probe);
-    const opened = probe.generation?.stoppedBy;
-    if (opened !== undefined && heads.includes(opened)) result = await this.#continueCall(promptTokens, probe.generation!, opened, result, s, maxTokens, options, syntax, tools!);
+    let result: ChatResult = await this.#generate(promptTokens, s, maxTokens, streamed, grammar, { ...shape, ...(heads.length ? { endWhen: opened } : {}) }, probe);
+    if (opened()) result = await this.#continueCall(promptTokens, probe.generation!, split, result, s, maxTokens, options, syntax, tools!);
     const { content, calls } = parseToolCalls(result.text, syntax, tools!.functions);
-    split?.finish(content);
+    split.finish(content);
     if (calls.length === 0) return result;
     return { ...result, text: content, toolCalls: calls, finishReason: 'tool_calls' };
   }
 
   /**
-   * The model began a tool call (`head`) in free text: its answer is read again up to there,
-   * the call prefix written out, and the call generated under the grammar of the calls (on
-   * the same sequence, so only the new tokens are read). The result's text is the free text
-   * and the call; usage and logprobs cover both parts.
+   * The model opened a tool call in its content: its answer is read again up to the call's
+   * start, the call prefix written out, and the call generated under the grammar of the calls
+   * (on the same sequence, so only the new tokens are read). The result's text is the content
+   * before the call and the call; usage and logprobs cover both parts.
    */
   async #continueCall(
-    prompt: readonly Token[], first: Generation, head: string, result: ChatResult, s: Sampling, maxTokens: number,
+    prompt: readonly Token[], first: Generation, split: ToolCallSplit, result: ChatResult, s: Sampling, maxTokens: number,
     options: GenerateOptions, syntax: ToolCallSyntax, tools: ToolOptions,
   ): Promise<ChatResult> {
     const { model } = this.#p;
+    const ctxLen = this.#p.context!.contextSize;
     const raw = model.detokenize(first.tokens, true);
-    const at = raw.lastIndexOf(head);
+    const at = raw.lastIndexOf(split.opened!);
     const prefix = this.#p.chatWrapper!.settings.functions.call.prefix;
     const continued = [...prompt, ...model.tokenize(at >= 0 ? raw.slice(0, at) : raw, true), ...LlamaText(prefix).tokenize(model.tokenizer)];
-    const left = maxTokens - first.tokens.length;
-    if (left < 1 || continued.length + 1 > this.#p.context!.contextSize) return { ...result, finishReason: 'length' };
+    const left = Math.min(maxTokens - first.tokens.length, ctxLen - continued.length);
+    const before = { ...result, text: split.before };
+    if (left < 1) return { ...before, finishReason: 'length' };
     const grammar = await this.#toolGrammar(syntax, tools, true);
-    const call = await this.#generate(continued, s, Math.min(left, this.#p.context!.contextSize - continued.length), { ...options, onStart: undefined, onText: undefined, onReasoning: undefined }, grammar, { strings: [], tokens: new Set() });
+    const call = await this.#generate(continued, s, left, { ...options, onStart: undefined, onText: undefined, onReasoning: undefined }, grammar, { strings: [], tokens: new Set() });
     return {
-      ...result,
-      text: `${result.text}${syntax.prefixes[0]}${call.text}`,
+      ...before,
+      text: `${split.before}${syntax.prefixes[0]}${call.text}`,
       finishReason: call.finishReason,
       usage: { ...result.usage, completionTokens: result.usage.completionTokens + call.usage.completionTokens },
       ...(result.logprobs ? { logprobs: [...result.logprobs, ...(call.logprobs ?? [])] } : {}),
@@ -345,6 +348,7 @@ export class LoadedLlamaModel implements LoadedModel {
         ignoreStart: shape.ignoreStart,
         thought: shape.thought,
         continuesPrompt: shape.continuesPrompt,
+        endWhen: shape.endWhen,
         signal,
         ...(readers ? { logprobs: { readers, top: options.logprobs!, piece: (t: Token) => this.#tokenPiece(t) } } : {}),
         onText: options.onText,

@@ -166,7 +166,7 @@ export class ToolCallSplit {
   #sent = '';
   #lps: TokenLogprob[] | undefined;
 
-  constructor(syntax: ToolCallSyntax, emit: (text: string, logprobs?: TokenLogprob[]) => void) {
+  constructor(syntax: ToolCallSyntax, emit: (text: string, logprobs?: TokenLogprob[]) => void = () => undefined) {
     this.#emit = emit;
     this.#stop = new StopText(syntax.prefixes.map(looseHead), (text) => this.#out(text));
   }
@@ -175,6 +175,16 @@ export class ToolCallSplit {
   push(text: string, logprobs?: TokenLogprob[]): void {
     if (logprobs) (this.#lps ??= []).push(...logprobs);
     this.#stop.push(text);
+  }
+
+  /** Where a call may begin: the literal start seen in the content (a {@link looseHead}), if any yet. */
+  get opened(): string | undefined {
+    return this.#stop.matchedStop;
+  }
+
+  /** The content before {@link opened}, spaces included. */
+  get before(): string {
+    return this.#stop.text;
   }
 
   /** `content`: the answer's text less its parsed calls; it begins with what was sent. */

@@ -13,6 +13,15 @@ const dir = await tempDir();
 // `<tool_call>` and `</tool_call>` are single user-defined tokens, as in Qwen's vocabulary.
 const qwen = await writeFixtureModel(dir, 'qwen', { gguf: { chatTemplate: QWEN_TOOLS_TEMPLATE, contextLength: 2048, extraTokens: ['<tool_call>', '</tool_call>'] }, parameters: { ctx_len: 2048, n_parallel: 2 } });
 await writeFixtureModel(dir, 'chatml', { gguf: { chatTemplate: CHATML_TEMPLATE, contextLength: 2048 }, parameters: { ctx_len: 2048, n_parallel: 1 } });
+/** Qwen3-style: the Qwen template with a thought opened on every fresh answer. */
+const QWEN_THINKING_TEMPLATE = QWEN_TOOLS_TEMPLATE
+  .replace(`(message.role == "assistant" and not message.tool_calls) %}
+        {{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>' + '\\n' }}`, `(message.role == "assistant" and not message.tool_calls) %}
+        {{- '<|im_start|>' + message.role + '\\n' }}{%- if message.reasoning_content %}{{- '<think>\\n' + message.reasoning_content + '\\n</think>\\n\\n' }}{%- endif %}{{- message.content + '<|im_end|>' + '\\n' }}`)
+  .replace(`{{- '<|im_start|>assistant\\n' }}
+{%- endif %}`, `{{- '<|im_start|>assistant\\n<think>\\n' }}
+{%- endif %}`);
+await writeFixtureModel(dir, 'thinker', { gguf: { chatTemplate: QWEN_THINKING_TEMPLATE, contextLength: 2048, extraTokens: ['<tool_call>', '</tool_call>'] }, parameters: { ctx_len: 2048, n_parallel: 1 } });
 await writeFixtureModel(dir, 'plain', { gguf: { contextLength: 2048 }, parameters: { ctx_len: 2048, n_parallel: 1 } });
 const { app } = await buildTestApp(t, { modelsDir: dir, config: LLAMA_TEST_CONFIG });
 const url = await app.listen({ host: '127.0.0.1', port: 0 });
@@ -141,6 +150,16 @@ t.test('auto: a call the model opens is finished under the call grammar, so it p
   for await (const chunk of stream) deltas.push(chunk.choices[0]!.delta);
   const plain = await client.chat.completions.create({ ...body, seed: 1 });
   t.same(deltas.flatMap((d) => d.tool_calls ?? []).map((c) => c.function), plain.choices[0]!.message.tool_calls!.map((c) => functionCall(c).function), 'streamed alike');
+});
+
+t.test('auto: a call start inside the thought opens no call', async (t) => {
+  t.not(QWEN_THINKING_TEMPLATE, QWEN_TOOLS_TEMPLATE, 'the template was changed');
+  const toolCallToken = buildTinyVocab().tokens.length;
+  const r = await client.chat.completions.create({ model: 'thinker', messages, tools, logit_bias: { [toolCallToken]: 100 }, seed: 1, max_tokens: 6 });
+  const message = r.choices[0]!.message as OpenAI.ChatCompletionMessage & { reasoning_content?: string };
+  t.equal(r.choices[0]!.finish_reason, 'length');
+  t.notOk(message.tool_calls);
+  t.equal(message.reasoning_content, '<tool_call>'.repeat(6), 'the thought keeps what the model wrote');
 });
 
 t.test('a conversation with calls and their answers is rendered by the template as node-llama-cpp renders it', async (t) => {
