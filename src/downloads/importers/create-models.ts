@@ -13,7 +13,8 @@ import { classifySource, slug, type ModelSource } from './source.ts';
 export interface CreateModelRequest {
   /** `<folder>/<file>`, or a folder name (`<folder>/model`; for a repository, the folder of all its quantizations). */
   id?: string;
-  source_url: string;
+  /** Where the binary comes from; none for an api model (`metadata.engine: "api"`). */
+  source_url?: string;
   /** For a repository: only this quantization. */
   quantization?: string;
   /** Create the objects whose ids are free instead of refusing all when one exists. */
@@ -35,7 +36,8 @@ export interface CreateModelsDeps {
 }
 
 export interface CreatedModels {
-  source: ModelSource;
+  /** Absent for an api model. */
+  source?: ModelSource;
   entries: ModelEntry[];
 }
 
@@ -50,6 +52,10 @@ const HEADER_FACTS = ['architecture', 'context_length', 'parameter_count', 'embe
  * when an id is taken (nothing is written then).
  */
 export async function createModels(req: CreateModelRequest, deps: CreateModelsDeps): Promise<CreatedModels> {
+  if (req.metadata?.engine === 'api') return { entries: await deps.registry.create([apiModel(req)]) };
+  if (req.source_url === undefined) {
+    throw new ApiError('missing_required_parameter', `source_url is required, except for a model of the api engine (metadata.engine "api")`, { param: 'source_url' });
+  }
   const source = classifySource(req.source_url, { hubUrl: deps.hub.hubUrl, cwd: deps.cwd });
   const common = (o: ModelObjectFile): ModelObjectFile => ({
     ...o,
@@ -161,6 +167,29 @@ async function folderModels(dir: string): Promise<string[]> {
     .filter((n) => !/-\d{5}-of-\d{5}\.gguf$/i.test(n) || /-00001-of-\d{5}\.gguf$/i.test(n))
     .sort()
     .map((n) => path.join(dir, n));
+}
+
+/**
+ * An api model's object: it lives on another server (`metadata.api`), so it has no binary to
+ * read or download; its id is the client's to choose.
+ */
+function apiModel(req: CreateModelRequest): { id: string; object: ModelObjectFile } {
+  if (req.source_url !== undefined) {
+    throw new ApiError('invalid_value', `an api model has no source_url: its server is metadata.api.base_url`, { param: 'source_url' });
+  }
+  if (req.id === undefined) throw new ApiError('missing_required_parameter', `an api model needs an 'id'`, { param: 'id' });
+  const api = req.metadata?.api as { base_url?: unknown } | undefined;
+  if (typeof api?.base_url !== 'string' || !/^https?:\/\//i.test(api.base_url)) {
+    throw new ApiError('invalid_value', `an api model needs metadata.api.base_url, the http(s) base URL of an OpenAI-compatible server`, { param: 'metadata.api.base_url' });
+  }
+  if (req.quantization !== undefined) throw new ApiError('invalid_value', `'quantization' picks one of a repository's models; an api model has none`, { param: 'quantization' });
+  const object: ModelObjectFile = {
+    ...(req.name !== undefined ? { name: req.name } : {}),
+    ...(req.description !== undefined ? { description: req.description } : {}),
+    ...(req.parameters ? { parameters: req.parameters } : {}),
+    metadata: req.metadata as ModelObjectFile['metadata'],
+  };
+  return { id: idFor(req.id, req.id), object };
 }
 
 function idFor(requested: string | undefined, base: string): string {

@@ -183,3 +183,24 @@ t.test('a client that goes away frees the upstream request too', async (t) => {
   const whole = Date.now() - t0;
   t.ok(stoppedIn < whole / 2, `stopped ${stoppedIn} ms after the abort; the whole answer takes ${whole} ms`);
 });
+
+t.test('POST /v1/models creates an api model (no source_url), which then answers', async (t) => {
+  const created = await app.inject({
+    method: 'POST', url: '/v1/models',
+    payload: { id: 'made', name: 'Made by POST', parameters: { max_tokens: 3 }, metadata: { engine: 'api', api: { base_url: base, model: 'chatml/model', api_key_env: 'MODELD_TEST_UPSTREAM_KEY' } } },
+  });
+  t.equal(created.statusCode, 201, created.body);
+  t.match(created.json().data[0], { id: 'made/model', name: 'Made by POST', state: 'stopped' });
+  const r = await client.chat.completions.create({ model: 'made/model', messages });
+  t.equal(r.usage!.completion_tokens, 3);
+
+  const bad = async (payload: Record<string, unknown>, param: string, code: string) => {
+    const res = await app.inject({ method: 'POST', url: '/v1/models', payload });
+    t.equal(res.statusCode, 400, res.body);
+    t.match(res.json().error, { param, code });
+  };
+  await bad({ id: 'x', metadata: { engine: 'api', api: { base_url: 'ftp://x' } } }, 'metadata.api.base_url', 'invalid_value');
+  await bad({ metadata: { engine: 'api', api: { base_url: base } } }, 'id', 'missing_required_parameter');
+  await bad({ id: 'x', source_url: '/tmp/x.gguf', metadata: { engine: 'api', api: { base_url: base } } }, 'source_url', 'invalid_value');
+  await bad({ id: 'x' }, 'source_url', 'missing_required_parameter');
+});
