@@ -66,15 +66,15 @@ interface BatchStats {
   histogram: Record<number, number>;
 }
 
-/**
- * How the prompt's kind shapes the answer: what ends it besides the model's end-of-generation
- * tokens, what its start drops, where its thought is, whether its text continues the prompt.
- */
-/** Lets a caller of `#generate` look at the finished generation (its tokens, what stopped it). */
+/** Lets a caller of `#generate` look at the finished generation (its tokens). */
 interface GenerationProbe {
   generation?: Generation;
 }
 
+/**
+ * How the prompt's kind shapes the answer: what ends it besides the model's end-of-generation
+ * tokens, what its start drops, where its thought is, whether its text continues the prompt.
+ */
 interface AnswerShape {
   strings: string[];
   tokens: Set<Token>;
@@ -82,6 +82,7 @@ interface AnswerShape {
   thought?: ThoughtSegment;
   /** A raw completion: the answer's text continues the prompt's (see GenerationOptions). */
   continuesPrompt?: boolean;
+  /** Ends the answer when it returns true (see GenerationOptions). */
   endWhen?: () => boolean;
 }
 

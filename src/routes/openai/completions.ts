@@ -6,7 +6,7 @@ import { errorResponses } from '../../schemas/common.ts';
 import { CompletionRequestSchema, CompletionSchema, type Completion, type CompletionRequest } from '../../schemas/openai/completions.ts';
 import { mapWithLimit } from '../../scheduler/map-with-limit.ts';
 import { clientSignal } from '../client-signal.ts';
-import { toResponseFormat } from './chat.ts';
+import { toResponseFormat } from './chat-request.ts';
 import { answerSignal, answerUsage, countTokens, requestParams, sendEventStream, unixNow, wireUsage } from './inference.ts';
 import { completionLogprobs } from './logprobs.ts';
 
