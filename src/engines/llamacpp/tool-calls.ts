@@ -1,5 +1,5 @@
 import { isLlamaText, LlamaText, SpecialTokensText, type ChatWrapper } from 'node-llama-cpp';
-import type { TokenLogprob, ToolFunction } from '../engine.ts';
+import type { TokenLogprob, ToolCallOut, ToolFunction } from '../engine.ts';
 import { StopText } from './stop-text.ts';
 
 /**
@@ -42,12 +42,6 @@ function asText(v: string | LlamaText): string {
 
 const named = (template: string, name: string) => template.replaceAll('{{functionName}}', name);
 
-export interface ParsedToolCall {
-  name: string;
-  /** The arguments as JSON text (OpenAI's `function.arguments`). */
-  arguments: string;
-}
-
 /**
  * Splits an answer into its text and its tool calls, the way Ollama reads a model's output:
  * the text before the first call prefix is the content, then calls follow one another.
@@ -56,14 +50,14 @@ export interface ParsedToolCall {
  * the last call is dropped (the template's own end of turn usually stops it first).
  * Spacing is free where JSON's is (`{"name":"f"` reads as `{"name": "f"`), as models vary it.
  */
-export function parseToolCalls(text: string, syntax: ToolCallSyntax, functions: readonly ToolFunction[]): { content: string; calls: ParsedToolCall[] } {
+export function parseToolCalls(text: string, syntax: ToolCallSyntax, functions: readonly ToolFunction[]): { content: string; calls: ToolCallOut[] } {
   const prefix = new RegExp(syntax.prefixes.map(loose).sort((a, b) => b.length - a.length).join('|'), 'g');
   const start = prefix.exec(text);
   if (!start) return { content: text, calls: [] };
   // Longest names first, so `get` does not shadow `get_weather`.
   const names = functions.map((f) => f.name).sort((a, b) => b.length - a.length);
   const between = new RegExp(`\\s*${loose(syntax.between)}\\s*`, 'y');
-  const calls: ParsedToolCall[] = [];
+  const calls: ToolCallOut[] = [];
   let pos = start.index + start[0].length;
   for (;;) {
     const call = readCall(text, pos, syntax, names);
@@ -103,7 +97,7 @@ export function looseHead(piece: string): string {
   return piece.split(LOOSE_SPLIT).find((p) => p.trim() !== '') ?? '';
 }
 
-function readCall(text: string, pos: number, syntax: ToolCallSyntax, names: readonly string[]): { call: ParsedToolCall; end: number } | undefined {
+function readCall(text: string, pos: number, syntax: ToolCallSyntax, names: readonly string[]): { call: ToolCallOut; end: number } | undefined {
   for (const name of names) {
     const head = new RegExp(`${escapeRegExp(name)}${loose(named(syntax.paramsPrefix, name))}`, 'y');
     head.lastIndex = pos;
