@@ -185,6 +185,12 @@ export interface GenerateOptions {
    * of the tokens whose text begins in it when `logprobs` is set.
    */
   onText?: (text: string, logprobs?: TokenLogprob[]) => void;
+  /**
+   * Receives each tool call as it streams (chat with tools, where a grammar writes the call):
+   * first its index and name, then pieces of its arguments; together the pieces are a prefix
+   * of the call's final `arguments`.
+   */
+  onToolCall?: (delta: { index: number; name?: string; arguments?: string }) => void;
   /** Receives each piece of a reasoning model's thought (chat only), kept out of `onText`. */
   onReasoning?: (text: string, logprobs?: TokenLogprob[]) => void;
 }

@@ -98,8 +98,14 @@ export class LoadedApiModel implements LoadedModel {
         }
         for (const tc of delta.tool_calls ?? []) {
           const call = (calls[tc.index] ??= { name: '', arguments: '' });
-          if (tc.function?.name) call.name += tc.function.name;
-          if (tc.function?.arguments) call.arguments += tc.function.arguments;
+          if (tc.function?.name) {
+            call.name += tc.function.name;
+            options.onToolCall?.({ index: tc.index, name: call.name });
+          }
+          if (tc.function?.arguments) {
+            call.arguments += tc.function.arguments;
+            options.onToolCall?.({ index: tc.index, arguments: tc.function.arguments });
+          }
         }
         finish = choice.finish_reason ?? finish;
       }

@@ -17,7 +17,7 @@ import { rawTokenBytes } from './token-bytes.ts';
 import { createLogprobReaders, createNativeSampler, disposeLogprobReaders, nativeContext, nativeGrammarState, type NativeSamplerConfig } from './native-context.ts';
 import { SequencePool } from './sequence-pool.ts';
 import type { ThoughtSegment } from './thought-split.ts';
-import { callHeads, parseToolCalls, ToolCallSplit, toolCallGrammar, toolCallSyntax, type ToolCallSyntax } from './tool-calls.ts';
+import { callHeads, parseToolCalls, ToolCallSplit, ToolCallStream, toolCallGrammar, toolCallSyntax, type ToolCallSyntax } from './tool-calls.ts';
 
 export interface LoadedLlamaModelParts {
   id: string;
@@ -224,7 +224,15 @@ export class LoadedLlamaModel implements LoadedModel {
 
     // Content streams until a call begins; the calls are read from the whole answer.
     const split = new ToolCallSplit(syntax, options.onText);
-    const streamed = { ...options, onText: (text: string, lps?: TokenLogprob[]) => split.push(text, lps) };
+    // A forced answer is calls from its first token: they stream as they are written.
+    const calls = forced && options.onToolCall ? new ToolCallStream(syntax, tools!.functions, options.onToolCall) : undefined;
+    const streamed = {
+      ...options,
+      onText: (text: string, lps?: TokenLogprob[]) => {
+        split.push(text, lps);
+        calls?.push(text);
+      },
+    };
     // `auto`: free text until the model opens a call in its content (not its thought), then
     // the call under its grammar, as llama-server's lazy grammars do, so a begun call parses.
     const heads = forced ? [] : callHeads(syntax);
@@ -232,10 +240,10 @@ export class LoadedLlamaModel implements LoadedModel {
     const probe: GenerationProbe = {};
     let result: ChatResult = await this.#generate(promptTokens, s, maxTokens, streamed, grammar, { ...shape, ...(heads.length ? { endWhen: opened } : {}) }, probe);
     if (opened()) result = await this.#continueCall(promptTokens, probe.generation!, split, result, s, maxTokens, options, syntax, tools!);
-    const { content, calls } = parseToolCalls(result.text, syntax, tools!.functions);
-    split.finish(content);
-    if (calls.length === 0) return result;
-    return { ...result, text: content, toolCalls: calls, finishReason: 'tool_calls' };
+    const parsed = parseToolCalls(result.text, syntax, tools!.functions);
+    split.finish(parsed.content);
+    if (parsed.calls.length === 0) return result;
+    return { ...result, text: parsed.content, toolCalls: parsed.calls, finishReason: 'tool_calls' };
   }
 
   /**
@@ -258,7 +266,10 @@ export class LoadedLlamaModel implements LoadedModel {
     const before = { ...result, text: split.before };
     if (left < 1) return { ...before, finishReason: 'length' };
     const grammar = await this.#toolGrammar(syntax, tools, true);
-    const call = await this.#generate(continued, s, left, { ...options, onStart: undefined, onText: undefined, onReasoning: undefined }, grammar, { strings: [], tokens: new Set() });
+    const stream = options.onToolCall && new ToolCallStream(syntax, tools.functions, options.onToolCall, true);
+    const call = await this.#generate(continued, s, left, {
+      ...options, onStart: undefined, onReasoning: undefined, onText: stream && ((text) => stream.push(text)),
+    }, grammar, { strings: [], tokens: new Set() });
     return {
       ...before,
       text: `${split.before}${syntax.prefixes[0]}${call.text}`,

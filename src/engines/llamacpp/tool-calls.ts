@@ -199,6 +199,123 @@ export class ToolCallSplit {
   }
 }
 
+/** A piece of a call as it streams: its start (the name) or more of its arguments. */
+export interface ToolCallDelta {
+  index: number;
+  name?: string;
+  arguments?: string;
+}
+
+/**
+ * Reads calls as a grammar writes them (the syntax's literal pieces exactly, free JSON inside
+ * the arguments) while they stream: each call's name once it is whole, then its arguments as
+ * they come, holding back what may still be the suffix or trailing space, so the pieces add up
+ * to the arguments {@link parseToolCalls} reads from the whole text.
+ */
+export class ToolCallStream {
+  readonly #syntax: ToolCallSyntax;
+  readonly #names: readonly string[];
+  readonly #emit: (delta: ToolCallDelta) => void;
+  #buf = '';
+  #pos = 0;
+  #index = -1;
+  #state: 'prefix' | 'name' | 'args' | 'between' | 'done';
+  #name = '';
+  #sent = 0;
+
+  /** @param opened the text starts after the first call's prefix (the prompt ended with it). */
+  constructor(syntax: ToolCallSyntax, functions: readonly ToolFunction[], emit: (delta: ToolCallDelta) => void, opened = false) {
+    this.#syntax = syntax;
+    this.#names = functions.map((f) => f.name).sort((a, b) => b.length - a.length);
+    this.#emit = emit;
+    this.#state = opened ? 'name' : 'prefix';
+  }
+
+  push(text: string): void {
+    this.#buf += text;
+    while (this.#step());
+  }
+
+  /** One move of the reader; false when it needs more text. */
+  #step(): boolean {
+    const buf = this.#buf;
+    const s = this.#syntax;
+    switch (this.#state) {
+      case 'prefix':
+      case 'between': {
+        const lead = (this.#state === 'between' ? s.between : '') + s.prefixes[0]!;
+        if (buf.length - this.#pos < lead.length) return false;
+        if (!buf.startsWith(lead, this.#pos)) return this.#stop();
+        this.#pos += lead.length;
+        this.#state = 'name';
+        return true;
+      }
+      case 'name': {
+        for (const name of this.#names) {
+          const head = name + named(s.paramsPrefix, name);
+          if (buf.length - this.#pos < head.length) continue;
+          if (!buf.startsWith(head, this.#pos)) continue;
+          this.#pos += head.length;
+          this.#index++;
+          this.#name = name;
+          this.#sent = 0;
+          this.#state = 'args';
+          this.#emit({ index: this.#index, name });
+          return true;
+        }
+        // No name fits: with text enough for the longest, there never will be one.
+        if (this.#names.every((n) => buf.length - this.#pos >= (n + named(s.paramsPrefix, n)).length)) return this.#stop();
+        return false;
+      }
+      case 'args': {
+        const suffix = named(s.suffix, this.#name);
+        for (let i = buf.indexOf(suffix, this.#pos); i >= 0; i = buf.indexOf(suffix, i + 1)) {
+          const body = buf.slice(this.#pos, i).trim();
+          if (!isJson(body)) continue;
+          this.#args(body);
+          this.#pos = i + suffix.length;
+          this.#state = 'between';
+          return true;
+        }
+        // Out so far: the arguments less leading space, trailing space and a possible suffix start.
+        let end = buf.length;
+        for (let n = Math.min(suffix.length, end - this.#pos); n > 0; n--) {
+          if (buf.endsWith(suffix.slice(0, n))) {
+            end -= n;
+            break;
+          }
+        }
+        this.#args(buf.slice(this.#pos, end).trim());
+        return false;
+      }
+      default:
+        return false;
+    }
+  }
+
+  /** Sends the arguments' text (trimmed) beyond what went out. */
+  #args(body: string): void {
+    if (body.length > this.#sent) {
+      this.#emit({ index: this.#index, arguments: body.slice(this.#sent) });
+      this.#sent = body.length;
+    }
+  }
+
+  #stop(): boolean {
+    this.#state = 'done';
+    return false;
+  }
+}
+
+function isJson(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** A GBNF string literal. */
 export function gbnfLiteral(text: string): string {
   return `"${text.replace(/[\\"\n\r\t]/g, (c) => ({ '\\': '\\\\', '"': '\\"', '\n': '\\n', '\r': '\\r', '\t': '\\t' })[c]!)}"`;

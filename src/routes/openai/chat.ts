@@ -11,9 +11,47 @@ import { rejectUnsupported, toChatMessages, toResponseFormat, toToolOptions } fr
 import { answerSignal, answerUsage, countTokens, requestParams, sendEventStream, unixNow, wireUsage } from './inference.ts';
 import { chatLogprobs } from './logprobs.ts';
 
+const callId = () => `call_${randomUUID().replaceAll('-', '').slice(0, 24)}`;
+
 /** The calls as OpenAI sends them, each with a fresh id for its `tool` answer to name. */
 function wireToolCalls(calls: ToolCallOut[]) {
-  return calls.map((c) => ({ id: `call_${randomUUID().replaceAll('-', '').slice(0, 24)}`, type: 'function' as const, function: { name: c.name, arguments: c.arguments } }));
+  return calls.map((c) => ({ id: callId(), type: 'function' as const, function: { name: c.name, arguments: c.arguments } }));
+}
+
+/**
+ * One streamed choice's tool calls: each call's first delta (id and name) and its arguments'
+ * pieces as the engine writes them; at the end, whatever of the final calls has not gone out.
+ */
+class StreamedCalls {
+  readonly #send: (toolCalls: unknown[]) => void;
+  readonly #ids: string[] = [];
+  readonly #args: string[] = [];
+
+  constructor(send: (toolCalls: unknown[]) => void) {
+    this.#send = send;
+  }
+
+  delta(d: { index: number; name?: string; arguments?: string }): void {
+    if (d.name !== undefined) {
+      this.#ids[d.index] = callId();
+      this.#args[d.index] = '';
+      this.#send([{ index: d.index, id: this.#ids[d.index], type: 'function', function: { name: d.name, arguments: '' } }]);
+    }
+    if (d.arguments) {
+      this.#args[d.index] += d.arguments;
+      this.#send([{ index: d.index, function: { arguments: d.arguments } }]);
+    }
+  }
+
+  finish(calls: ToolCallOut[]): void {
+    const rest = calls.flatMap((c, index) => {
+      if (this.#ids[index] === undefined) return [{ index, id: callId(), type: 'function', function: { name: c.name, arguments: c.arguments } }];
+      const sent = this.#args[index]!;
+      const more = c.arguments.startsWith(sent) ? c.arguments.slice(sent.length) : '';
+      return more ? [{ index, function: { arguments: more } }] : [];
+    });
+    if (rest.length > 0) this.#send(rest);
+  }
 }
 
 /** POST /v1/chat/completions: OpenAI chat, plain or streamed. */
@@ -81,9 +119,11 @@ export default async function chatRoutes(app: FastifyInstance) {
           sent += lps?.length ?? 0;
           emit(chunk(index, delta, finish, lps));
         };
+        const calls = new StreamedCalls((toolCalls) => frame({ tool_calls: toolCalls }));
         const r = await app.manager.run(entry, run, (loaded, sig) =>
           loaded.chat!(messages, {
             params, responseFormat, tools, logprobs, choice, signal: sig,
+            onToolCall: (d) => calls.delta(d),
             // The first frame starts the HTTP answer; a request refused before it keeps its status.
             onStart: () => {
               frame({ role: 'assistant', content: '' });
@@ -97,7 +137,7 @@ export default async function chatRoutes(app: FastifyInstance) {
             },
           })).catch(fail);
         countTokens(app, entry.id, r.usage);
-        if (r.toolCalls) frame({ tool_calls: wireToolCalls(r.toolCalls).map((call, i) => ({ index: i, ...call })) });
+        if (r.toolCalls) calls.finish(r.toolCalls);
         // Tokens whose text never streamed (trailing whitespace held back, say) close the list.
         frame({}, r.finishReason, r.logprobs?.slice(sent));
         return r;

@@ -1,7 +1,7 @@
 import { getLlama, LlamaLogLevel } from 'node-llama-cpp';
 import t from 'tap';
 import type { TokenLogprob } from '../../../src/engines/engine.ts';
-import { callHeads, gbnfLiteral, parseToolCalls, ToolCallSplit, toolCallGrammar, type ToolCallSyntax } from '../../../src/engines/llamacpp/tool-calls.ts';
+import { callHeads, gbnfLiteral, parseToolCalls, ToolCallStream, ToolCallSplit, toolCallGrammar, type ToolCallSyntax } from '../../../src/engines/llamacpp/tool-calls.ts';
 
 /** Qwen's syntax as node-llama-cpp reads it from the template. */
 const qwen: ToolCallSyntax = { prefixes: ['<tool_call>\n{"name": "'], paramsPrefix: '", "arguments": ', suffix: '}\n</tool_call>', between: '\n', emptyParams: '{}' };
@@ -97,4 +97,23 @@ t.test('callHeads: the distinctive literal starts a free answer switches to the 
   t.same(callHeads(own), ['||call']);
   t.same(callHeads({ ...qwen, prefixes: ['{"name": "'] }), [], 'bare JSON is read after the fact');
   t.same(callHeads({ ...qwen, prefixes: ['[TOOL_CALLS][{"name": "'] }), ['[TOOL_CALLS]['], 'up to the JSON');
+});
+
+t.test('ToolCallStream sends a call\'s name, then its arguments as they come, adding up to what parseToolCalls reads', async (t) => {
+  const text = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "a}\\n</tool_call>", "n": [1, 2] }}\n</tool_call>\n<tool_call>\n{"name": "get", "arguments": {}}\n</tool_call>';
+  for (const size of [1, 3, 7, text.length]) {
+    const deltas: Array<{ index: number; name?: string; arguments?: string }> = [];
+    const stream = new ToolCallStream(qwen, functions, (d) => deltas.push(d));
+    for (let i = 0; i < text.length; i += size) stream.push(text.slice(i, i + size));
+    const got = [0, 1].map((index) => ({
+      name: deltas.find((d) => d.index === index && d.name)?.name,
+      arguments: deltas.filter((d) => d.index === index).map((d) => d.arguments ?? '').join(''),
+    }));
+    t.same(got, parseToolCalls(text, qwen, functions).calls, `in pieces of ${size}`);
+    if (size === 1) t.ok(deltas.filter((d) => d.arguments).length > 10, 'piece by piece');
+  }
+  const opened: string[] = [];
+  const after = new ToolCallStream(own, functions, (d) => opened.push(d.name ?? d.arguments!), true);
+  after.push('get_weather({"a": 1})');
+  t.same(opened, ['get_weather', '{"a": 1}'], 'opened: the prompt ended with the prefix');
 });
