@@ -41,6 +41,13 @@ export function metadataOf(entry: ModelEntry): Record<string, unknown> {
   return filled;
 }
 
+/** Where an api model lives: its upstream server. */
+function apiBaseUrl(entry: ModelEntry): string | undefined {
+  if (entry.engine !== 'api') return undefined;
+  const url = (entry.object.metadata?.api as { base_url?: unknown } | undefined)?.base_url;
+  return typeof url === 'string' ? url : undefined;
+}
+
 export function toWireModel(app: FastifyInstance, entry: ModelEntry): Model {
   const s = stateOf(app, entry);
   const o = entry.object;
@@ -56,7 +63,7 @@ export function toWireModel(app: FastifyInstance, entry: ModelEntry): Model {
     ...(s.error ? { error: s.error } : {}),
     ...(s.queue ? { queue: s.queue } : {}),
     ...(s.progress ? { progress: s.progress as Model['progress'] } : {}),
-    source_url: o.source_url ?? primary?.url ?? primary?.path ?? entry.folder,
+    source_url: o.source_url ?? primary?.url ?? primary?.path ?? apiBaseUrl(entry) ?? entry.folder,
     parameters: (o.parameters ?? {}) as Record<string, unknown>,
     metadata: metadataOf(entry),
   };
