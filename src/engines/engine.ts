@@ -59,6 +59,8 @@ export interface LoadSpec {
   params: Record<string, unknown>;
   /** The model object's metadata (classes, preprocess, task...). */
   metadata: Record<string, unknown>;
+  /** The model object's `source_url` as written (an api model's server, when `metadata.api` names none). */
+  sourceUrl?: string;
   /** What the registry read from the primary binary's header, when it did (saves a second read). */
   header?: Record<string, unknown>;
   /** Called with the rows of every batch the engine runs (for the batch-size metric). */

@@ -280,7 +280,8 @@ export class ModelRegistry extends EventEmitter {
     entry.object = obj;
     entry.ownedBy = ownerOf(obj.source_url ?? obj.metadata?.binaries?.find((b) => b.url)?.url);
     try {
-      entry.binaries = await resolveBinaries(folder, file, obj, folderBinaries);
+      // An api model's source_url is its server (Jan's remote models), not a file to fetch.
+      entry.binaries = obj.metadata?.engine === 'api' ? [] : await resolveBinaries(folder, file, obj, folderBinaries);
     } catch (err) {
       entry.problem = err instanceof BinaryFieldError
         ? { file, field: err.field, message: `${path.basename(file)}: field '${err.field}' ${err.message}` }

@@ -232,6 +232,7 @@ export class ModelManager extends EventEmitter {
             folder: entry.folder,
             params,
             metadata: (entry.object.metadata ?? {}) as Record<string, unknown>,
+            ...(entry.object.source_url ? { sourceUrl: entry.object.source_url } : {}),
             header: entry.header,
             onBatch: (rows) => this.emit('batch', entry.id, rows),
           },

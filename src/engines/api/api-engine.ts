@@ -30,17 +30,20 @@ export class ApiEngine implements Engine {
   async load(spec: LoadSpec, signal: AbortSignal): Promise<LoadedModel> {
     signal.throwIfAborted();
     const api = (spec.metadata.api ?? {}) as { base_url?: unknown; model?: unknown; api_key_env?: unknown };
-    if (typeof api.base_url !== 'string' || api.base_url === '') {
+    // Jan's remote models name their server in source_url; metadata.api.base_url wins.
+    const field = typeof api.base_url === 'string' && api.base_url !== '' ? 'metadata.api.base_url' : 'source_url';
+    const baseUrl = field === 'source_url' ? spec.sourceUrl : (api.base_url as string);
+    if (!baseUrl) {
       throw new ModelObjectError(`the api model '${spec.id}' needs metadata.api.base_url, the upstream's OpenAI base URL (e.g. http://127.0.0.1:8080/v1)`, 'metadata.api.base_url');
     }
     let url: URL;
     try {
-      url = new URL(api.base_url);
+      url = new URL(baseUrl);
     } catch {
-      throw new ModelObjectError(`metadata.api.base_url '${api.base_url}' of '${spec.id}' is not a URL`, 'metadata.api.base_url');
+      throw new ModelObjectError(`${field} '${baseUrl}' of '${spec.id}' is not a URL`, field);
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-      throw new ModelObjectError(`metadata.api.base_url of '${spec.id}' must be http or https, not ${url.protocol}`, 'metadata.api.base_url');
+      throw new ModelObjectError(`${field} of '${spec.id}' must be http or https, not ${url.protocol}`, field);
     }
     const keyEnv = typeof api.api_key_env === 'string' && api.api_key_env !== '' ? api.api_key_env : undefined;
     const apiKey = keyEnv ? this.#env[keyEnv] : undefined;
@@ -51,7 +54,7 @@ export class ApiEngine implements Engine {
     const model = typeof api.model === 'string' && api.model !== '' ? api.model : spec.id.split('/').pop()!;
     return new LoadedApiModel({
       id: spec.id,
-      baseUrl: api.base_url.replace(/\/+$/, ''),
+      baseUrl: baseUrl.replace(/\/+$/, ''),
       model,
       ...(apiKey ? { apiKey } : {}),
       ...(keyEnv ? { apiKeyEnv: keyEnv } : {}),

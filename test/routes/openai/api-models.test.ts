@@ -36,6 +36,9 @@ await apiModel('warm', { base_url: base, model: 'chatml/model', api_key_env: 'MO
 await apiModel('wrongkey', { base_url: base, model: 'chatml/model', api_key_env: 'MODELD_TEST_WRONG_KEY' });
 await apiModel('nokey', { base_url: base, model: 'chatml/model', api_key_env: 'MODELD_TEST_UNSET_KEY' });
 await apiModel('nourl', { model: 'chatml/model' });
+// Jan's remote-model form: the server in source_url.
+await mkdir(path.join(dir, 'jan'), { recursive: true });
+await writeFile(path.join(dir, 'jan', 'model.json'), JSON.stringify({ source_url: base, parameters: { temperature: 0, max_tokens: 2 }, metadata: { engine: 'api', api: { model: 'chatml/model', api_key_env: 'MODELD_TEST_UPSTREAM_KEY' } } }));
 await apiModel('down', { base_url: 'http://127.0.0.1:9/v1', model: 'x' });
 // An upstream that is always rate-limited.
 const busy = createServer((_req, res) => {
@@ -75,6 +78,13 @@ t.test('api models are listed and start without binaries', async (t) => {
   const state = await app.inject({ method: 'POST', url: '/v1/models/remote/model/start' });
   t.equal(state.statusCode, 200, state.body);
   t.equal(state.json().state, 'running');
+});
+
+t.test("an api model may name its server in source_url (Jan's remote models): nothing to download", async (t) => {
+  const model = (await client.models.list()).data.find((m) => m.id === 'jan/model') as unknown as { state: string; source_url: string };
+  t.match(model, { state: 'stopped', source_url: base });
+  const r = await client.chat.completions.create({ model: 'jan/model', messages });
+  t.equal(r.usage!.completion_tokens, 2);
 });
 
 t.test('chat goes upstream and back: the same answer, usage and stream as the upstream gives', async (t) => {
