@@ -136,6 +136,14 @@ t.test('completions and embeddings go upstream too', async (t) => {
   for await (const chunk of stream) text += chunk.choices[0]?.text ?? '';
   t.equal(text, direct.choices[0]!.text);
 
+  const ids = [1, 500, 600, 700];
+  const byIds = await client.completions.create({ model: 'remote/model', prompt: ids, temperature: 0, max_tokens: 4 });
+  const directIds = await upstream.completions.create({ model: 'chatml/model', prompt: ids, temperature: 0, max_tokens: 4 });
+  t.equal(byIds.choices[0]!.text, directIds.choices[0]!.text, 'a token prompt is passed on as it is');
+  const echo = await app.inject({ method: 'POST', url: '/v1/completions', payload: { model: 'remote/model', prompt: ids, echo: true, max_tokens: 1 } });
+  t.equal(echo.statusCode, 400, 'echo of a token prompt needs a tokenizer, which a remote model has not here');
+  t.equal(echo.json().error.code, 'unsupported_feature');
+
   const v = await upstream.embeddings.create({ model: 'embedder/model', input: ['hello world', 'the cat'] });
   const w = await client.embeddings.create({ model: 'vectors/model', input: ['hello world', 'the cat'] });
   t.same(w.data.map((d) => d.embedding), v.data.map((d) => d.embedding));
