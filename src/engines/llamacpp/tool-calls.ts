@@ -221,7 +221,10 @@ export class ToolCallStream {
   #index = -1;
   #state: 'prefix' | 'name' | 'args' | 'between' | 'done';
   #name = '';
-  #sent = 0;
+  /** Where the streamed arguments end in the text; −1 before their first character. */
+  #sent = -1;
+  /** Suffixes before here were tried. */
+  #scanned = 0;
 
   /** @param opened the text starts after the first call's prefix (the prompt ended with it). */
   constructor(syntax: ToolCallSyntax, functions: readonly ToolFunction[], emit: (delta: ToolCallDelta) => void, opened = false) {
@@ -258,7 +261,8 @@ export class ToolCallStream {
           this.#pos += head.length;
           this.#index++;
           this.#name = name;
-          this.#sent = 0;
+          this.#sent = -1;
+          this.#scanned = this.#pos;
           this.#state = 'args';
           this.#emit({ index: this.#index, name });
           return true;
@@ -269,15 +273,20 @@ export class ToolCallStream {
       }
       case 'args': {
         const suffix = named(s.suffix, this.#name);
-        for (let i = buf.indexOf(suffix, this.#pos); i >= 0; i = buf.indexOf(suffix, i + 1)) {
+        // Only suffixes not tried before: each is tried once, so a long argument stays linear.
+        for (let i = buf.indexOf(suffix, this.#scanned); i >= 0; i = buf.indexOf(suffix, i + 1)) {
           const body = buf.slice(this.#pos, i).trim();
-          if (!isJson(body)) continue;
-          this.#args(body);
+          // No arguments at all reads as `{}` (parseToolCalls), which the end of the answer sends.
+          if (body !== '' && !isJson(body)) continue;
+          let end = i;
+          while (end > this.#pos && /\s/.test(buf[end - 1]!)) end--;
+          this.#args(end);
           this.#pos = i + suffix.length;
           this.#state = 'between';
           return true;
         }
-        // Out so far: the arguments less leading space, trailing space and a possible suffix start.
+        this.#scanned = Math.max(this.#pos, buf.length - suffix.length + 1);
+        // Out so far: the arguments less trailing space and a possible start of the suffix.
         let end = buf.length;
         for (let n = Math.min(suffix.length, end - this.#pos); n > 0; n--) {
           if (buf.endsWith(suffix.slice(0, n))) {
@@ -285,7 +294,8 @@ export class ToolCallStream {
             break;
           }
         }
-        this.#args(buf.slice(this.#pos, end).trim());
+        while (end > this.#pos && /\s/.test(buf[end - 1]!)) end--;
+        this.#args(end);
         return false;
       }
       default:
@@ -293,11 +303,17 @@ export class ToolCallStream {
     }
   }
 
-  /** Sends the arguments' text (trimmed) beyond what went out. */
-  #args(body: string): void {
-    if (body.length > this.#sent) {
-      this.#emit({ index: this.#index, arguments: body.slice(this.#sent) });
-      this.#sent = body.length;
+  /** Sends the arguments' text up to `end` (a place in the text) beyond what went out, leading space left out. */
+  #args(end: number): void {
+    if (this.#sent < 0) {
+      let start = this.#pos;
+      while (start < end && /\s/.test(this.#buf[start]!)) start++;
+      if (start === end) return;
+      this.#sent = start;
+    }
+    if (end > this.#sent) {
+      this.#emit({ index: this.#index, arguments: this.#buf.slice(this.#sent, end) });
+      this.#sent = end;
     }
   }
 

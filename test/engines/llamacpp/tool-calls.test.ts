@@ -112,6 +112,11 @@ t.test('ToolCallStream sends a call\'s name, then its arguments as they come, ad
     t.same(got, parseToolCalls(text, qwen, functions).calls, `in pieces of ${size}`);
     if (size === 1) t.ok(deltas.filter((d) => d.arguments).length > 10, 'piece by piece');
   }
+  const bare: Array<{ index: number; name?: string; arguments?: string }> = [];
+  const noArgs = new ToolCallStream(own, functions, (d) => bare.push(d));
+  for (const c of '||call: get()||call: get_weather({"a": 1})') noArgs.push(c);
+  t.same(bare.filter((d) => d.name), [{ index: 0, name: 'get' }, { index: 1, name: 'get_weather' }], 'a call without arguments ends at its suffix');
+  t.equal(bare.filter((d) => d.index === 1).map((d) => d.arguments ?? '').join(''), '{"a": 1}');
   const opened: string[] = [];
   const after = new ToolCallStream(own, functions, (d) => opened.push(d.name ?? d.arguments!), true);
   after.push('get_weather({"a": 1})');
