@@ -132,6 +132,13 @@ export interface ToolOptions {
   parallel: boolean;
 }
 
+/** A piece of a tool call as it streams: its start (index and name), or more of its arguments. */
+export interface ToolCallDelta {
+  index: number;
+  name?: string;
+  arguments?: string;
+}
+
 /** A tool call the model made: its arguments as JSON text, as OpenAI sends them. */
 export interface ToolCallOut {
   name: string;
@@ -192,7 +199,7 @@ export interface GenerateOptions {
    * first its index and name, then pieces of its arguments; together the pieces are a prefix
    * of the call's final `arguments`.
    */
-  onToolCall?: (delta: { index: number; name?: string; arguments?: string }) => void;
+  onToolCall?: (delta: ToolCallDelta) => void;
   /** Receives each piece of a reasoning model's thought (chat only), kept out of `onText`. */
   onReasoning?: (text: string, logprobs?: TokenLogprob[]) => void;
 }

@@ -1,5 +1,5 @@
 import { isLlamaText, LlamaText, SpecialTokensText, type ChatWrapper } from 'node-llama-cpp';
-import type { TokenLogprob, ToolCallOut, ToolFunction } from '../engine.ts';
+import type { TokenLogprob, ToolCallDelta, ToolCallOut, ToolFunction } from '../engine.ts';
 import { StopText } from './stop-text.ts';
 
 /**
@@ -197,13 +197,6 @@ export class ToolCallSplit {
     this.#sent += text;
     this.#emit(text, this.#lps?.splice(0));
   }
-}
-
-/** A piece of a call as it streams: its start (the name) or more of its arguments. */
-export interface ToolCallDelta {
-  index: number;
-  name?: string;
-  arguments?: string;
 }
 
 /**

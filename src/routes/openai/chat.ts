@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
-import type { ChatResult, TokenLogprob, ToolCallOut } from '../../engines/engine.ts';
+import type { ChatResult, TokenLogprob, ToolCallDelta, ToolCallOut } from '../../engines/engine.ts';
 import { errorResponses } from '../../schemas/common.ts';
 import {
   ChatCompletionRequestSchema, ChatCompletionSchema, type ChatCompletion, type ChatCompletionRequest,
@@ -31,7 +31,7 @@ class StreamedCalls {
     this.#send = send;
   }
 
-  delta(d: { index: number; name?: string; arguments?: string }): void {
+  delta(d: ToolCallDelta): void {
     if (d.name !== undefined) {
       this.#ids[d.index] = callId();
       this.#args[d.index] = '';
