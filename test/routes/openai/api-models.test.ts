@@ -71,6 +71,17 @@ const { app } = await buildTestApp(t, { modelsDir: dir, config: LLAMA_TEST_CONFI
 const url = await app.listen({ host: '127.0.0.1', port: 0 });
 const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'none', maxRetries: 0 });
 const messages: OpenAI.ChatCompletionMessageParam[] = [{ role: 'system', content: 'You are a test.' }, { role: 'user', content: 'hello world' }];
+/**
+ * Unloads an upstream model, so the next request reads its prompt afresh: a prompt read whole
+ * and one partly taken from the cache differ in the logits' last digits, enough to tip a
+ * greedy near-tie of a random model, and the comparisons below send the same prompt twice.
+ */
+const fresh = async (model: string) => {
+  const res = await upstreamApp.inject({ method: 'POST', url: `/v1/models/${model}/stop`, headers: { authorization: 'Bearer upstream-secret' } });
+  if (res.statusCode !== 200 && res.json().error?.code !== 'model_not_running') throw new Error(res.body);
+};
+/** Answers run to max_tokens (llama-server's ignore_eos, passed on), so their length shows which max_tokens applied. */
+const toTheEnd = { ignore_eos: true } as Record<string, unknown>;
 
 t.test('api models are listed and start without binaries', async (t) => {
   const list = await client.models.list();
@@ -83,13 +94,15 @@ t.test('api models are listed and start without binaries', async (t) => {
 t.test("an api model may name its server in source_url (Jan's remote models): nothing to download", async (t) => {
   const model = (await client.models.list()).data.find((m) => m.id === 'jan/model') as unknown as { state: string; source_url: string };
   t.match(model, { state: 'stopped', source_url: base });
-  const r = await client.chat.completions.create({ model: 'jan/model', messages });
+  const r = await client.chat.completions.create({ model: 'jan/model', messages, ...toTheEnd });
   t.equal(r.usage!.completion_tokens, 2);
 });
 
 t.test('chat goes upstream and back: the same answer, usage and stream as the upstream gives', async (t) => {
   const body = { messages, temperature: 0, max_tokens: 12 };
+  await fresh('chatml/model');
   const direct = await upstream.chat.completions.create({ model: 'chatml/model', ...body });
+  await fresh('chatml/model');
   const proxied = await client.chat.completions.create({ model: 'remote/model', ...body });
   t.equal(proxied.model, 'remote/model');
   t.equal(proxied.choices[0]!.message.content, direct.choices[0]!.message.content);
@@ -97,6 +110,7 @@ t.test('chat goes upstream and back: the same answer, usage and stream as the up
   t.equal(proxied.usage!.prompt_tokens, direct.usage!.prompt_tokens);
   t.equal(proxied.usage!.completion_tokens, direct.usage!.completion_tokens);
 
+  await fresh('chatml/model');
   const stream = await client.chat.completions.create({ model: 'remote/model', ...body, stream: true, stream_options: { include_usage: true } });
   let text = '';
   let usage: OpenAI.CompletionUsage | undefined | null;
@@ -118,9 +132,9 @@ t.test('chat goes upstream and back: the same answer, usage and stream as the up
 });
 
 t.test("the model object's parameters are defaults beneath the request's", async (t) => {
-  const r = await client.chat.completions.create({ model: 'warm/model', messages });
+  const r = await client.chat.completions.create({ model: 'warm/model', messages, ...toTheEnd });
   t.equal(r.usage!.completion_tokens, 5, 'max_tokens from the model object');
-  const more = await client.chat.completions.create({ model: 'warm/model', messages, max_tokens: 7 });
+  const more = await client.chat.completions.create({ model: 'warm/model', messages, max_tokens: 7, ...toTheEnd });
   t.equal(more.usage!.completion_tokens, 7, "the request's own wins");
   const bad = await app.inject({ method: 'POST', url: '/v1/chat/completions', payload: { model: 'warm/model', messages, temperature: 3 } });
   t.equal(bad.statusCode, 400, 'checked against the engine descriptors before going upstream');
@@ -128,16 +142,21 @@ t.test("the model object's parameters are defaults beneath the request's", async
 });
 
 t.test('completions and embeddings go upstream too', async (t) => {
+  await fresh('chatml/model');
   const direct = await upstream.completions.create({ model: 'chatml/model', prompt: 'hello world', temperature: 0, max_tokens: 8 });
+  await fresh('chatml/model');
   const proxied = await client.completions.create({ model: 'remote/model', prompt: 'hello world', temperature: 0, max_tokens: 8 });
   t.equal(proxied.choices[0]!.text, direct.choices[0]!.text);
+  await fresh('chatml/model');
   const stream = await client.completions.create({ model: 'remote/model', prompt: 'hello world', temperature: 0, max_tokens: 8, stream: true });
   let text = '';
   for await (const chunk of stream) text += chunk.choices[0]?.text ?? '';
   t.equal(text, direct.choices[0]!.text);
 
   const ids = [1, 500, 600, 700];
+  await fresh('chatml/model');
   const byIds = await client.completions.create({ model: 'remote/model', prompt: ids, temperature: 0, max_tokens: 4 });
+  await fresh('chatml/model');
   const directIds = await upstream.completions.create({ model: 'chatml/model', prompt: ids, temperature: 0, max_tokens: 4 });
   t.equal(byIds.choices[0]!.text, directIds.choices[0]!.text, 'a token prompt is passed on as it is');
   const echo = await app.inject({ method: 'POST', url: '/v1/completions', payload: { model: 'remote/model', prompt: ids, echo: true, max_tokens: 1 } });
@@ -160,7 +179,9 @@ t.test('tools and their calls cross over both ways', async (t) => {
   t.ok(['utc', 'cet'].includes(JSON.parse(call.function.arguments).zone));
 
   const history: OpenAI.ChatCompletionMessageParam[] = [...messages, r.choices[0]!.message as OpenAI.ChatCompletionMessageParam, { role: 'tool', tool_call_id: call.id, content: '"12:00"' }];
+  await fresh('qwen/model');
   const direct = await upstream.chat.completions.create({ model: 'qwen/model', messages: history, tools, temperature: 0, max_tokens: 4 });
+  await fresh('qwen/model');
   const proxied = await client.chat.completions.create({ model: 'tools/model', messages: history, tools, temperature: 0, max_tokens: 4 });
   t.equal(proxied.usage!.prompt_tokens, direct.usage!.prompt_tokens, 'the call and its answer reach the upstream whole');
   t.equal(proxied.choices[0]!.message.content, direct.choices[0]!.message.content);
@@ -233,7 +254,7 @@ t.test('POST /v1/models creates an api model (no source_url), which then answers
   });
   t.equal(created.statusCode, 201, created.body);
   t.match(created.json().data[0], { id: 'made/model', name: 'Made by POST', state: 'stopped', source_url: base });
-  const r = await client.chat.completions.create({ model: 'made/model', messages });
+  const r = await client.chat.completions.create({ model: 'made/model', messages, ...toTheEnd });
   t.equal(r.usage!.completion_tokens, 3);
 
   const bad = async (payload: Record<string, unknown>, param: string, code: string) => {

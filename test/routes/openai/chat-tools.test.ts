@@ -42,6 +42,16 @@ const messages: OpenAI.ChatCompletionMessageParam[] = [{ role: 'user', content: 
 // the grammar counts a broken UTF-8 sequence as one character and its text as several U+FFFD.
 const followsWeather = new Ajv().compile({ ...weather, properties: { ...weather.properties, city: { type: 'string' } } });
 
+/**
+ * Unloads a model, so its next request reads the prompt afresh: a seeded answer repeats
+ * exactly only from the same cache state (a prompt partly cached differs in the logits' last
+ * digits), and the comparisons below send one prompt twice.
+ */
+async function fresh(model: string) {
+  const res = await app.inject({ method: 'POST', url: `/v1/models/${model}/model/stop` });
+  if (res.statusCode !== 200 && res.json().error?.code !== 'model_not_running') throw new Error(res.body);
+}
+
 /** Streamed call deltas put together by index, as a client does; also how many argument pieces came. */
 function assemble(deltas: OpenAI.ChatCompletionChunk.Choice.Delta[]) {
   const calls: Array<{ id?: string; name: string; arguments: string; pieces: number }> = [];
@@ -82,11 +92,13 @@ for (const model of ['qwen', 'chatml']) {
 
   t.test(`${model}: a named tool_choice calls that function; the stream sends the same call as the plain answer`, async (t) => {
     const body = { model, messages, tools, tool_choice: { type: 'function' as const, function: { name: 'get_weather' } }, seed: 7, max_tokens: 300 };
+    await fresh(model);
     const plain = await client.chat.completions.create({ ...body, parallel_tool_calls: false });
     const call = functionCall(plain.choices[0]!.message.tool_calls![0]!);
     t.equal(call.function.name, 'get_weather');
     t.ok(followsWeather(JSON.parse(call.function.arguments)), call.function.arguments);
 
+    await fresh(model);
     const stream = await client.chat.completions.create({ ...body, parallel_tool_calls: false, stream: true });
     const deltas: OpenAI.ChatCompletionChunk.Choice.Delta[] = [];
     let finish: string | null = null;
@@ -103,6 +115,7 @@ for (const model of ['qwen', 'chatml']) {
     t.ok(streamed[0]!.pieces > 3, `the arguments stream as they are written (${streamed[0]!.pieces} pieces)`);
 
     // The SDK's stream helper puts the deltas back together into the same message.
+    await fresh(model);
     const helper = client.chat.completions.stream({ ...body, parallel_tool_calls: false });
     const final = await helper.finalChatCompletion();
     t.same(functionCall(final.choices[0]!.message.tool_calls![0]!).function, call.function, 'the SDK assembles the call');
@@ -133,10 +146,12 @@ t.test('parallel_tool_calls (the default) lets a forced answer make several call
 
 t.test('auto: the template shows the tools; a model that writes text answers in content, streamed alike', async (t) => {
   const without = await client.chat.completions.create({ model: 'qwen', messages, seed: 3, max_tokens: 12 });
+  await fresh('qwen');
   const plain = await client.chat.completions.create({ model: 'qwen', messages, tools, seed: 3, max_tokens: 12 });
   t.ok(plain.usage!.prompt_tokens > without.usage!.prompt_tokens + 50, 'the tools are in the prompt');
   t.not(plain.choices[0]!.finish_reason, 'tool_calls');
   t.notOk(plain.choices[0]!.message.tool_calls);
+  await fresh('qwen');
   const stream = await client.chat.completions.create({ model: 'qwen', messages, tools, seed: 3, max_tokens: 12, stream: true });
   let text = '';
   for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? '';
@@ -160,9 +175,11 @@ t.test('auto: a call the model opens is finished under the call grammar, so it p
     else t.same(JSON.parse(call.function.arguments), {});
     t.ok(r.usage!.completion_tokens > 5, 'usage counts the call\'s tokens');
   }
+  await fresh('qwen');
   const stream = await client.chat.completions.create({ ...body, seed: 1, stream: true });
   const deltas: OpenAI.ChatCompletionChunk.Choice.Delta[] = [];
   for await (const chunk of stream) deltas.push(chunk.choices[0]!.delta);
+  await fresh('qwen');
   const plain = await client.chat.completions.create({ ...body, seed: 1 });
   const streamed = assemble(deltas);
   t.same(streamed.map((c) => ({ name: c.name, arguments: c.arguments })), plain.choices[0]!.message.tool_calls!.map((c) => functionCall(c).function), 'streamed alike');
