@@ -66,7 +66,7 @@ export class LoadedApiModel implements LoadedModel {
       return {
         text: message?.content ?? '',
         ...(message?.reasoning_content ? { reasoning: message.reasoning_content } : {}),
-        finishReason: finishReason(choice?.finish_reason, toolCalls),
+        finishReason: toolCalls ? 'tool_calls' : finishReason(choice?.finish_reason),
         ...(toolCalls ? { toolCalls } : {}),
         usage: usage((r as OpenAI.ChatCompletion).usage),
         ...(choice?.logprobs?.content ? { logprobs: choice.logprobs.content.map(fromWireLogprob) } : {}),
@@ -76,45 +76,37 @@ export class LoadedApiModel implements LoadedModel {
     options.onStart?.();
     let text = '';
     let reasoning = '';
-    let finish: string | null | undefined;
-    let used: OpenAI.CompletionUsage | undefined;
     const calls: Array<{ name: string; arguments: string }> = [];
     const lps: TokenLogprob[] = [];
-    await this.#read(async () => {
-      for await (const chunk of stream as unknown as AsyncIterable<OpenAI.ChatCompletionChunk>) {
-        if (chunk.usage) used = chunk.usage;
-        const choice = chunk.choices[0];
-        if (!choice) continue;
-        const delta = choice.delta as OpenAI.ChatCompletionChunk.Choice.Delta & { reasoning_content?: string };
-        const pieceLps = choice.logprobs?.content?.map(fromWireLogprob);
-        if (pieceLps) lps.push(...pieceLps);
-        if (delta.reasoning_content) {
-          reasoning += delta.reasoning_content;
-          options.onReasoning?.(delta.reasoning_content, pieceLps);
-        }
-        if (delta.content) {
-          text += delta.content;
-          options.onText?.(delta.content, pieceLps);
-        }
-        for (const tc of delta.tool_calls ?? []) {
-          const call = (calls[tc.index] ??= { name: '', arguments: '' });
-          if (tc.function?.name) {
-            call.name += tc.function.name;
-            options.onToolCall?.({ index: tc.index, name: call.name });
-          }
-          if (tc.function?.arguments) {
-            call.arguments += tc.function.arguments;
-            options.onToolCall?.({ index: tc.index, arguments: tc.function.arguments });
-          }
-        }
-        finish = choice.finish_reason ?? finish;
+    const { used, finish } = await this.#read<OpenAI.ChatCompletionChunk.Choice>(stream, options.signal, (choice) => {
+      const delta = choice.delta as OpenAI.ChatCompletionChunk.Choice.Delta & { reasoning_content?: string };
+      const pieceLps = choice.logprobs?.content?.map(fromWireLogprob);
+      if (pieceLps) lps.push(...pieceLps);
+      if (delta.reasoning_content) {
+        reasoning += delta.reasoning_content;
+        options.onReasoning?.(delta.reasoning_content, pieceLps);
       }
-    }, options.signal);
+      if (delta.content) {
+        text += delta.content;
+        options.onText?.(delta.content, pieceLps);
+      }
+      for (const tc of delta.tool_calls ?? []) {
+        const call = (calls[tc.index] ??= { name: '', arguments: '' });
+        if (tc.function?.name) {
+          call.name += tc.function.name;
+          options.onToolCall?.({ index: tc.index, name: call.name });
+        }
+        if (tc.function?.arguments) {
+          call.arguments += tc.function.arguments;
+          options.onToolCall?.({ index: tc.index, arguments: tc.function.arguments });
+        }
+      }
+    });
     const toolCalls = calls.length > 0 ? calls.filter(Boolean) : undefined;
     return {
       text,
       ...(reasoning ? { reasoning } : {}),
-      finishReason: finishReason(finish, toolCalls),
+      finishReason: toolCalls ? 'tool_calls' : finishReason(finish),
       ...(toolCalls ? { toolCalls } : {}),
       usage: usage(used),
       ...(options.logprobs !== undefined ? { logprobs: lps } : {}),
@@ -133,7 +125,7 @@ export class LoadedApiModel implements LoadedModel {
       const choice = r.choices[0];
       return {
         text: choice?.text ?? '',
-        finishReason: finishReason(choice?.finish_reason, undefined) as GenerationResult['finishReason'],
+        finishReason: finishReason(choice?.finish_reason),
         usage: usage(r.usage),
         ...(choice?.logprobs ? { logprobs: fromLegacyLogprobs(choice.logprobs) } : {}),
       };
@@ -141,26 +133,18 @@ export class LoadedApiModel implements LoadedModel {
     const stream = await this.#call(() => this.#client.completions.create({ ...body, stream: true, stream_options: { include_usage: true } } as never, { signal: options.signal }), options.signal);
     options.onStart?.();
     let text = '';
-    let finish: string | null | undefined;
-    let used: OpenAI.CompletionUsage | undefined;
     const lps: TokenLogprob[] = [];
-    await this.#read(async () => {
-      for await (const chunk of stream as unknown as AsyncIterable<OpenAI.Completion>) {
-        if (chunk.usage) used = chunk.usage;
-        const choice = chunk.choices[0];
-        if (!choice) continue;
-        const pieceLps = choice.logprobs ? fromLegacyLogprobs(choice.logprobs) : undefined;
-        if (pieceLps) lps.push(...pieceLps);
-        if (choice.text) {
-          text += choice.text;
-          options.onText!(choice.text, pieceLps);
-        }
-        finish = choice.finish_reason ?? finish;
+    const { used, finish } = await this.#read<OpenAI.CompletionChoice>(stream, options.signal, (choice) => {
+      const pieceLps = choice.logprobs ? fromLegacyLogprobs(choice.logprobs) : undefined;
+      if (pieceLps) lps.push(...pieceLps);
+      if (choice.text) {
+        text += choice.text;
+        options.onText!(choice.text, pieceLps);
       }
-    }, options.signal);
+    });
     return {
       text,
-      finishReason: finishReason(finish, undefined) as GenerationResult['finishReason'],
+      finishReason: finishReason(finish),
       usage: usage(used),
       ...(options.logprobs !== undefined ? { logprobs: lps } : {}),
     };
@@ -195,13 +179,25 @@ export class LoadedApiModel implements LoadedModel {
     }
   }
 
-  /** Reads a stream; a connection lost midway becomes an error in this server's terms. */
-  async #read(read: () => Promise<void>, signal: AbortSignal): Promise<void> {
-    try {
-      await read();
-    } catch (err) {
-      throw this.#upstreamError(err, signal);
-    }
+  /**
+   * Reads a stream to its end, handing each chunk's first choice to `each`, and keeps what
+   * the chunks say of the whole answer (its usage and finish reason). A connection lost
+   * midway becomes an error in this server's terms.
+   */
+  #read<C extends StreamChoice>(
+    stream: unknown, signal: AbortSignal, each: (choice: C) => void,
+  ): Promise<{ used?: OpenAI.CompletionUsage; finish?: string | null }> {
+    return this.#call(async () => {
+      const out: { used?: OpenAI.CompletionUsage; finish?: string | null } = {};
+      for await (const chunk of stream as AsyncIterable<{ usage?: OpenAI.CompletionUsage | null; choices: C[] }>) {
+        if (chunk.usage) out.used = chunk.usage;
+        const choice = chunk.choices[0];
+        if (!choice) continue;
+        each(choice);
+        out.finish = choice.finish_reason ?? out.finish;
+      }
+      return out;
+    }, signal);
   }
 
   #upstreamError(err: unknown, signal: AbortSignal): unknown {
@@ -262,9 +258,14 @@ function fromWireToolCalls(calls: OpenAI.ChatCompletionMessageToolCall[] | undef
   return fns.length > 0 ? fns.map((c) => ({ name: c.function.name, arguments: c.function.arguments })) : undefined;
 }
 
-function finishReason(reason: string | null | undefined, toolCalls: ToolCallOut[] | undefined): ChatResult['finishReason'] {
-  if (toolCalls) return 'tool_calls';
+/** The upstream's finish reason in the engine's terms (a call is told apart by its calls). */
+function finishReason(reason: string | null | undefined): GenerationResult['finishReason'] {
   return reason === 'length' ? 'length' : 'stop';
+}
+
+/** What a streamed chunk's choice says of the whole answer. */
+interface StreamChoice {
+  finish_reason: string | null;
 }
 
 function usage(u: OpenAI.CompletionUsage | undefined): TokenUsage {

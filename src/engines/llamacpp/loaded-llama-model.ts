@@ -1,6 +1,6 @@
 import { randomInt } from 'node:crypto';
 import {
-  LlamaGrammarEvaluationState, LlamaText, LlamaVocabularyType, SpecialTokensText, isChatModelResponseFunctionCall, isLlamaText,
+  LlamaGrammarEvaluationState, LlamaText, LlamaVocabularyType, isChatModelResponseFunctionCall, isLlamaText,
   type ChatHistoryItem, type ChatModelFunctions, type ChatModelResponse, type ChatWrapper, type GbnfJsonSchema, type Llama, type LlamaContext,
   type LlamaEmbeddingContext, type LlamaGrammar, type LlamaModel, type Token,
 } from 'node-llama-cpp';
@@ -17,6 +17,7 @@ import { rawTokenBytes } from './token-bytes.ts';
 import { createLogprobReaders, createNativeSampler, disposeLogprobReaders, nativeContext, nativeGrammarState, type NativeSamplerConfig } from './native-context.ts';
 import { SequencePool } from './sequence-pool.ts';
 import type { ThoughtSegment } from './thought-split.ts';
+import { plainText } from './llama-text.ts';
 import { callHeads, parseToolCalls, ToolCallSplit, ToolCallStream, toolCallGrammar, toolCallSyntax, type ToolCallSyntax } from './tool-calls.ts';
 
 export interface LoadedLlamaModelParts {
@@ -600,7 +601,7 @@ function stopTriggers(triggers: readonly LlamaText[], model: LlamaModel): Answer
 function thoughtSegment(wrapper: ChatWrapper, history: ChatHistoryItem[]): ThoughtSegment | undefined {
   const seg = wrapper.settings.segments?.thought;
   if (!seg?.suffix) return undefined;
-  const asText = (v: string | LlamaText) => plainText(LlamaText(v)).trim();
+  const asText = (v: string | LlamaText) => plainText(v).trim();
   const suffix = asText(seg.suffix);
   if (!suffix) return undefined;
   const openedByTemplate = typeof seg.prefix === 'object' && !isLlamaText(seg.prefix);
@@ -616,10 +617,6 @@ function thoughtSegment(wrapper: ChatWrapper, history: ChatHistoryItem[]): Thoug
   };
 }
 
-/** The text of a LlamaText, special-token texts written out, named special tokens left out. */
-function plainText(text: LlamaText): string {
-  return text.values.map((v) => (typeof v === 'string' ? v : v instanceof SpecialTokensText ? v.value : '')).join('');
-}
 
 /** The decode counters in the model state's `info.batching` form. */
 function batchingState(stats: BatchStats) {

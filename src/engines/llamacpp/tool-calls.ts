@@ -1,5 +1,6 @@
-import { isLlamaText, LlamaText, SpecialTokensText, type ChatWrapper } from 'node-llama-cpp';
+import type { ChatWrapper } from 'node-llama-cpp';
 import type { TokenLogprob, ToolCallDelta, ToolCallOut, ToolFunction } from '../engine.ts';
+import { plainText } from './llama-text.ts';
 import { StopText } from './stop-text.ts';
 
 /**
@@ -26,18 +27,12 @@ export function toolCallSyntax(wrapper: ChatWrapper): ToolCallSyntax {
   const between = wrapper.settings.functions.parallelism?.call.betweenCalls;
   const empty = call.emptyCallParamsPlaceholder;
   return {
-    prefixes: [call.prefix, ...(call.prefixAlternateMatches ?? [])].map(asText).filter((p, i, all) => p !== '' && all.indexOf(p) === i),
-    paramsPrefix: asText(call.paramsPrefix),
-    suffix: asText(call.suffix),
-    between: between === undefined ? '' : asText(between),
+    prefixes: [call.prefix, ...(call.prefixAlternateMatches ?? [])].map(plainText).filter((p, i, all) => p !== '' && all.indexOf(p) === i),
+    paramsPrefix: plainText(call.paramsPrefix),
+    suffix: plainText(call.suffix),
+    between: between === undefined ? '' : plainText(between),
     emptyParams: empty === undefined || empty === '' ? '' : JSON.stringify(empty),
   };
-}
-
-/** The text of a template piece, special-token texts written out (as the model writes them). */
-function asText(v: string | LlamaText): string {
-  const text = isLlamaText(v) ? v : LlamaText(v);
-  return text.values.map((x) => (typeof x === 'string' ? x : x instanceof SpecialTokensText ? x.value : '')).join('');
 }
 
 const named = (template: string, name: string) => template.replaceAll('{{functionName}}', name);
@@ -117,13 +112,8 @@ function readArguments(text: string, from: number, suffix: string, emptyParams: 
   const parse = (raw: string): string | undefined => {
     const body = raw.trim();
     if (body === '' || body === emptyParams) return '{}';
-    try {
-      JSON.parse(body);
-      // As written: re-serialised, a number beyond double range would turn into null.
-      return body;
-    } catch {
-      return undefined;
-    }
+    // As written: re-serialised, a number beyond double range would turn into null.
+    return isJson(body) ? body : undefined;
   };
   const ends = loose(suffix);
   if (ends) {
@@ -136,14 +126,8 @@ function readArguments(text: string, from: number, suffix: string, emptyParams: 
     }
   }
   // Cut short: drop whatever part of the suffix made it.
-  let rest = text.slice(from).trimEnd();
-  for (let n = Math.min(suffix.length, rest.length); n > 0; n--) {
-    if (rest.endsWith(suffix.slice(0, n))) {
-      rest = rest.slice(0, rest.length - n);
-      break;
-    }
-  }
-  const json = parse(rest);
+  const rest = text.slice(from).trimEnd();
+  const json = parse(rest.slice(0, withoutSuffixStart(rest, suffix, 0)));
   return json === undefined ? undefined : { json, end: text.length };
 }
 
@@ -157,7 +141,8 @@ export class ToolCallSplit {
   readonly #emit: (text: string, logprobs?: TokenLogprob[]) => void;
   readonly #stop: StopText;
   #space = '';
-  #sent = '';
+  /** Length of the content sent. */
+  #sent = 0;
   #lps: TokenLogprob[] | undefined;
 
   constructor(syntax: ToolCallSyntax, emit: (text: string, logprobs?: TokenLogprob[]) => void = () => undefined) {
@@ -183,7 +168,7 @@ export class ToolCallSplit {
 
   /** `content`: the answer's text less its parsed calls; it begins with what was sent. */
   finish(content: string): void {
-    if (content.length > this.#sent.length) this.#send(content.slice(this.#sent.length));
+    if (content.length > this.#sent) this.#send(content.slice(this.#sent));
   }
 
   #out(text: string): void {
@@ -194,7 +179,7 @@ export class ToolCallSplit {
   }
 
   #send(text: string): void {
-    this.#sent += text;
+    this.#sent += text.length;
     this.#emit(text, this.#lps?.splice(0));
   }
 }
@@ -271,24 +256,14 @@ export class ToolCallStream {
           const body = buf.slice(this.#pos, i).trim();
           // No arguments at all reads as `{}` (parseToolCalls), which the end of the answer sends.
           if (body !== '' && !isJson(body)) continue;
-          let end = i;
-          while (end > this.#pos && /\s/.test(buf[end - 1]!)) end--;
-          this.#args(end);
+          this.#args(trimmedEnd(buf, this.#pos, i));
           this.#pos = i + suffix.length;
           this.#state = 'between';
           return true;
         }
         this.#scanned = Math.max(this.#pos, buf.length - suffix.length + 1);
         // Out so far: the arguments less trailing space and a possible start of the suffix.
-        let end = buf.length;
-        for (let n = Math.min(suffix.length, end - this.#pos); n > 0; n--) {
-          if (buf.endsWith(suffix.slice(0, n))) {
-            end -= n;
-            break;
-          }
-        }
-        while (end > this.#pos && /\s/.test(buf[end - 1]!)) end--;
-        this.#args(end);
+        this.#args(trimmedEnd(buf, this.#pos, withoutSuffixStart(buf, suffix, this.#pos)));
         return false;
       }
       default:
@@ -314,6 +289,20 @@ export class ToolCallStream {
     this.#state = 'done';
     return false;
   }
+}
+
+/** Where `text` ends once a start of `suffix` it may end with is cut off (not before `from`). */
+function withoutSuffixStart(text: string, suffix: string, from: number): number {
+  for (let n = Math.min(suffix.length, text.length - from); n > 0; n--) {
+    if (text.endsWith(suffix.slice(0, n))) return text.length - n;
+  }
+  return text.length;
+}
+
+/** `end` moved back over whitespace, not before `from`. */
+function trimmedEnd(text: string, from: number, end: number): number {
+  while (end > from && /\s/.test(text[end - 1]!)) end--;
+  return end;
 }
 
 function isJson(text: string): boolean {

@@ -13,10 +13,8 @@ import { chatLogprobs } from './logprobs.ts';
 
 const callId = () => `call_${randomUUID().replaceAll('-', '').slice(0, 24)}`;
 
-/** The calls as OpenAI sends them, each with a fresh id for its `tool` answer to name. */
-function wireToolCalls(calls: ToolCallOut[]) {
-  return calls.map((c) => ({ id: callId(), type: 'function' as const, function: { name: c.name, arguments: c.arguments } }));
-}
+/** A call as OpenAI sends it, with a fresh id for its `tool` answer to name. */
+const wireToolCall = (c: ToolCallOut) => ({ id: callId(), type: 'function' as const, function: { name: c.name, arguments: c.arguments } });
 
 /**
  * One streamed choice's tool calls: each call's first delta (id and name) and its arguments'
@@ -45,7 +43,7 @@ class StreamedCalls {
 
   finish(calls: ToolCallOut[]): void {
     const rest = calls.flatMap((c, index) => {
-      if (this.#ids[index] === undefined) return [{ index, id: callId(), type: 'function', function: { name: c.name, arguments: c.arguments } }];
+      if (this.#ids[index] === undefined) return [{ index, ...wireToolCall(c) }];
       const sent = this.#args[index]!;
       const more = c.arguments.startsWith(sent) ? c.arguments.slice(sent.length) : '';
       return more ? [{ index, function: { arguments: more } }] : [];
@@ -95,7 +93,7 @@ export default async function chatRoutes(app: FastifyInstance) {
             role: 'assistant',
             // OpenAI: an answer that is only calls has no content.
             content: r.toolCalls && !r.text ? null : r.text,
-            ...(r.toolCalls ? { tool_calls: wireToolCalls(r.toolCalls) } : {}),
+            ...(r.toolCalls ? { tool_calls: r.toolCalls.map(wireToolCall) } : {}),
             ...(r.reasoning ? { reasoning_content: r.reasoning } : {}),
             refusal: null,
           },
