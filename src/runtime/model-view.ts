@@ -1,5 +1,6 @@
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
+import { apiServer } from '../engines/api/api-server.ts';
 import type { ModelEntry } from '../registry/registry.ts';
 import type { Model, ModelState } from '../schemas/models.ts';
 import type { ModelStateView } from './model-manager.ts';
@@ -41,13 +42,6 @@ export function metadataOf(entry: ModelEntry): Record<string, unknown> {
   return filled;
 }
 
-/** Where an api model lives: its upstream server. */
-function apiBaseUrl(entry: ModelEntry): string | undefined {
-  if (entry.engine !== 'api') return undefined;
-  const url = (entry.object.metadata?.api as { base_url?: unknown } | undefined)?.base_url;
-  return typeof url === 'string' ? url : undefined;
-}
-
 export function toWireModel(app: FastifyInstance, entry: ModelEntry): Model {
   const s = stateOf(app, entry);
   const o = entry.object;
@@ -63,7 +57,7 @@ export function toWireModel(app: FastifyInstance, entry: ModelEntry): Model {
     ...(s.error ? { error: s.error } : {}),
     ...(s.queue ? { queue: s.queue } : {}),
     ...(s.progress ? { progress: s.progress as Model['progress'] } : {}),
-    source_url: o.source_url ?? primary?.url ?? primary?.path ?? apiBaseUrl(entry) ?? entry.folder,
+    source_url: o.source_url ?? primary?.url ?? primary?.path ?? (entry.engine === 'api' ? apiServer(o.metadata?.api, undefined).url : undefined) ?? entry.folder,
     parameters: (o.parameters ?? {}) as Record<string, unknown>,
     metadata: metadataOf(entry),
   };

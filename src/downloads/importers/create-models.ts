@@ -1,6 +1,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { ApiError } from '../../errors.ts';
+import { apiServer, isHttpUrl } from '../../engines/api/api-server.ts';
 import { isBinaryName } from '../../registry/binaries.ts';
 import { readGgufHeader } from '../../registry/headers/gguf-header.ts';
 import type { ModelObjectFile } from '../../registry/model-object-schema.ts';
@@ -174,16 +175,15 @@ async function folderModels(dir: string): Promise<string[]> {
  * read or download; its id is the client's to choose.
  */
 function apiModel(req: CreateModelRequest): { id: string; object: ModelObjectFile } {
-  if (req.source_url !== undefined) {
-    throw new ApiError('invalid_value', `an api model has no source_url: its server is metadata.api.base_url`, { param: 'source_url' });
+  if (req.source_url !== undefined && !isHttpUrl(req.source_url)) {
+    throw new ApiError('invalid_value', `an api model's source_url, when it has one, is its server: an http(s) URL, not '${req.source_url}'`, { param: 'source_url' });
   }
   if (req.id === undefined) throw new ApiError('missing_required_parameter', `an api model needs an 'id'`, { param: 'id' });
-  const api = req.metadata?.api as { base_url?: unknown } | undefined;
-  if (typeof api?.base_url !== 'string' || !/^https?:\/\//i.test(api.base_url)) {
-    throw new ApiError('invalid_value', `an api model needs metadata.api.base_url, the http(s) base URL of an OpenAI-compatible server`, { param: 'metadata.api.base_url' });
-  }
+  const server = apiServer(req.metadata?.api, req.source_url);
+  if (server.problem) throw new ApiError('invalid_value', `an api model ${server.problem}`, { param: server.field });
   if (req.quantization !== undefined) throw new ApiError('invalid_value', `'quantization' picks one of a repository's models; an api model has none`, { param: 'quantization' });
   const object: ModelObjectFile = {
+    ...(req.source_url !== undefined ? { source_url: req.source_url } : {}),
     ...(req.name !== undefined ? { name: req.name } : {}),
     ...(req.description !== undefined ? { description: req.description } : {}),
     ...(req.parameters ? { parameters: req.parameters } : {}),

@@ -1,6 +1,7 @@
 import type { Capability, Engine, EngineStatus, LoadedModel, LoadSpec, ParamDescriptor } from '../engine.ts';
 import { ModelObjectError } from '../engine.ts';
 import { API_DESCRIPTORS } from './api-descriptors.ts';
+import { apiServer } from './api-server.ts';
 import { LoadedApiModel } from './loaded-api-model.ts';
 
 export interface ApiEngineOptions {
@@ -30,21 +31,9 @@ export class ApiEngine implements Engine {
   async load(spec: LoadSpec, signal: AbortSignal): Promise<LoadedModel> {
     signal.throwIfAborted();
     const api = (spec.metadata.api ?? {}) as { base_url?: unknown; model?: unknown; api_key_env?: unknown };
-    // Jan's remote models name their server in source_url; metadata.api.base_url wins.
-    const field = typeof api.base_url === 'string' && api.base_url !== '' ? 'metadata.api.base_url' : 'source_url';
-    const baseUrl = field === 'source_url' ? spec.sourceUrl : (api.base_url as string);
-    if (!baseUrl) {
-      throw new ModelObjectError(`the api model '${spec.id}' needs metadata.api.base_url, the upstream's OpenAI base URL (e.g. http://127.0.0.1:8080/v1)`, 'metadata.api.base_url');
-    }
-    let url: URL;
-    try {
-      url = new URL(baseUrl);
-    } catch {
-      throw new ModelObjectError(`${field} '${baseUrl}' of '${spec.id}' is not a URL`, field);
-    }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-      throw new ModelObjectError(`${field} of '${spec.id}' must be http or https, not ${url.protocol}`, field);
-    }
+    const server = apiServer(api, spec.sourceUrl);
+    if (server.problem) throw new ModelObjectError(`the api model '${spec.id}' ${server.problem}`, server.field);
+    const baseUrl = server.url!;
     const keyEnv = typeof api.api_key_env === 'string' && api.api_key_env !== '' ? api.api_key_env : undefined;
     const apiKey = keyEnv ? this.#env[keyEnv] : undefined;
     if (keyEnv && !apiKey) {

@@ -262,6 +262,10 @@ t.test('POST /v1/models creates an api model (no source_url), which then answers
     t.equal(res.statusCode, 400, res.body);
     t.match(res.json().error, { param, code });
   };
+  const jan = await app.inject({ method: 'POST', url: '/v1/models', payload: { id: 'made-jan', source_url: base, parameters: { max_tokens: 2 }, metadata: { engine: 'api', api: { model: 'chatml/model', api_key_env: 'MODELD_TEST_UPSTREAM_KEY' } } } });
+  t.equal(jan.statusCode, 201, `the server as source_url, as the model object may have it: ${jan.body}`);
+  const byJan = await client.chat.completions.create({ model: 'made-jan/model', messages, ...toTheEnd });
+  t.equal(byJan.usage!.completion_tokens, 2);
   await bad({ id: 'x', metadata: { engine: 'api', api: { base_url: 'ftp://x' } } }, 'metadata.api.base_url', 'invalid_value');
   await bad({ metadata: { engine: 'api', api: { base_url: base } } }, 'id', 'missing_required_parameter');
   await bad({ id: 'x', source_url: '/tmp/x.gguf', metadata: { engine: 'api', api: { base_url: base } } }, 'source_url', 'invalid_value');
