@@ -40,14 +40,28 @@ await apiModel('nourl', { model: 'chatml/model' });
 await mkdir(path.join(dir, 'jan'), { recursive: true });
 await writeFile(path.join(dir, 'jan', 'model.json'), JSON.stringify({ source_url: base, parameters: { temperature: 0, max_tokens: 2 }, metadata: { engine: 'api', api: { model: 'chatml/model', api_key_env: 'MODELD_TEST_UPSTREAM_KEY' } } }));
 await apiModel('down', { base_url: 'http://127.0.0.1:9/v1', model: 'x' });
-// An upstream that is always rate-limited.
-const busy = createServer((_req, res) => {
-  res.writeHead(429, { 'content-type': 'application/json', 'retry-after': '7' });
-  res.end(JSON.stringify({ error: { message: 'Rate limit reached', type: 'rate_limit_error', code: 'rate_limit_exceeded' } }));
+// An upstream that fails as the upstream model's name says: rate-limited, unavailable, broken, or silent.
+const failing = createServer((req, res) => {
+  let body = '';
+  req.on('data', (c) => (body += c));
+  req.on('end', () => {
+    const model = (JSON.parse(body) as { model: string }).model;
+    if (model === 'silent') return;
+    const [status, message] = model === 'rate' ? [429, 'Rate limit reached'] : model === 'unavailable' ? [503, 'Overloaded'] : [500, 'Something broke'];
+    res.writeHead(status, { 'content-type': 'application/json', ...(status === 429 ? { 'retry-after': '7' } : {}) });
+    res.end(JSON.stringify({ error: { message, type: 'server_error' } }));
+  });
 });
-await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
-t.teardown(() => busy.close());
-await apiModel('busy', { base_url: `http://127.0.0.1:${(busy.address() as AddressInfo).port}/v1`, model: 'x' });
+await new Promise<void>((resolve) => failing.listen(0, '127.0.0.1', resolve));
+t.teardown(() => {
+  failing.closeAllConnections();
+  failing.close();
+});
+const failingUrl = `http://127.0.0.1:${(failing.address() as AddressInfo).port}/v1`;
+await apiModel('unavailable', { base_url: failingUrl, model: 'unavailable' });
+await apiModel('broken', { base_url: failingUrl, model: 'broken' });
+await apiModel('silent', { base_url: failingUrl, model: 'silent' }, { timeout_s: 1 });
+await apiModel('busy', { base_url: failingUrl, model: 'rate' });
 // An upstream that records what it is sent and answers the same every time.
 const recorded: Array<Record<string, unknown>> = [];
 const recorder = createServer((req, res) => {
@@ -219,6 +233,15 @@ t.test('upstream and configuration failures are clear errors naming what is wron
   t.equal(limited.statusCode, 503);
   t.equal(limited.headers['retry-after'], '7', "the upstream's retry-after is passed on");
   t.match(limited.json().error, { code: 'upstream_busy', message: /busy \(429\): Rate limit reached/ });
+  const unavailable = await post('unavailable/model');
+  t.equal(unavailable.statusCode, 503);
+  t.match(unavailable.json().error, { code: 'upstream_busy', message: /busy \(503\): Overloaded/ });
+  const broken = await post('broken/model');
+  t.equal(broken.statusCode, 502);
+  t.match(broken.json().error, { code: 'upstream_error', message: /failed with 500: Something broke/ });
+  const silent = await post('silent/model');
+  t.equal(silent.statusCode, 504);
+  t.match(silent.json().error, { code: 'request_timeout', message: /did not answer within 1 s \(timeout_s\)/ });
 
   const streamed = await app.inject({ method: 'POST', url: '/v1/chat/completions', payload: { model: 'missing/model', messages, stream: true } });
   t.equal(streamed.statusCode, 400, 'a stream the upstream refuses is an ordinary error, not a 200');
