@@ -209,6 +209,8 @@ export interface TokenUsage {
   promptTokens: number;
   /** Tokens the model generated (stop sequences included, though they are not in `text`). */
   completionTokens: number;
+  /** Of `completionTokens`, those of a reasoning model's thought (its tags included); absent when the engine does not tell them apart. */
+  reasoningTokens?: number;
   /** Leading prompt tokens reused from the engine's cache, not evaluated again (OpenAI `prompt_tokens_details.cached_tokens`); absent when the engine has no prompt cache. */
   cachedPromptTokens?: number;
   /** Prompt tokens the engine evaluated for this request, as it measured them (promptTokens − cachedPromptTokens when the cache worked as reported). */

@@ -270,7 +270,13 @@ interface StreamChoice {
 
 function usage(u: OpenAI.CompletionUsage | undefined): TokenUsage {
   const cached = u?.prompt_tokens_details?.cached_tokens;
-  return { promptTokens: u?.prompt_tokens ?? 0, completionTokens: u?.completion_tokens ?? 0, ...(cached != null ? { cachedPromptTokens: cached } : {}) };
+  const reasoning = u?.completion_tokens_details?.reasoning_tokens;
+  return {
+    promptTokens: u?.prompt_tokens ?? 0,
+    completionTokens: u?.completion_tokens ?? 0,
+    ...(cached != null ? { cachedPromptTokens: cached } : {}),
+    ...(reasoning != null ? { reasoningTokens: reasoning } : {}),
+  };
 }
 
 function fromWireLogprob(lp: OpenAI.ChatCompletionTokenLogprob): TokenLogprob {

@@ -82,7 +82,7 @@ export class Generation implements DecodeJob {
   #start: string | undefined;
   /** With logprobs: one per token of `tokens`. */
   readonly #entries: TokenLogprob[] = [];
-  /** With logprobs: where each token's text ends in the text given to the stop filter. */
+  /** Where each token's text ends in the text given to the stop filter. */
   readonly #ends: number[] = [];
   /** Length of the text given to the stop filter. */
   #pushed = 0;
@@ -134,6 +134,15 @@ export class Generation implements DecodeJob {
   /** The answer's thought, when the template has thought segments ('' otherwise). */
   get reasoning(): string {
     return this.#thought?.reasoning ?? '';
+  }
+
+  /** Tokens of the answer up to the end of its thought (the thought's tags included), after {@link finish}. */
+  get reasoningTokens(): number {
+    const end = this.#thought?.thoughtEnd ?? 0;
+    if (end === Infinity) return this.tokens.length;
+    let n = 0;
+    while (n < this.#ends.length && this.#ends[n]! <= end) n++;
+    return end === 0 ? 0 : n;
   }
 
   /**
@@ -251,7 +260,7 @@ export class Generation implements DecodeJob {
       let chunk = text;
       if (this.#start !== undefined) chunk = this.#dropIgnoredStart(chunk, final && this.#textUpTo === this.tokens.length);
       // The tokens of one character end together; a dropped start ends where it began.
-      if (this.logprobs) for (let i = first; i < end; i++) this.#ends.push(this.#pushed + chunk.length);
+      for (let i = first; i < end; i++) this.#ends.push(this.#pushed + chunk.length);
       if (chunk === '') continue;
       this.#pushed += chunk.length;
       if (this.#stop.push(chunk)) {

@@ -383,6 +383,7 @@ export class LoadedLlamaModel implements LoadedModel {
         usage: {
           promptTokens: prompt.length,
           completionTokens: generation.tokens.length,
+          ...(shape.thought ? { reasoningTokens: generation.reasoningTokens } : {}),
           cachedPromptTokens: cached,
           evaluatedPromptTokens: use.evaluatedTokens,
         },

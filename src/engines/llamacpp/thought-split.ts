@@ -25,6 +25,10 @@ export class ThoughtSplit {
   #held = '';
   #content = '';
   #reasoning = '';
+  /** Length of the text pushed so far. */
+  #read = 0;
+  /** Where in the pushed text the thought ended, its suffix included. */
+  #thoughtEnd: number | undefined;
 
   constructor(segment: ThoughtSegment, emit: (kind: TextKind, text: string) => void = () => undefined) {
     this.#seg = segment;
@@ -40,7 +44,18 @@ export class ThoughtSplit {
     return this.#reasoning;
   }
 
+  /**
+   * Where in the pushed text the thought ends (its suffix included): 0 for an answer without
+   * one, Infinity while it is still open (or was cut short).
+   */
+  get thoughtEnd(): number {
+    if (this.#thoughtEnd !== undefined) return this.#thoughtEnd;
+    return this.#mode === 'thought' ? Infinity : 0;
+  }
+
   push(chunk: string): void {
+    this.#read += chunk.length;
+    // Always the last buf.length characters pushed, so its offsets map back to the pushed text.
     let buf = this.#held + chunk;
     this.#held = '';
     while (buf) {
@@ -62,6 +77,7 @@ export class ThoughtSplit {
         const end = buf.indexOf(this.#seg.suffix);
         if (end >= 0) {
           this.#out('reasoning', buf.slice(0, end).trimEnd());
+          this.#thoughtEnd = this.#read - buf.length + end + this.#seg.suffix.length;
           this.#mode = 'after';
           buf = buf.slice(end + this.#seg.suffix.length);
           continue;

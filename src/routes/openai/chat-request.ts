@@ -10,29 +10,59 @@ const ROLES: Record<string, ChatMessage['role']> = { system: 'system', developer
 type RequestMessage = ChatCompletionRequest['messages'][number];
 
 /**
+ * Calls waiting for their answers while a conversation is read: every call must be answered
+ * before the next message, as OpenAI requires. `answerName` is how the request spells an
+ * answer (a `tool` message, a `function_call_output` item).
+ */
+export class CallLedger {
+  readonly #answerName: string;
+  /** Calls waiting for their answer: id → the call and the field that gave its id. */
+  readonly #open = new Map<string, { call: ChatToolCall; param: string }>();
+
+  constructor(answerName: string) {
+    this.#answerName = answerName;
+  }
+
+  get waiting(): boolean {
+    return this.#open.size > 0;
+  }
+
+  open(id: string, call: ChatToolCall, param: string): void {
+    if (this.#open.has(id)) throw new ApiError('invalid_value', `${param} '${id}' is used twice`, { param });
+    this.#open.set(id, { call, param });
+  }
+
+  /** The answer to call `id`, given by the field `param`. */
+  answer(id: string, result: string, param: string): void {
+    const waiting = this.#open.get(id);
+    if (!waiting) throw new ApiError('invalid_value', `${param} '${id}' answers no call made before it`, { param });
+    waiting.call.result = result;
+    this.#open.delete(id);
+  }
+
+  /** Before the next message, and at the end: no call may be left unanswered. */
+  closeTurn(): void {
+    if (this.#open.size === 0) return;
+    const [id, { param }] = this.#open.entries().next().value!;
+    throw new ApiError('invalid_value', `tool call '${id}' (${param}) has no ${this.#answerName} answering it before the next message`, { param });
+  }
+}
+
+/**
  * OpenAI messages to the engine's: text only, a clear 400 for what the server cannot read.
- * Each `tool` message is folded into the assistant message whose call it answers, and
- * every call must be answered before the next message, as OpenAI requires.
+ * Each `tool` message is folded into the assistant message whose call it answers.
  */
 export function toChatMessages(messages: ChatCompletionRequest['messages']): ChatMessage[] {
   const out: ChatMessage[] = [];
-  // Calls waiting for their answer: id → the call and where it was made.
-  const open = new Map<string, { call: ChatToolCall; param: string }>();
-  const unanswered = () => {
-    const [id, { param }] = open.entries().next().value!;
-    return new ApiError('invalid_value', `tool call '${id}' (${param}) has no 'tool' message answering it before the next message`, { param });
-  };
+  const calls = new CallLedger(`'tool' message`);
   for (const [i, m] of messages.entries()) {
     if (m.role === 'tool') {
       const id = m.tool_call_id;
       if (typeof id !== 'string') throw new ApiError('missing_required_parameter', `messages[${i}] is a 'tool' message without its 'tool_call_id'`, { param: `messages[${i}].tool_call_id` });
-      const waiting = open.get(id);
-      if (!waiting) throw new ApiError('invalid_value', `messages[${i}].tool_call_id '${id}' answers no call of the assistant message before it`, { param: `messages[${i}].tool_call_id` });
-      waiting.call.result = contentText(m, i);
-      open.delete(id);
+      calls.answer(id, contentText(m, i), `messages[${i}].tool_call_id`);
       continue;
     }
-    if (open.size > 0) throw unanswered();
+    calls.closeTurn();
     const role = ROLES[m.role];
     if (!role) {
       throw new ApiError('invalid_value', `messages[${i}].role '${m.role}' is not supported; use system, developer, user, assistant or tool`, { param: `messages[${i}].role` });
@@ -42,15 +72,14 @@ export function toChatMessages(messages: ChatCompletionRequest['messages']): Cha
       if (role !== 'assistant') throw new ApiError('invalid_value', `messages[${i}] has tool_calls but is a '${m.role}' message; only an assistant calls tools`, { param: `messages[${i}].tool_calls` });
       message.toolCalls = m.tool_calls.map((tc, j) => {
         const param = `messages[${i}].tool_calls[${j}]`;
-        if (open.has(tc.id)) throw new ApiError('invalid_value', `${param}.id '${tc.id}' is used twice`, { param: `${param}.id` });
         const call: ChatToolCall = { name: tc.function.name, arguments: parseArguments(tc.function.arguments, `${param}.function.arguments`), result: '' };
-        open.set(tc.id, { call, param: `${param}.id` });
+        calls.open(tc.id, call, `${param}.id`);
         return call;
       });
     }
     out.push(message);
   }
-  if (open.size > 0) throw unanswered();
+  calls.closeTurn();
   return out;
 }
 
@@ -73,7 +102,7 @@ function contentText(m: RequestMessage, i: number): string {
   return texts.join('\n');
 }
 
-function parseArguments(text: string, param: string): unknown {
+export function parseArguments(text: string, param: string): unknown {
   try {
     return JSON.parse(text);
   } catch (err) {
@@ -81,39 +110,60 @@ function parseArguments(text: string, param: string): unknown {
   }
 }
 
-/** OpenAI `tools`/`tool_choice`/`parallel_tool_calls` to the engine's; none when no tool may be called. */
-export function toToolOptions(body: ChatCompletionRequest): ToolOptions | undefined {
-  const tools = body.tools ?? [];
-  const choice = body.tool_choice ?? 'auto';
-  if (tools.length === 0) {
+/** A function offered to the model, and the request field that gave it (for errors). */
+export interface ToolSpec {
+  name: string;
+  description?: string | undefined;
+  parameters?: Record<string, unknown> | undefined;
+  /** The field of the function, e.g. `tools[0].function`. */
+  param: string;
+}
+
+export type ToolChoiceIn = 'none' | 'auto' | 'required' | { name: string; param: string };
+
+/**
+ * Tools, the choice among them and whether calls may come several at once, to the engine's;
+ * none when no tool may be called. `formatField` names a set output format, which cannot
+ * go with tools.
+ */
+export function buildToolOptions(specs: ToolSpec[], choice: ToolChoiceIn, parallel: boolean | null | undefined, formatField?: string): ToolOptions | undefined {
+  if (specs.length === 0) {
     if (choice !== 'auto' && choice !== 'none') throw new ApiError('invalid_value', `tool_choice needs 'tools' to choose from`, { param: 'tool_choice' });
     return undefined;
   }
   const seen = new Set<string>();
-  for (const [i, t] of tools.entries()) {
-    if (seen.has(t.function.name)) throw new ApiError('invalid_value', `tools[${i}].function.name '${t.function.name}' is given twice`, { param: `tools[${i}].function.name` });
-    seen.add(t.function.name);
-    const parameters = t.function.parameters;
-    if (parameters && !checkSchema(parameters)) {
-      throw new ApiError('invalid_value', `tools[${i}].function.parameters is not a valid JSON Schema: ${schemaErrors('parameters')}`, { param: `tools[${i}].function.parameters` });
+  for (const t of specs) {
+    if (seen.has(t.name)) throw new ApiError('invalid_value', `${t.param}.name '${t.name}' is given twice`, { param: `${t.param}.name` });
+    seen.add(t.name);
+    if (t.parameters && !checkSchema(t.parameters)) {
+      throw new ApiError('invalid_value', `${t.param}.parameters is not a valid JSON Schema: ${schemaErrors('parameters')}`, { param: `${t.param}.parameters` });
     }
   }
   if (choice === 'none') return undefined;
-  if (typeof choice === 'object' && !seen.has(choice.function.name)) {
-    throw new ApiError('invalid_value', `tool_choice names '${choice.function.name}', which is not one of tools`, { param: 'tool_choice.function.name' });
+  if (typeof choice === 'object' && !seen.has(choice.name)) {
+    throw new ApiError('invalid_value', `tool_choice names '${choice.name}', which is not one of tools`, { param: choice.param });
   }
-  if (body.response_format && body.response_format.type !== 'text') {
-    throw new ApiError('invalid_value', `response_format cannot be combined with tools: both constrain the answer's form`, { param: 'response_format' });
-  }
+  if (formatField) throw new ApiError('invalid_value', `${formatField} cannot be combined with tools: both constrain the answer's form`, { param: formatField });
   return {
-    functions: tools.map((t) => ({
-      name: t.function.name,
-      ...(t.function.description ? { description: t.function.description } : {}),
-      ...(t.function.parameters ? { parameters: t.function.parameters } : {}),
+    functions: specs.map((t) => ({
+      name: t.name,
+      ...(t.description ? { description: t.description } : {}),
+      ...(t.parameters ? { parameters: t.parameters } : {}),
     })),
-    choice: typeof choice === 'object' ? { name: choice.function.name } : choice,
-    parallel: body.parallel_tool_calls !== false,
+    choice: typeof choice === 'object' ? { name: choice.name } : choice,
+    parallel: parallel !== false,
   };
+}
+
+/** OpenAI chat `tools`/`tool_choice`/`parallel_tool_calls` to the engine's. */
+export function toToolOptions(body: ChatCompletionRequest): ToolOptions | undefined {
+  const choice = body.tool_choice ?? 'auto';
+  return buildToolOptions(
+    (body.tools ?? []).map((t, i) => ({ ...t.function, param: `tools[${i}].function` })),
+    typeof choice === 'object' ? { name: choice.function.name, param: 'tool_choice.function.name' } : choice,
+    body.parallel_tool_calls,
+    body.response_format && body.response_format.type !== 'text' ? 'response_format' : undefined,
+  );
 }
 
 /** Only checks schemas (`validateSchema`); never compiles or runs one. */
@@ -131,17 +181,19 @@ function checkSchema(schema: Record<string, unknown>): boolean {
 
 const schemaErrors = (name: string) => schemaChecker.errorsText(schemaChecker.errors, { dataVar: name });
 
-export function toResponseFormat(rf: ChatCompletionRequest['response_format']): ResponseFormat | undefined {
-  if (!rf || rf.type === 'text') return undefined;
-  if (rf.type === 'json_object') return { type: 'json_object' };
-  const schema = rf.json_schema?.schema;
-  if (!schema) throw new ApiError('missing_required_parameter', `response_format.json_schema.schema is required for type 'json_schema'`, { param: 'response_format.json_schema.schema' });
+/** An output format (`type`, and `schema` for `json_schema`, given by the field `schemaParam`) to the engine's. */
+export function buildResponseFormat(type: string, schema: Record<string, unknown> | undefined, schemaParam: string): ResponseFormat | undefined {
+  if (type === 'text') return undefined;
+  if (type === 'json_object') return { type: 'json_object' };
+  if (!schema) throw new ApiError('missing_required_parameter', `${schemaParam} is required for type 'json_schema'`, { param: schemaParam });
   if (!checkSchema(schema)) {
-    throw new ApiError('invalid_value', `response_format.json_schema.schema is not a valid JSON Schema: ${schemaErrors('schema')}`, {
-      param: 'response_format.json_schema.schema',
-    });
+    throw new ApiError('invalid_value', `${schemaParam} is not a valid JSON Schema: ${schemaErrors('schema')}`, { param: schemaParam });
   }
   return { type: 'json_schema', schema };
+}
+
+export function toResponseFormat(rf: ChatCompletionRequest['response_format']): ResponseFormat | undefined {
+  return rf ? buildResponseFormat(rf.type, rf.json_schema?.schema, 'response_format.json_schema.schema') : undefined;
 }
 
 /** Request fields this server refuses, and field pairs that need each other. */

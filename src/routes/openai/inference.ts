@@ -11,6 +11,8 @@ import { openEventStream } from '../event-stream.ts';
 interface SamplingBody {
   max_tokens?: number | null;
   max_completion_tokens?: number | null;
+  /** The Responses API's name for it. */
+  max_output_tokens?: number | null;
   [k: string]: unknown;
 }
 
@@ -22,15 +24,15 @@ interface SamplingBody {
 export function requestParams(app: FastifyInstance, entry: ModelEntry, body: SamplingBody): Record<string, unknown> {
   const values: Record<string, unknown> = {};
   for (const k of SAMPLING_PARAM_NAMES) if (body[k] != null) values[k] = body[k];
-  const max = body.max_completion_tokens ?? body.max_tokens;
-  if (max != null) values.max_tokens = max;
+  // The descriptor is max_tokens; the client may have sent it under another name.
+  const maxField = (['max_completion_tokens', 'max_output_tokens', 'max_tokens'] as const).find((k) => body[k] != null);
+  if (maxField) values.max_tokens = body[maxField];
   const engine = app.manager.engine(entry);
   try {
     resolveParams(engine.descriptors, [{ source: 'request', values }], ['request']);
   } catch (err) {
-    // The descriptor is max_tokens; the client may have sent it as max_completion_tokens.
-    if (body.max_completion_tokens != null && isApiError(err) && err.param === 'max_tokens') {
-      throw new ApiError(err.code, err.message.replaceAll('max_tokens', 'max_completion_tokens'), { param: 'max_completion_tokens' });
+    if (maxField && maxField !== 'max_tokens' && isApiError(err) && err.param === 'max_tokens') {
+      throw new ApiError(err.code, err.message.replaceAll('max_tokens', maxField), { param: maxField });
     }
     throw err;
   }
@@ -43,6 +45,7 @@ export function wireUsage(u: TokenUsage) {
     completion_tokens: u.completionTokens,
     total_tokens: u.promptTokens + u.completionTokens,
     ...(u.cachedPromptTokens !== undefined ? { prompt_tokens_details: { cached_tokens: u.cachedPromptTokens } } : {}),
+    ...(u.reasoningTokens !== undefined ? { completion_tokens_details: { reasoning_tokens: u.reasoningTokens } } : {}),
   };
 }
 
@@ -53,6 +56,7 @@ export function sumUsage(usages: TokenUsage[]): TokenUsage {
   return {
     promptTokens: sum((u) => u.promptTokens)!,
     completionTokens: sum((u) => u.completionTokens)!,
+    reasoningTokens: sum((u) => u.reasoningTokens),
     cachedPromptTokens: sum((u) => u.cachedPromptTokens),
     evaluatedPromptTokens: sum((u) => u.evaluatedPromptTokens),
   };
@@ -68,7 +72,8 @@ export function answerUsage(usages: TokenUsage[], n: number): TokenUsage {
   for (let p = 0; p < usages.length; p += n) {
     readers.push(usages.slice(p, p + n).reduce((a, b) => ((b.cachedPromptTokens ?? 0) < (a.cachedPromptTokens ?? 0) ? b : a)));
   }
-  return { ...sumUsage(readers), completionTokens: usages.reduce((sum, u) => sum + u.completionTokens, 0) };
+  const all = sumUsage(usages);
+  return { ...sumUsage(readers), completionTokens: all.completionTokens, reasoningTokens: all.reasoningTokens };
 }
 
 /**
@@ -101,6 +106,14 @@ export function countTokens(app: FastifyInstance, model: string, usage: TokenUsa
 
 export const unixNow = () => Math.floor(Date.now() / 1000);
 
+/** How a stream's frames are written. */
+export interface EventStreamStyle {
+  /** Each frame names its event (`event: <data.type>`), as the Responses API's stream does. */
+  named?: boolean;
+  /** Ends with `data: [DONE]` (chat and completions; default true). */
+  done?: boolean;
+}
+
 /**
  * Answers with server-sent events (`data: {json}` frames ending in `data: [DONE]`) once `run`
  * emits its first event. A failure before that (unknown model, full queue, failed load) is an
@@ -114,6 +127,7 @@ export const unixNow = () => Math.floor(Date.now() / 1000);
 export async function sendEventStream(
   reply: FastifyReply,
   run: (emit: (data: unknown) => void) => Promise<void>,
+  style: EventStreamStyle = {},
 ): Promise<FastifyReply> {
   const raw = reply.raw;
   let started = false;
@@ -128,20 +142,23 @@ export async function sendEventStream(
     openEventStream(reply);
     onStart();
   };
+  const frame = (data: unknown) =>
+    style.named ? `event: ${(data as { type: string }).type}\ndata: ${JSON.stringify(data)}\n\n` : `data: ${JSON.stringify(data)}\n\n`;
   const emit = (data: unknown) => {
     if (!started) open();
-    write(`data: ${JSON.stringify(data)}\n\n`);
+    write(frame(data));
   };
   const done = run(emit).then(
     () => {
-      write('data: [DONE]\n\n');
+      if (style.done !== false) write('data: [DONE]\n\n');
       raw.end();
     },
     (err: unknown) => {
       if (!started) throw err;
       const e = isApiError(err) ? err : new ApiError('internal_error', 'internal server error', { cause: err });
       if (e.code !== 'request_aborted') reply.log.warn({ err }, 'stream failed');
-      write(`data: ${JSON.stringify(e.toJSON())}\n\n`);
+      // The OpenAI SDKs raise a frame with an `error` member as an APIError.
+      write(frame(style.named ? { type: 'error', ...e.toJSON() } : e.toJSON()));
       raw.end();
     },
   );

@@ -41,6 +41,9 @@ export const UsageSchema = Type.Object({
       description: 'Leading prompt tokens reused from the KV cache of the sequence that served the request (an earlier request with the same prefix, e.g. the previous chat turn) instead of being evaluated again. At most prompt_tokens − 1: the last prompt token is always evaluated.',
     }),
   }, { description: 'Prompt token breakdown, as in OpenAI. Present for models served with a prompt cache (llamacpp).' })),
+  completion_tokens_details: Type.Optional(Type.Object({
+    reasoning_tokens: Type.Integer({ description: 'Of completion_tokens, those of the thought (its tags included).' }),
+  }, { description: 'Completion token breakdown, as in OpenAI. Present for chat answers of models whose template has a thought segment.' })),
 });
 
 export const FinishReasonSchema = Type.Union([Type.Literal('stop'), Type.Literal('length')], {

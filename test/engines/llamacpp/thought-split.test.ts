@@ -53,3 +53,14 @@ t.test('partial suffixes inside the thought are text once they stop matching', a
   agree(t, '<think>a </b> c</think>d', THINK, 'a </b> c', 'd');
   agree(t, '<think>a <</</think>d', THINK, 'a <</', 'd');
 });
+
+t.test('thoughtEnd: where in the pushed text the thought ends, its suffix included, however the text was cut', async (t) => {
+  const text = '  <think>\nabc </think>\n\nHello';
+  for (const chunks of [[text], [...text], text.match(/.{1,3}/gs) ?? []]) {
+    const { s } = split(chunks);
+    t.equal(s.thoughtEnd, text.indexOf('</think>') + '</think>'.length, JSON.stringify(chunks.slice(0, 3)));
+  }
+  t.equal(split(['Hello']).s.thoughtEnd, 0, 'no thought');
+  t.equal(split(['<think>still thinking']).s.thoughtEnd, Infinity, 'a thought cut short');
+  t.equal(split(['abc</think>x'], { ...THINK, open: true }).s.thoughtEnd, 'abc</think>'.length, 'a thought the prompt opened');
+});
