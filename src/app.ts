@@ -16,6 +16,7 @@ import downloadRoutes from './routes/downloads/index.ts';
 import modelRoutes from './routes/models/index.ts';
 import systemRoutes from './routes/system/index.ts';
 import chatRoutes from './routes/openai/chat.ts';
+import responseRoutes from './routes/openai/responses.ts';
 import completionRoutes from './routes/openai/completions.ts';
 import embeddingRoutes from './routes/openai/embeddings.ts';
 
@@ -85,6 +86,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   await app.register(modelRoutes);
   await app.register(downloadRoutes);
   await app.register(chatRoutes);
+  await app.register(responseRoutes);
   await app.register(completionRoutes);
   await app.register(embeddingRoutes);
   await app.register(classificationRoutes);

@@ -145,6 +145,21 @@ t.test('chat goes upstream and back: the same answer, usage and stream as the up
   t.notOk('n' in bodies[0]! || 'top_p' in bodies[0]!, 'nothing the request and the model object leave unset');
 });
 
+t.test('the Responses API serves an api model through its upstream chat', async (t) => {
+  await fresh('chatml/model');
+  const direct = await upstream.chat.completions.create({ model: 'chatml/model', messages, temperature: 0, max_tokens: 12 });
+  await fresh('chatml/model');
+  const r = await client.responses.create({ model: 'remote/model', instructions: 'You are a test.', input: 'hello world', temperature: 0, max_output_tokens: 12 });
+  t.equal(r.output_text, direct.choices[0]!.message.content);
+  t.equal(r.usage!.input_tokens, direct.usage!.prompt_tokens);
+  await fresh('chatml/model');
+  const stream = client.responses.stream({ model: 'remote/model', instructions: 'You are a test.', input: 'hello world', temperature: 0, max_output_tokens: 12 });
+  let text = '';
+  for await (const event of stream) if (event.type === 'response.output_text.delta') text += event.delta;
+  t.equal(text, direct.choices[0]!.message.content, 'streamed through');
+  t.equal((await stream.finalResponse()).usage!.output_tokens, direct.usage!.completion_tokens);
+});
+
 t.test("the model object's parameters are defaults beneath the request's", async (t) => {
   const r = await client.chat.completions.create({ model: 'warm/model', messages, ...toTheEnd });
   t.equal(r.usage!.completion_tokens, 5, 'max_tokens from the model object');

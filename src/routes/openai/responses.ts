@@ -1,0 +1,242 @@
+import { randomUUID } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import type { ChatResult, TokenLogprob, ToolCallDelta } from '../../engines/engine.ts';
+import { errorResponses } from '../../schemas/common.ts';
+import {
+  ResponseRequestSchema, ResponseSchema, type ResponseObject, type ResponseOutputItem, type ResponseRequest,
+} from '../../schemas/openai/responses.ts';
+import { clientSignal } from '../client-signal.ts';
+import { rejectStateful, toResponseMessages, toResponseTools, toTextFormat } from './responses-request.ts';
+import { countTokens, requestParams, sendEventStream, unixNow } from './inference.ts';
+import { chatLogprobs } from './logprobs.ts';
+
+const hexId = (prefix: string, length = 32) => `${prefix}_${randomUUID().replaceAll('-', '').slice(0, length)}`;
+
+type OutputText = { type: 'output_text'; text: string; annotations: unknown[]; logprobs?: ReturnType<typeof wireLogprobs> };
+type Message = Extract<ResponseOutputItem, { type: 'message' }> & { content: [OutputText] };
+type Reasoning = Extract<ResponseOutputItem, { type: 'reasoning' }>;
+type FunctionCall = Extract<ResponseOutputItem, { type: 'function_call' }>;
+
+/** Output logprobs as the Responses API shows them (chat's, without the null-able wrapper). */
+const wireLogprobs = (lps: TokenLogprob[]) => chatLogprobs(lps).content!;
+
+const reasoningItem = (text: string): Reasoning => ({ type: 'reasoning', id: hexId('rs'), summary: [], content: text ? [{ type: 'reasoning_text', text }] : [], status: 'completed' });
+const messageItem = (text: string, logprobs?: TokenLogprob[]): Message => ({
+  type: 'message', id: hexId('msg'), status: 'completed', role: 'assistant',
+  content: [{ type: 'output_text', text, annotations: [], ...(logprobs ? { logprobs: wireLogprobs(logprobs) } : {}) }],
+});
+const callItem = (name: string, args: string): FunctionCall => ({ type: 'function_call', id: hexId('fc'), call_id: hexId('call', 24), name, arguments: args, status: 'completed' });
+
+/** The output items of an answer: its thought, its text (even empty, unless it only calls), its calls. */
+function outputItems(r: ChatResult): ResponseOutputItem[] {
+  const items: ResponseOutputItem[] = [];
+  if (r.reasoning) items.push(reasoningItem(r.reasoning));
+  // The answer's logprobs cover its thought too: the text's are those after it.
+  if (r.text || !r.toolCalls) items.push(messageItem(r.text, r.logprobs?.slice(r.usage.reasoningTokens ?? 0)));
+  for (const c of r.toolCalls ?? []) items.push(callItem(c.name, c.arguments));
+  return items;
+}
+
+/**
+ * A streamed answer as the Responses API streams it: output items opened and closed in turn
+ * (the thought, the text, each call), each with its `added`, delta and `done` events, every
+ * event numbered. An item closes when the next kind of output begins.
+ */
+class OutputStream {
+  readonly items: ResponseOutputItem[] = [];
+  readonly #emit: (event: Record<string, unknown>) => void;
+  #sequence = 0;
+  #open: { kind: 'reasoning' | 'message' | 'call'; index: number; text: string; logprobs: TokenLogprob[] } | undefined;
+  /** Output index of each streamed call, by the engine's call index. */
+  readonly #calls: number[] = [];
+  /** Token logprobs that came with streamed text, the thought's included. */
+  #logprobsSeen = 0;
+
+  constructor(emit: (event: Record<string, unknown>) => void) {
+    this.#emit = emit;
+  }
+
+  event(type: string, fields: Record<string, unknown>): void {
+    this.#emit({ type, sequence_number: this.#sequence++, ...fields });
+  }
+
+  #begin(kind: 'reasoning' | 'message' | 'call', item: ResponseOutputItem): number {
+    this.#close();
+    const index = this.items.push(item) - 1;
+    this.#open = { kind, index, text: '', logprobs: [] };
+    this.event('response.output_item.added', { output_index: index, item: { ...item, status: 'in_progress' } });
+    return index;
+  }
+
+  reasoning(delta: string, logprobs: TokenLogprob[] = []): void {
+    this.#logprobsSeen += logprobs.length;
+    if (this.#open?.kind !== 'reasoning') {
+      const index = this.#begin('reasoning', reasoningItem(''));
+      this.event('response.content_part.added', { item_id: this.items[index]!.id, output_index: index, content_index: 0, part: { type: 'reasoning_text', text: '' } });
+    }
+    const open = this.#open!;
+    open.text += delta;
+    this.event('response.reasoning_text.delta', { item_id: this.items[open.index]!.id, output_index: open.index, content_index: 0, delta });
+  }
+
+  text(delta: string, logprobs: TokenLogprob[] = []): void {
+    if (this.#open?.kind !== 'message') {
+      const index = this.#begin('message', messageItem(''));
+      this.event('response.content_part.added', { item_id: this.items[index]!.id, output_index: index, content_index: 0, part: { type: 'output_text', text: '', annotations: [] } });
+    }
+    const open = this.#open!;
+    open.text += delta;
+    open.logprobs.push(...logprobs);
+    this.#logprobsSeen += logprobs.length;
+    this.event('response.output_text.delta', { item_id: this.items[open.index]!.id, output_index: open.index, content_index: 0, delta, logprobs: wireLogprobs(logprobs) });
+  }
+
+  call(d: ToolCallDelta): void {
+    if (d.name !== undefined) this.#calls[d.index] = this.#begin('call', callItem(d.name, ''));
+    if (d.arguments) {
+      const index = this.#calls[d.index]!;
+      (this.items[index] as FunctionCall).arguments += d.arguments;
+      this.event('response.function_call_arguments.delta', { item_id: this.items[index]!.id, output_index: index, delta: d.arguments });
+    }
+  }
+
+  /**
+   * The answer is done: the open item closes, calls read after the fact (never streamed) come
+   * whole, an answer with no output gets its empty message, and the last item is marked
+   * incomplete when the answer was cut.
+   */
+  finish(r: ChatResult): void {
+    // Tokens whose text never streamed (trailing whitespace held back, say) end the text's list.
+    const unsent = r.logprobs?.slice(this.#logprobsSeen) ?? [];
+    if (this.#open?.kind === 'message') this.#open.logprobs.push(...unsent);
+    this.#close();
+    for (const [i, c] of (r.toolCalls ?? []).entries()) {
+      if (this.#calls[i] !== undefined) {
+        // Whatever of the final arguments did not stream.
+        const item = this.items[this.#calls[i]!] as FunctionCall;
+        if (c.arguments.startsWith(item.arguments)) item.arguments = c.arguments;
+        continue;
+      }
+      this.call({ index: i, name: c.name, arguments: c.arguments });
+      this.#close();
+    }
+    if (!r.toolCalls && !this.items.some((item) => item.type === 'message')) {
+      this.text('', unsent);
+      this.#close();
+    }
+    if (r.finishReason === 'length') this.items[this.items.length - 1]!.status = 'incomplete';
+  }
+
+  #close(): void {
+    const open = this.#open;
+    if (!open) return;
+    this.#open = undefined;
+    const item = this.items[open.index]!;
+    const at = { item_id: item.id, output_index: open.index };
+    if (item.type === 'reasoning') {
+      const part = { type: 'reasoning_text' as const, text: open.text };
+      item.content = [part];
+      this.event('response.reasoning_text.done', { ...at, content_index: 0, text: open.text });
+      this.event('response.content_part.done', { ...at, content_index: 0, part });
+    } else if (item.type === 'message') {
+      const part = item.content[0]!;
+      part.text = open.text;
+      if (open.logprobs.length > 0) part.logprobs = wireLogprobs(open.logprobs);
+      this.event('response.output_text.done', { ...at, content_index: 0, text: open.text, logprobs: part.logprobs ?? [] });
+      this.event('response.content_part.done', { ...at, content_index: 0, part });
+    } else {
+      this.event('response.function_call_arguments.done', { ...at, name: item.name, arguments: item.arguments });
+    }
+    this.event('response.output_item.done', { output_index: open.index, item });
+  }
+}
+
+/** POST /v1/responses: OpenAI's Responses API, stateless, plain or streamed. */
+export default async function responseRoutes(app: FastifyInstance) {
+  app.post('/v1/responses', {
+    schema: {
+      tags: ['openai'], summary: 'Create a response (Responses API)',
+      description: 'OpenAI\'s Responses API over the same models as chat: `input` (a string, or message, function_call and function_call_output items) with `instructions` goes through the model\'s chat template; the answer\'s `output` holds the thought (a `reasoning` item), the text (a `message`) and the calls (`function_call` items). Stateless: nothing is stored, so `previous_response_id` is a 400 and clients send the whole conversation (as with `store: false`). `stream: true` answers with the Responses API\'s named server-sent events, from `response.created` to `response.completed` (or `response.incomplete` when max_output_tokens ran out).',
+      body: ResponseRequestSchema,
+      response: { 200: ResponseSchema, ...errorResponses },
+    },
+  }, async (request, reply) => {
+    const body = request.body as ResponseRequest;
+    const entry = app.registry.resolve(body.model);
+    rejectStateful(body as Record<string, unknown>);
+    const messages = toResponseMessages(body);
+    const params = requestParams(app, entry, body);
+    const responseFormat = toTextFormat(body);
+    const tools = toResponseTools(body);
+    const logprobs = body.include?.includes('message.output_text.logprobs') ? (body.top_logprobs ?? 0) : undefined;
+    const signal = clientSignal(reply);
+    const run = { capability: 'chat' as const, signal, keepAlive: body.keep_alive };
+
+    const created = unixNow();
+    const response = (status: ResponseObject['status'], output: ResponseOutputItem[], r?: ChatResult): ResponseObject => ({
+      id, object: 'response', created_at: created, completed_at: status === 'in_progress' ? null : unixNow(), status, error: null,
+      incomplete_details: r?.finishReason === 'length' ? { reason: 'max_output_tokens' } : null,
+      instructions: body.instructions ?? null,
+      max_output_tokens: body.max_output_tokens ?? null,
+      model: entry.id,
+      output,
+      parallel_tool_calls: body.parallel_tool_calls !== false,
+      previous_response_id: null,
+      store: false,
+      temperature: body.temperature ?? null,
+      top_p: body.top_p ?? null,
+      text: { format: body.text?.format ?? { type: 'text' } },
+      tool_choice: body.tool_choice ?? 'auto',
+      tools: body.tools ?? [],
+      truncation: 'disabled',
+      usage: r ? wireResponseUsage(r) : null,
+      metadata: body.metadata ?? {},
+    });
+    const id = hexId('resp');
+    const status = (r: ChatResult) => (r.finishReason === 'length' ? 'incomplete' : 'completed');
+
+    if (!body.stream) {
+      const r = await app.manager.run(entry, run, (loaded, sig) => loaded.chat!(messages, { params, responseFormat, tools, logprobs, signal: sig }));
+      countTokens(app, entry.id, r.usage);
+      const output = outputItems(r);
+      if (r.finishReason === 'length') output[output.length - 1]!.status = 'incomplete';
+      return response(status(r), output, r);
+    }
+
+    return sendEventStream(reply, async (emit) => {
+      const out = new OutputStream(emit);
+      const r = await app.manager.run(entry, run, (loaded, sig) =>
+        loaded.chat!(messages, {
+          params, responseFormat, tools, logprobs, signal: sig,
+          // The first event starts the HTTP answer; a request refused before it keeps its status.
+          onStart: () => {
+            const snapshot = response('in_progress', []);
+            out.event('response.created', { response: snapshot });
+            out.event('response.in_progress', { response: snapshot });
+          },
+          onReasoning: (text, lps) => {
+            if (text) out.reasoning(text, lps);
+          },
+          onText: (text, lps) => {
+            if (text) out.text(text, lps);
+          },
+          onToolCall: (d) => out.call(d),
+        }));
+      countTokens(app, entry.id, r.usage);
+      out.finish(r);
+      const done = status(r);
+      out.event(done === 'completed' ? 'response.completed' : 'response.incomplete', { response: response(done, out.items, r) });
+    }, { named: true, done: false });
+  });
+}
+
+function wireResponseUsage(r: ChatResult) {
+  const u = r.usage;
+  return {
+    input_tokens: u.promptTokens,
+    input_tokens_details: { cached_tokens: u.cachedPromptTokens ?? 0 },
+    output_tokens: u.completionTokens,
+    output_tokens_details: { reasoning_tokens: u.reasoningTokens ?? 0 },
+    total_tokens: u.promptTokens + u.completionTokens,
+  };
+}
