@@ -102,36 +102,40 @@ class OutputStream {
 
   /**
    * The answer is done: the open item closes, calls read after the fact (never streamed) come
-   * whole, an answer with no output gets its empty message, and the last item is marked
+   * whole, an answer with no output gets its empty message, and the last item closes as
    * incomplete when the answer was cut.
    */
   finish(r: ChatResult): void {
     // Tokens whose text never streamed (trailing whitespace held back, say) end the text's list.
     const unsent = r.logprobs?.slice(this.#logprobsSeen) ?? [];
     if (this.#open?.kind === 'message') this.#open.logprobs.push(...unsent);
-    this.#close();
-    for (const [i, c] of (r.toolCalls ?? []).entries()) {
-      if (this.#calls[i] !== undefined) {
-        // Whatever of the final arguments did not stream.
-        const item = this.items[this.#calls[i]!] as FunctionCall;
-        if (c.arguments.startsWith(item.arguments)) item.arguments = c.arguments;
-        continue;
-      }
+    const calls = r.toolCalls ?? [];
+    for (const [i, c] of calls.entries()) {
+      const index = this.#calls[i];
+      // Whatever of a streamed call's final arguments did not stream.
+      if (index !== undefined && c.arguments.startsWith((this.items[index] as FunctionCall).arguments)) (this.items[index] as FunctionCall).arguments = c.arguments;
+    }
+    const rest = calls.flatMap((c, i) => (this.#calls[i] === undefined ? [{ c, i }] : []));
+    const needsMessage = calls.length === 0 && !this.items.some((item) => item.type === 'message');
+    const cut = r.finishReason === 'length';
+    this.#close(cut && rest.length === 0 && !needsMessage);
+    for (const [k, { c, i }] of rest.entries()) {
       this.call({ index: i, name: c.name, arguments: c.arguments });
-      this.#close();
+      this.#close(cut && k === rest.length - 1 && !needsMessage);
     }
-    if (!r.toolCalls && !this.items.some((item) => item.type === 'message')) {
+    if (needsMessage) {
       this.text('', unsent);
-      this.#close();
+      this.#close(cut);
     }
-    if (r.finishReason === 'length') this.items[this.items.length - 1]!.status = 'incomplete';
   }
 
-  #close(): void {
+  /** Closes the open item, as cut short by max_output_tokens when `incomplete`. */
+  #close(incomplete = false): void {
     const open = this.#open;
     if (!open) return;
     this.#open = undefined;
     const item = this.items[open.index]!;
+    if (incomplete) item.status = 'incomplete';
     const at = { item_id: item.id, output_index: open.index };
     if (item.type === 'reasoning') {
       const part = { type: 'reasoning_text' as const, text: open.text };

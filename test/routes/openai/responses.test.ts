@@ -69,15 +69,19 @@ t.test('stream: named events from response.created to response.incomplete, read 
   const types: string[] = [];
   const numbers: number[] = [];
   let deltas = '';
+  let doneItem: OpenAI.Responses.ResponseOutputItem | undefined;
   for await (const event of stream) {
     types.push(event.type);
     numbers.push(event.sequence_number);
     if (event.type === 'response.output_text.delta') deltas += event.delta;
+    if (event.type === 'response.output_item.done') doneItem = event.item;
   }
   const final = await stream.finalResponse();
   t.equal(deltas, messageText(plain), 'the deltas make the non-streamed text');
   t.equal(final.output_text, messageText(plain));
   t.equal(final.status, 'incomplete');
+  t.equal(doneItem?.status, 'incomplete', 'the cut item closes as incomplete');
+  t.match(final.output, plain.output.map((item) => ({ ...item, id: final.output[0]!.id })), 'the same items as the plain answer (the SDK adds parsed: null)');
   t.same(final.usage, plain.usage);
   t.same(numbers, numbers.map((_, i) => i), 'numbered from 0 without gaps');
   t.same(types.slice(0, 4), ['response.created', 'response.in_progress', 'response.output_item.added', 'response.content_part.added']);
