@@ -51,6 +51,8 @@ export const ERROR_CODES = {
   model_loading: { status: 503, type: 'service_unavailable', retryAfter: 1 },
   model_stopped: { status: 503, type: 'service_unavailable', retryAfter: 1 },
   engine_unavailable: { status: 501, type: 'server_error', noRetry: true },
+  // stored responses (Responses API)
+  response_not_found: { status: 404, type: 'not_found_error' },
   // classification inputs
   invalid_image: { status: 400, type: 'invalid_request_error' },
   image_too_large: { status: 400, type: 'invalid_request_error' },

@@ -8,25 +8,37 @@ import { buildResponseFormat, buildToolOptions, CallLedger, parseArguments } fro
 const ROLES: Record<string, ChatMessage['role']> = { system: 'system', developer: 'system', user: 'user', assistant: 'assistant' };
 const TEXT_PARTS = new Set(['input_text', 'output_text', 'text']);
 
-type Item = Exclude<ResponseRequest['input'], string>[number];
+export type InputItem = Exclude<ResponseRequest['input'], string>[number];
+
+/** An input item and the request field that gave it (for errors). */
+export interface PlacedItem {
+  item: InputItem;
+  param: string;
+}
+
+/** A request's `input` as items, each with its field: a string is one user message. */
+export function inputItems(input: ResponseRequest['input']): PlacedItem[] {
+  if (typeof input === 'string') return [{ item: { role: 'user', content: input }, param: 'input' }];
+  return input.map((item, i) => ({ item, param: `input[${i}]` }));
+}
 
 /**
- * `instructions` and `input` to the engine's messages. Function calls that follow each other
- * (and the assistant text just before them) are one assistant turn; each `function_call_output`
- * is folded into the call it answers, and every call must be answered before the next message.
+ * `instructions` and the conversation's items to the engine's messages. Function calls that
+ * follow each other (and the assistant text just before them) are one assistant turn; each
+ * `function_call_output` is folded into the call it answers, and every call must be answered
+ * before the next message.
  */
-export function toResponseMessages(body: ResponseRequest): ChatMessage[] {
-  const out: ChatMessage[] = body.instructions ? [{ role: 'system', content: body.instructions }] : [];
-  if (typeof body.input === 'string') return [...out, { role: 'user', content: body.input }];
+export function toResponseMessages(instructions: string | null | undefined, items: PlacedItem[]): ChatMessage[] {
+  const out: ChatMessage[] = instructions ? [{ role: 'system', content: instructions }] : [];
   const calls = new CallLedger('function_call_output');
   // The assistant turn that calls may still join: none once an answer or a message came.
   let turn: ChatMessage | undefined;
-  for (const [i, item] of body.input.entries()) {
+  for (const { item, param } of items) {
     const type = item.type ?? (item.role !== undefined ? 'message' : undefined);
-    const field = (name: string) => `input[${i}].${name}`;
+    const field = (name: string) => `${param}.${name}`;
     const need = (name: 'call_id' | 'name' | 'arguments') => {
       const v = item[name];
-      if (typeof v !== 'string') throw new ApiError('missing_required_parameter', `input[${i}] is a '${type}' item without its '${name}'`, { param: field(name) });
+      if (typeof v !== 'string') throw new ApiError('missing_required_parameter', `${param} is a '${type}' item without its '${name}'`, { param: field(name) });
       return v;
     };
     if (type === 'function_call_output') {
@@ -44,14 +56,14 @@ export function toResponseMessages(body: ResponseRequest): ChatMessage[] {
     } else if (type === 'message') {
       calls.closeTurn();
       const role = ROLES[item.role ?? ''];
-      if (!role) throw new ApiError('invalid_value', `input[${i}].role '${item.role}' is not supported; use system, developer, user or assistant`, { param: field('role') });
+      if (!role) throw new ApiError('invalid_value', `${param}.role '${item.role}' is not supported; use system, developer, user or assistant`, { param: field('role') });
       const message: ChatMessage = { role, content: partsText(item.content, field('content')) };
       out.push(message);
       turn = role === 'assistant' ? message : undefined;
     } else if (type === 'reasoning') {
       // An earlier answer's thought: chat templates leave it out of the prompt.
     } else {
-      throw new ApiError('unsupported_feature', `input[${i}] is a '${type ?? '(no type)'}' item; this server reads message, function_call, function_call_output and reasoning items`, { param: field('type') });
+      throw new ApiError('unsupported_feature', `${param} is a '${type ?? '(no type)'}' item; this server reads message, function_call, function_call_output and reasoning items`, { param: field('type') });
     }
   }
   calls.closeTurn();
@@ -59,7 +71,7 @@ export function toResponseMessages(body: ResponseRequest): ChatMessage[] {
 }
 
 /** A message's content or a call's output: a string, or text parts joined by newlines. */
-function partsText(content: Item['content'] | Item['output'], param: string): string {
+function partsText(content: InputItem['content'] | InputItem['output'], param: string): string {
   if (content === undefined) throw new ApiError('missing_required_parameter', `${param} is required`, { param });
   if (typeof content === 'string') return content;
   return content.map((part, j) => {
@@ -94,10 +106,10 @@ export function toTextFormat(body: ResponseRequest): ResponseFormat | undefined 
 }
 
 /** Request fields that need state or hosted tools this server does not have. */
-export function rejectStateful(body: Record<string, unknown>): void {
-  for (const field of ['previous_response_id', 'conversation', 'prompt']) {
+export function rejectUnsupportedState(body: Record<string, unknown>): void {
+  for (const field of ['conversation', 'prompt']) {
     if (body[field] != null) {
-      throw new ApiError('unsupported_feature', `'${field}' needs stored responses; this server stores none: send the whole conversation in 'input'`, { param: field });
+      throw new ApiError('unsupported_feature', `'${field}' needs server-side conversations or prompts, which this server does not keep: send the conversation in 'input', or continue one with 'previous_response_id'`, { param: field });
     }
   }
   if (body.background === true) throw new ApiError('unsupported_feature', `background responses are not supported by this server`, { param: 'background' });

@@ -2,11 +2,13 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import type { ChatResult, TokenLogprob, ToolCallDelta } from '../../engines/engine.ts';
 import { errorResponses } from '../../schemas/common.ts';
+import { ApiError } from '../../errors.ts';
 import {
-  ResponseRequestSchema, ResponseSchema, type ResponseObject, type ResponseOutputItem, type ResponseRequest,
+  ResponseDeletedSchema, ResponseIdParamsSchema, ResponseRequestSchema, ResponseSchema, type ResponseObject, type ResponseOutputItem, type ResponseRequest,
 } from '../../schemas/openai/responses.ts';
 import { clientSignal } from '../client-signal.ts';
-import { rejectStateful, toResponseMessages, toResponseTools, toTextFormat } from './responses-request.ts';
+import { ResponseStore } from './response-store.ts';
+import { inputItems, rejectUnsupportedState, toResponseMessages, toResponseTools, toTextFormat, type InputItem } from './responses-request.ts';
 import { countTokens, requestParams, sendEventStream, unixNow } from './inference.ts';
 import { chatLogprobs } from './logprobs.ts';
 
@@ -155,20 +157,37 @@ class OutputStream {
   }
 }
 
-/** POST /v1/responses: OpenAI's Responses API, stateless, plain or streamed. */
+/** Responses kept for `previous_response_id` and `GET /v1/responses/{id}`. */
+const STORED_RESPONSES = 1000;
+
+/** OpenAI's Responses API: POST /v1/responses (plain or streamed), and the stored responses. */
 export default async function responseRoutes(app: FastifyInstance) {
+  const store = new ResponseStore(STORED_RESPONSES);
+  const notFound = (id: string, param?: string) =>
+    new ApiError('response_not_found', `no response '${id}' is stored (responses are kept in memory, the ${STORED_RESPONSES} most recently used; a restart forgets them)`, param ? { param } : {});
+  const stored = (id: string, param?: string) => {
+    const found = store.get(id);
+    if (!found) throw notFound(id, param);
+    return found;
+  };
+
   app.post('/v1/responses', {
     schema: {
       tags: ['openai'], summary: 'Create a response (Responses API)',
-      description: 'OpenAI\'s Responses API over the same models as chat: `input` (a string, or message, function_call and function_call_output items) with `instructions` goes through the model\'s chat template; the answer\'s `output` holds the thought (a `reasoning` item), the text (a `message`) and the calls (`function_call` items). Stateless: nothing is stored, so `previous_response_id` is a 400 and clients send the whole conversation (as with `store: false`). `stream: true` answers with the Responses API\'s named server-sent events, from `response.created` to `response.completed` (or `response.incomplete` when max_output_tokens ran out).',
+      description: 'OpenAI\'s Responses API over the same models as chat: `input` (a string, or message, function_call and function_call_output items) with `instructions` goes through the model\'s chat template; the answer\'s `output` holds the thought (a `reasoning` item), the text (a `message`) and the calls (`function_call` items). Answers are kept in memory (unless `store: false`), the 1,000 most recently used: `previous_response_id` continues one, its inputs and output coming before the new input. `stream: true` answers with the Responses API\'s named server-sent events, from `response.created` to `response.completed` (or `response.incomplete` when max_output_tokens ran out).',
       body: ResponseRequestSchema,
       response: { 200: ResponseSchema, ...errorResponses },
     },
   }, async (request, reply) => {
     const body = request.body as ResponseRequest;
     const entry = app.registry.resolve(body.model);
-    rejectStateful(body as Record<string, unknown>);
-    const messages = toResponseMessages(body);
+    rejectUnsupportedState(body as Record<string, unknown>);
+    const previous = body.previous_response_id ? stored(body.previous_response_id, 'previous_response_id') : undefined;
+    const input = inputItems(body.input);
+    // The stored conversation's items were read once already; an open call among them is the new input's to answer.
+    const history = (previous?.items ?? []).map((item) => ({ item, param: 'previous_response_id' }));
+    const messages = toResponseMessages(body.instructions, [...history, ...input]);
+    const keep = body.store !== false;
     const params = requestParams(app, entry, body);
     const responseFormat = toTextFormat(body);
     const tools = toResponseTools(body);
@@ -185,8 +204,8 @@ export default async function responseRoutes(app: FastifyInstance) {
       model: entry.id,
       output,
       parallel_tool_calls: body.parallel_tool_calls !== false,
-      previous_response_id: null,
-      store: false,
+      previous_response_id: body.previous_response_id ?? null,
+      store: keep,
       temperature: body.temperature ?? null,
       top_p: body.top_p ?? null,
       text: { format: body.text?.format ?? { type: 'text' } },
@@ -198,13 +217,18 @@ export default async function responseRoutes(app: FastifyInstance) {
     });
     const id = hexId('resp');
     const status = (r: ChatResult) => (r.finishReason === 'length' ? 'incomplete' : 'completed');
+    /** The answer, kept with its conversation when the request lets it be. */
+    const done = (answer: ResponseObject) => {
+      if (keep) store.put({ response: answer, items: [...(previous?.items ?? []), ...input.map((p) => p.item), ...(answer.output as InputItem[])] });
+      return answer;
+    };
 
     if (!body.stream) {
       const r = await app.manager.run(entry, run, (loaded, sig) => loaded.chat!(messages, { params, responseFormat, tools, logprobs, signal: sig }));
       countTokens(app, entry.id, r.usage);
       const output = outputItems(r);
       if (r.finishReason === 'length') output[output.length - 1]!.status = 'incomplete';
-      return response(status(r), output, r);
+      return done(response(status(r), output, r));
     }
 
     return sendEventStream(reply, async (emit) => {
@@ -228,9 +252,31 @@ export default async function responseRoutes(app: FastifyInstance) {
         }));
       countTokens(app, entry.id, r.usage);
       out.finish(r);
-      const done = status(r);
-      out.event(done === 'completed' ? 'response.completed' : 'response.incomplete', { response: response(done, out.items, r) });
+      const answer = done(response(status(r), out.items, r));
+      out.event(answer.status === 'completed' ? 'response.completed' : 'response.incomplete', { response: answer });
     }, { named: true, done: false });
+  });
+
+  app.get('/v1/responses/:id', {
+    schema: {
+      tags: ['openai'], summary: 'Get a stored response',
+      description: 'A response kept by POST /v1/responses (not with `store: false`); 404 response_not_found once forgotten.',
+      params: ResponseIdParamsSchema,
+      response: { 200: ResponseSchema, ...errorResponses },
+    },
+  }, async (request) => stored((request.params as { id: string }).id).response);
+
+  app.delete('/v1/responses/:id', {
+    schema: {
+      tags: ['openai'], summary: 'Delete a stored response',
+      description: 'Forgets a stored response: it can no longer be read or continued. Responses that continued it keep their own conversations.',
+      params: ResponseIdParamsSchema,
+      response: { 200: ResponseDeletedSchema, ...errorResponses },
+    },
+  }, async (request) => {
+    const { id } = request.params as { id: string };
+    if (!store.delete(id)) throw notFound(id);
+    return { id, object: 'response' as const, deleted: true as const };
   });
 }
 

@@ -3,8 +3,8 @@ import { SamplingFields } from './common.ts';
 
 const nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()]);
 
-// OpenAI's Responses API (POST /v1/responses), stateless: the conversation comes whole in
-// `input`, as clients send it with `store: false`.
+// OpenAI's Responses API (POST /v1/responses): the conversation comes whole in `input`, or
+// continues a stored response (`previous_response_id`).
 
 export const ResponseInputItemSchema = Type.Object(
   {
@@ -72,11 +72,11 @@ export const ResponseRequestSchema = Type.Object(
     text: Type.Optional(nullable(Type.Object({ format: Type.Optional(ResponseTextFormatSchema) }, { additionalProperties: true }))),
     top_logprobs: Type.Optional(nullable(Type.Integer({ minimum: 0, maximum: 20, description: 'With `include: ["message.output_text.logprobs"]`: this many likeliest tokens at each place, 0–20.' }))),
     include: Type.Optional(nullable(Type.Array(Type.String(), { description: '`message.output_text.logprobs` adds each output token\'s logprob; other values are accepted and add nothing.' }))),
-    store: Type.Optional(nullable(Type.Boolean({ description: 'Accepted; nothing is stored (answers say `store: false`): send the whole conversation in `input`.' }))),
-    previous_response_id: Type.Optional(nullable(Type.String({ description: 'Not supported (nothing is stored): a 400.' }))),
+    store: Type.Optional(nullable(Type.Boolean({ description: 'Keep the answer (default true), in memory, the most recently used 1,000: `previous_response_id` continues it, `GET /v1/responses/{id}` reads it. A restart forgets them.' }))),
+    previous_response_id: Type.Optional(nullable(Type.String({ description: 'Continue a stored response: its conversation (inputs and output, not its instructions) comes before this input. Unknown or forgotten: 404 response_not_found.' }))),
     metadata: Type.Optional(nullable(Type.Record(Type.String(), Type.String(), { description: 'Echoed in the answer.' }))),
   },
-  { additionalProperties: true, description: 'OpenAI Responses API request, stateless. Fields not listed (reasoning, truncation, service_tier, ...) are accepted and ignored, except the ones that need state or hosted tools (conversation, background, prompt), which are a 400.' },
+  { additionalProperties: true, description: 'OpenAI Responses API request. Fields not listed (reasoning, truncation, service_tier, ...) are accepted and ignored, except the ones that need server-side conversations, prompts or background runs (conversation, prompt, background), which are a 400.' },
 );
 export type ResponseRequest = Static<typeof ResponseRequestSchema>;
 
@@ -150,8 +150,8 @@ export const ResponseSchema = Type.Object({
   model: Type.String(),
   output: Type.Array(ResponseOutputItemSchema, { description: 'In order: the thought (a `reasoning` item), the text (a `message`), the calls (`function_call` items).' }),
   parallel_tool_calls: Type.Boolean(),
-  previous_response_id: Type.Null(),
-  store: Type.Literal(false),
+  previous_response_id: nullable(Type.String()),
+  store: Type.Boolean({ description: 'Whether the answer was kept (see the request\'s `store`).' }),
   temperature: nullable(Type.Number()),
   top_p: nullable(Type.Number()),
   text: Type.Object({ format: Type.Object({ type: Type.String() }, { additionalProperties: true }) }),
@@ -163,3 +163,11 @@ export const ResponseSchema = Type.Object({
 }, { description: 'OpenAI Responses API response.' });
 export type ResponseObject = Static<typeof ResponseSchema>;
 export type ResponseOutputItem = Static<typeof ResponseOutputItemSchema>;
+
+export const ResponseIdParamsSchema = Type.Object({ id: Type.String({ description: 'A response id (`resp_…`).' }) });
+
+export const ResponseDeletedSchema = Type.Object({
+  id: Type.String(),
+  object: Type.Literal('response'),
+  deleted: Type.Literal(true),
+});

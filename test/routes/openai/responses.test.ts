@@ -48,7 +48,7 @@ t.test('a string input with instructions answers as chat does for the same syste
   t.equal(r.output_text, messageText(r), 'the SDK reads output_text from the items');
   t.equal(r.instructions, 'You are a test.');
   t.equal(r.max_output_tokens, 12);
-  t.equal((r as unknown as { store: boolean }).store, false, 'nothing is stored');
+  t.equal((r as unknown as { store: boolean }).store, true, 'kept, by default');
   t.equal(r.usage!.output_tokens, 12);
   t.equal(r.usage!.total_tokens, r.usage!.input_tokens + 12);
   t.same(r.usage!.output_tokens_details, { reasoning_tokens: 0 });
@@ -80,7 +80,7 @@ t.test('stream: named events from response.created to response.incomplete, read 
   t.equal(deltas, messageText(plain), 'the deltas make the non-streamed text');
   t.equal(final.output_text, messageText(plain));
   t.equal(final.status, 'incomplete');
-  t.equal(doneItem?.status, 'incomplete', 'the cut item closes as incomplete');
+  t.equal((doneItem as { status?: string } | undefined)?.status, 'incomplete', 'the cut item closes as incomplete');
   t.match(final.output, plain.output.map((item) => ({ ...item, id: final.output[0]!.id })), 'the same items as the plain answer (the SDK adds parsed: null)');
   t.same(final.usage, plain.usage);
   t.same(numbers, numbers.map((_, i) => i), 'numbered from 0 without gaps');
@@ -215,8 +215,7 @@ t.test('400s name the field; state and hosted tools are refused', async (t) => {
     t.equal(res.statusCode, 400, `${param}: ${res.body}`);
     t.match(res.json().error, { param, code, ...(message ? { message } : {}) });
   };
-  await bad({ input: 'x', previous_response_id: 'resp_1' }, 'previous_response_id', 'unsupported_feature', /stores none/);
-  await bad({ input: 'x', conversation: 'conv_1' }, 'conversation', 'unsupported_feature');
+  await bad({ input: 'x', conversation: 'conv_1' }, 'conversation', 'unsupported_feature', /previous_response_id/);
   await bad({ input: 'x', background: true }, 'background', 'unsupported_feature');
   await bad({ input: 'x', tools: [{ type: 'web_search' }] }, 'tools[0].type', 'unsupported_feature', /function tools only/);
   await bad({ input: 'x', tools: [{ type: 'function' }] }, 'tools[0].name', 'missing_required_parameter');
@@ -266,4 +265,54 @@ t.test('items: consecutive calls are one assistant turn; the answers may come in
     ],
   });
   t.equal(r.usage!.input_tokens, chat.usage!.prompt_tokens, 'the same prompt as the chat messages');
+});
+
+t.test('stored responses: previous_response_id continues the conversation (its prompt reused from the cache), GET reads, DELETE forgets', async (t) => {
+  await fresh('chatml');
+  const first = await client.responses.create({ model: 'chatml', instructions: 'Be brief.', input: 'hello', temperature: 0, max_output_tokens: 6 });
+  t.same(await client.responses.retrieve(first.id), first, 'GET gives the answer back');
+  // Instructions are not carried over (as in OpenAI): the same ones again keep the prompt's start.
+  const second = await client.responses.create({ model: 'chatml', previous_response_id: first.id, instructions: 'Be brief.', input: 'and then?', temperature: 0, max_output_tokens: 6 });
+  t.equal(second.previous_response_id, first.id);
+  t.ok(second.usage!.input_tokens_details.cached_tokens > first.usage!.input_tokens / 2, 'the first turn is read from the KV cache');
+  const chat = await client.chat.completions.create({
+    model: 'chatml', temperature: 0, max_tokens: 6,
+    messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'hello' }, { role: 'assistant', content: first.output_text }, { role: 'user', content: 'and then?' }],
+  });
+  t.equal(second.usage!.input_tokens, chat.usage!.prompt_tokens, "the prompt is the first turn's input and output, then the new input");
+
+  const unkept = await client.responses.create({ model: 'chatml', input: 'x', max_output_tokens: 1, store: false });
+  t.equal((unkept as unknown as { store: boolean }).store, false);
+  const gone = await app.inject({ method: 'GET', url: `/v1/responses/${unkept.id}` });
+  t.equal(gone.statusCode, 404);
+  t.match(gone.json().error, { code: 'response_not_found', message: /no response/ });
+
+  const del = await app.inject({ method: 'DELETE', url: `/v1/responses/${first.id}` });
+  t.same(del.json(), { id: first.id, object: 'response', deleted: true });
+  t.equal((await app.inject({ method: 'DELETE', url: `/v1/responses/${first.id}` })).statusCode, 404, 'deleted once');
+  const missing = await app.inject({ method: 'POST', url: '/v1/responses', payload: { model: 'chatml', previous_response_id: first.id, input: 'x' } });
+  t.equal(missing.statusCode, 404);
+  t.match(missing.json().error, { code: 'response_not_found', param: 'previous_response_id' });
+  const third = await client.responses.create({ model: 'chatml', previous_response_id: second.id, input: 'more', max_output_tokens: 1 });
+  t.equal(third.status, 'incomplete', 'a response whose predecessor was deleted still continues: it keeps its own conversation');
+  const chat3 = await client.chat.completions.create({
+    model: 'chatml', max_tokens: 1,
+    messages: [
+      { role: 'user', content: 'hello' }, { role: 'assistant', content: first.output_text },
+      { role: 'user', content: 'and then?' }, { role: 'assistant', content: second.output_text }, { role: 'user', content: 'more' },
+    ],
+  });
+  t.equal(third.usage!.input_tokens, chat3.usage!.prompt_tokens, 'no instructions this time: none in the prompt');
+});
+
+t.test('a stored call is answered in the next request; left unanswered, the 400 names previous_response_id', async (t) => {
+  const tools = [{ type: 'function', name: 'get_time', parameters: { type: 'object', properties: {} } }];
+  const call = await create({ model: 'qwen', input: 'time?', tools, tool_choice: 'required', parallel_tool_calls: false, seed: 1, max_output_tokens: 60 });
+  const fc = call.output.find((item) => item.type === 'function_call')!;
+  t.ok(fc, 'a call');
+  const answered = await create({ model: 'qwen', previous_response_id: call.id, tools, seed: 1, max_output_tokens: 2, input: [{ type: 'function_call_output', call_id: fc.call_id, output: '12:00' }] });
+  t.equal(answered.previous_response_id, call.id);
+  const res = await app.inject({ method: 'POST', url: '/v1/responses', payload: { model: 'qwen', previous_response_id: call.id, input: 'hi' } });
+  t.equal(res.statusCode, 400);
+  t.match(res.json().error, { param: 'previous_response_id', message: /function_call_output/ });
 });
