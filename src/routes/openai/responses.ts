@@ -195,6 +195,7 @@ export default async function responseRoutes(app: FastifyInstance) {
     const signal = clientSignal(reply);
     const run = { capability: 'chat' as const, signal, keepAlive: body.keep_alive };
 
+    const id = hexId('resp');
     const created = unixNow();
     const response = (status: ResponseObject['status'], output: ResponseOutputItem[], r?: ChatResult): ResponseObject => ({
       id, object: 'response', created_at: created, completed_at: status === 'in_progress' ? null : unixNow(), status, error: null,
@@ -215,7 +216,6 @@ export default async function responseRoutes(app: FastifyInstance) {
       usage: r ? wireResponseUsage(r) : null,
       metadata: body.metadata ?? {},
     });
-    const id = hexId('resp');
     const status = (r: ChatResult) => (r.finishReason === 'length' ? 'incomplete' : 'completed');
     /** The answer, kept with its conversation when the request lets it be. */
     const done = (answer: ResponseObject) => {
