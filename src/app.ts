@@ -17,6 +17,7 @@ import modelRoutes from './routes/models/index.ts';
 import systemRoutes from './routes/system/index.ts';
 import chatRoutes from './routes/openai/chat.ts';
 import responseRoutes from './routes/openai/responses.ts';
+import tokenizerRoutes from './routes/tokenizer/index.ts';
 import completionRoutes from './routes/openai/completions.ts';
 import embeddingRoutes from './routes/openai/embeddings.ts';
 
@@ -90,5 +91,6 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   await app.register(completionRoutes);
   await app.register(embeddingRoutes);
   await app.register(classificationRoutes);
+  await app.register(tokenizerRoutes);
   return app as unknown as FastifyInstance;
 }

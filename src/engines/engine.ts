@@ -6,7 +6,8 @@
 export const ENGINE_NAMES = ['llamacpp', 'onnx', 'api', 'tensorrt'] as const;
 export type EngineName = (typeof ENGINE_NAMES)[number];
 
-export type Capability = 'chat' | 'completion' | 'embedding' | 'classification';
+/** `tokenize`: the model's tokenizer can be used on its own (tokenize, detokenize, the chat template's prompt). */
+export type Capability = 'chat' | 'completion' | 'embedding' | 'classification' | 'tokenize';
 
 /**
  * A load failed because of what the model object says (classifier metadata that does not fit
@@ -267,6 +268,17 @@ export interface LoadedModel {
    * request with several prompts is refused before any of them starts a stream.
    */
   checkPrompt?(prompt: string | readonly PromptPiece[]): void;
+  /**
+   * A text's token ids (capability `tokenize`): `addSpecial` puts the model's BOS first;
+   * `parseSpecial` reads special-token text (`<|im_start|>`) as those tokens.
+   */
+  tokenize?(text: string, options: { addSpecial: boolean; parseSpecial: boolean }): number[];
+  /** Each token's text and own bytes; an id outside the vocabulary is a 400 naming `field[i]`. */
+  tokenPieces?(tokens: readonly number[], field: string): Array<{ text: string; bytes: number[] }>;
+  /** Token ids as text, special tokens written out; an id outside the vocabulary is a 400 naming `field[i]`. */
+  detokenize?(tokens: readonly number[], field: string): string;
+  /** The chat template's prompt for a conversation, as a chat answer would read it, and its length in tokens. */
+  renderChat?(messages: ChatMessage[], tools?: ToolOptions): { prompt: string; tokens: number };
   /** Answers a conversation through the model's chat template (capability `chat`). */
   chat?(messages: ChatMessage[], options: GenerateOptions): Promise<ChatResult>;
   /** One vector per input, in order (capability `embedding`). */

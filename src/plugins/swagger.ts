@@ -32,6 +32,7 @@ export default fp(
           { name: 'models', description: 'Model table and Jan model control' },
           { name: 'system', description: 'Health, status, engines, metrics' },
           { name: 'classifications', description: 'ONNX image and text classifiers (not in OpenAI)' },
+          { name: 'tokenizer', description: "llama-server's tokenizer routes (not in OpenAI)" },
         ],
       },
       refResolver: { buildLocalReference: (json, _base, _frag, i) => (json.$id as string) || `def-${i}` },

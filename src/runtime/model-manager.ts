@@ -332,6 +332,19 @@ export class ModelManager extends EventEmitter {
    * queue, and hands the engine an AbortSignal that fires on client abort, timeout or stop.
    */
   async run<T>(entry: ModelEntry, req: RunRequest, fn: (loaded: LoadedModel, signal: AbortSignal) => Promise<T>): Promise<T> {
+    return this.#withModel(entry, req, (loaded, slot) =>
+      slot.queue!.run((signal) => fn(loaded, signal), { signal: req.signal, timeoutMs: this.#opts.config.requestTimeoutMs }));
+  }
+
+  /**
+   * Uses a model for work that takes no turn in its queue (reading its tokenizer): loads it
+   * first when stopped (JIT), as {@link run} does, and runs `fn` at once beside its requests.
+   */
+  async use<T>(entry: ModelEntry, req: RunRequest, fn: (loaded: LoadedModel) => T): Promise<T> {
+    return this.#withModel(entry, req, async (loaded) => fn(loaded));
+  }
+
+  async #withModel<T>(entry: ModelEntry, req: RunRequest, fn: (loaded: LoadedModel, slot: Slot) => Promise<T>): Promise<T> {
     if (this.maintenance) {
       throw new ApiError('maintenance', 'the server is in maintenance mode (dev_mode); inference is paused');
     }
@@ -358,7 +371,7 @@ export class ModelManager extends EventEmitter {
       clearTimeout(slot.idleTimer);
       const s = slot;
       try {
-        return await s.queue!.run((signal) => fn(loaded, signal), { signal: req.signal, timeoutMs: this.#opts.config.requestTimeoutMs });
+        return await fn(loaded, s);
       } finally {
         if (s.queue!.idle) this.#armIdle(entry.id, s);
       }

@@ -31,7 +31,7 @@ function gpuOption(gpu: string | undefined): LlamaGpuOption {
 export class LlamaCppEngine implements Engine {
   readonly name = 'llamacpp' as const;
   readonly descriptors = LLAMACPP_DESCRIPTORS;
-  readonly capabilities: ReadonlySet<Capability> = new Set<Capability>(['chat', 'completion', 'embedding']);
+  readonly capabilities: ReadonlySet<Capability> = new Set<Capability>(['chat', 'completion', 'embedding', 'tokenize']);
   readonly #options: LlamaCppEngineOptions;
   #runtime: LlamaRuntimeInfo | undefined;
 

@@ -17,7 +17,7 @@ import { rawTokenBytes } from './token-bytes.ts';
 import { createLogprobReaders, createNativeSampler, disposeLogprobReaders, nativeContext, nativeGrammarState, type NativeSamplerConfig } from './native-context.ts';
 import { SequencePool } from './sequence-pool.ts';
 import type { ThoughtSegment } from './thought-split.ts';
-import { plainText } from './llama-text.ts';
+import { plainText, templateText } from './llama-text.ts';
 import { callHeads, parseToolCalls, ToolCallSplit, ToolCallStream, toolCallGrammar, toolCallSyntax, type ToolCallSyntax } from './tool-calls.ts';
 
 export interface LoadedLlamaModelParts {
@@ -133,7 +133,7 @@ export class LoadedLlamaModel implements LoadedModel {
 
   constructor(parts: LoadedLlamaModelParts) {
     this.#p = parts;
-    const caps = new Set<Capability>();
+    const caps = new Set<Capability>(['tokenize']);
     if (parts.context) {
       caps.add('chat');
       caps.add('completion');
@@ -183,9 +183,32 @@ export class LoadedLlamaModel implements LoadedModel {
 
   /** A text prompt's tokens; with `bos`, after the model's BOS token (node-llama-cpp's rule). */
   #textTokens(text: string, bos: boolean): Token[] {
+    return this.tokenize(text, { addSpecial: bos, parseSpecial: false }) as Token[];
+  }
+
+  tokenize(text: string, options: { addSpecial: boolean; parseSpecial: boolean }): number[] {
     const model = this.#p.model;
-    const first = bos ? beginningToken(model) : undefined;
-    return [...(first != null ? [first] : []), ...model.tokenize(text, false, first != null ? 'trimLeadingSpace' : undefined)];
+    const first = options.addSpecial ? beginningToken(model) : undefined;
+    return [...(first != null ? [first] : []), ...model.tokenize(text, options.parseSpecial, first != null ? 'trimLeadingSpace' : undefined)];
+  }
+
+  tokenPieces(tokens: readonly number[], field: string): TokenPiece[] {
+    this.#checkIds(tokens, field);
+    return tokens.map((t) => this.#tokenPiece(t as Token));
+  }
+
+  detokenize(tokens: readonly number[], field: string): string {
+    this.#checkIds(tokens, field);
+    return this.#p.model.detokenize(tokens as Token[], true);
+  }
+
+  /** Token ids checked against the vocabulary before they reach native code; a 400 names `field[i]`. */
+  #checkIds(ids: readonly PromptPiece[], field: string): void {
+    const vocab = this.#vocabularySize();
+    const bad = ids.findIndex((id) => typeof id === 'number' && (!Number.isInteger(id) || id < 0 || id >= vocab));
+    if (bad >= 0) {
+      throw new ApiError('invalid_value', `token id ${ids[bad]} at ${field}[${bad}] is not in this model's vocabulary (0–${vocab - 1})`, { param: `${field}[${bad}]` });
+    }
   }
 
   /**
@@ -194,27 +217,37 @@ export class LoadedLlamaModel implements LoadedModel {
    * llama-server does; the ids stay verbatim.
    */
   #promptTokens(prompt: readonly PromptPiece[]): Token[] {
-    const vocab = this.#vocabularySize();
-    const bad = prompt.findIndex((id) => typeof id === 'number' && (!Number.isInteger(id) || id < 0 || id >= vocab));
-    if (bad >= 0) {
-      throw new ApiError('invalid_value', `token id ${prompt[bad]} at prompt[${bad}] is not in this model's vocabulary (0–${vocab - 1})`, { param: `prompt[${bad}]` });
-    }
+    this.#checkIds(prompt, 'prompt');
     if (prompt.every((piece) => typeof piece === 'number')) return prompt as Token[];
     return prompt.flatMap((piece, i) => (typeof piece === 'number' ? [piece as Token] : this.#textTokens(piece, i === 0)));
   }
 
-  async chat(messages: ChatMessage[], options: GenerateOptions): Promise<ChatResult> {
-    const s = this.#sampling(options.params, options.choice);
+  /**
+   * The chat template's prompt for a conversation, as the answer will read it: with the
+   * tools shown, and the thought opened where the template opens it on a fresh answer (not
+   * when a grammar shapes the answer from its first token).
+   */
+  #chatPrompt(messages: ChatMessage[], tools: ToolOptions | undefined, constrained: boolean) {
     const wrapper = this.#p.chatWrapper!;
     const history = this.#history(messages);
+    const thought = constrained ? undefined : thoughtSegment(wrapper, history);
+    const state = wrapper.generateContextState({ chatHistory: history, ...(tools ? { availableFunctions: availableFunctions(tools.functions) } : {}) });
+    return { wrapper, thought, state, promptTokens: state.contextText.tokenize(this.#p.model.tokenizer) };
+  }
+
+  renderChat(messages: ChatMessage[], tools?: ToolOptions): { prompt: string; tokens: number } {
+    const { state, promptTokens } = this.#chatPrompt(messages, tools, tools !== undefined && tools.choice !== 'auto');
+    return { prompt: templateText(state.contextText, this.#p.model), tokens: promptTokens.length };
+  }
+
+  async chat(messages: ChatMessage[], options: GenerateOptions): Promise<ChatResult> {
+    const s = this.#sampling(options.params, options.choice);
     const tools = options.tools;
     // `required` or a named function: the answer is calls, by a grammar, from its first token.
     const forced = tools !== undefined && tools.choice !== 'auto';
     // A grammar shapes the answer from its first token: no thought is opened or split off.
     const constrained = forced || (options.responseFormat !== undefined && options.responseFormat.type !== 'text');
-    const thought = constrained ? undefined : thoughtSegment(wrapper, history);
-    const state = wrapper.generateContextState({ chatHistory: history, ...(tools ? { availableFunctions: availableFunctions(tools.functions) } : {}) });
-    const promptTokens = state.contextText.tokenize(this.#p.model.tokenizer);
+    const { wrapper, thought, state, promptTokens } = this.#chatPrompt(messages, tools, constrained);
     const maxTokens = this.#budget(promptTokens.length, s.maxTokens, 'messages');
     const syntax = tools ? toolCallSyntax(wrapper) : undefined;
     const grammar = forced ? await this.#toolGrammar(syntax!, tools) : await this.#grammar(options.responseFormat);
