@@ -18,6 +18,7 @@ import systemRoutes from './routes/system/index.ts';
 import chatRoutes from './routes/openai/chat.ts';
 import responseRoutes from './routes/openai/responses.ts';
 import tokenizerRoutes from './routes/tokenizer/index.ts';
+import anthropicRoutes from './routes/anthropic/messages.ts';
 import completionRoutes from './routes/openai/completions.ts';
 import embeddingRoutes from './routes/openai/embeddings.ts';
 
@@ -92,5 +93,6 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   await app.register(embeddingRoutes);
   await app.register(classificationRoutes);
   await app.register(tokenizerRoutes);
+  await app.register(anthropicRoutes);
   return app as unknown as FastifyInstance;
 }

@@ -224,6 +224,8 @@ export interface GenerationResult {
   reasoning?: string;
   /** `stop`: the model ended or a stop sequence matched; `length`: max_tokens or the context ran out. */
   finishReason: 'stop' | 'length';
+  /** The request's stop string that ended the answer, when one did. */
+  stopSequence?: string;
   usage: TokenUsage;
   /** With `GenerateOptions.logprobs`: one entry per token of the answer (thought included), stop sequences excluded. */
   logprobs?: TokenLogprob[];

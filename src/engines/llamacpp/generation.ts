@@ -131,6 +131,11 @@ export class Generation implements DecodeJob {
     return this.#thought ? this.#thought.content : (this.#trim ?? this.#stop).text;
   }
 
+  /** The stop string that ended the answer, if one did. */
+  get matchedStop(): string | undefined {
+    return this.#stop.matchedStop;
+  }
+
   /** The answer's thought, when the template has thought segments ('' otherwise). */
   get reasoning(): string {
     return this.#thought?.reasoning ?? '';

@@ -409,10 +409,13 @@ export class LoadedLlamaModel implements LoadedModel {
       this.#cache.cached_tokens += cached;
       this.#cache.shared_tokens += use.sharedTokens ?? 0;
       this.#cache.evaluated_tokens += use.evaluatedTokens;
+      // Which of the request's own stop strings ended the answer (not a template's trigger).
+      const stopSequence = s.stop.includes(generation.matchedStop as string) ? generation.matchedStop : undefined;
       return {
         text: generation.text,
         ...(shape.thought ? { reasoning: generation.reasoning } : {}),
         finishReason: generation.finishReason,
+        ...(stopSequence !== undefined ? { stopSequence } : {}),
         usage: {
           promptTokens: prompt.length,
           completionTokens: generation.tokens.length,

@@ -1,0 +1,155 @@
+import Anthropic from '@anthropic-ai/sdk';
+import { Ajv } from 'ajv';
+import OpenAI from 'openai';
+import t from 'tap';
+import { buildTestApp, tempDir } from '../../helpers/app.ts';
+import { buildTinyVocab } from '../../helpers/gguf-writer.ts';
+import { CHATML_TEMPLATE, LLAMA_TEST_CONFIG, QWEN_TOOLS_TEMPLATE, writeFixtureModel } from '../../helpers/llama-fixtures.ts';
+
+// POST /v1/messages on real node-llama-cpp with generated models, read by Anthropic's own SDK
+// (its stream accumulator included): the same answers as chat for the same conversation.
+const dir = await tempDir();
+await writeFixtureModel(dir, 'chatml', { gguf: { chatTemplate: CHATML_TEMPLATE, contextLength: 1024 }, parameters: { ctx_len: 1024, n_parallel: 1 } });
+await writeFixtureModel(dir, 'qwen', { gguf: { chatTemplate: QWEN_TOOLS_TEMPLATE, contextLength: 2048, extraTokens: ['<tool_call>', '</tool_call>'] }, parameters: { ctx_len: 2048, n_parallel: 1 } });
+const THINKING_TEMPLATE =
+  "{%- for message in messages -%}{{- '<|im_start|>' + message['role'] + '\\n' -}}" +
+  "{%- if message['role'] == 'assistant' and message['reasoning_content'] -%}{{- '<think>\\n' + message['reasoning_content'] + '\\n</think>\\n\\n' -}}{%- endif -%}" +
+  "{{- message['content'] + '<|im_end|>\\n' -}}{%- endfor -%}{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n<think>\\n' -}}{%- endif -%}";
+// `</think>` is one token, which a logit_bias makes likely enough to close the thought after a few tokens.
+await writeFixtureModel(dir, 'thinker', { gguf: { chatTemplate: THINKING_TEMPLATE, contextLength: 1024, extraTokens: ['</think>'] }, parameters: { ctx_len: 1024, n_parallel: 1 } });
+const { app } = await buildTestApp(t, { modelsDir: dir, config: LLAMA_TEST_CONFIG });
+const url = await app.listen({ host: '127.0.0.1', port: 0 });
+const anthropic = new Anthropic({ baseURL: url, apiKey: 'none', maxRetries: 0 });
+const openai = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'none', maxRetries: 0 });
+
+/** Unloads a model, so its next request reads the prompt afresh (a compared answer repeats exactly only from the same cache state). */
+async function fresh(model: string) {
+  const res = await app.inject({ method: 'POST', url: `/v1/models/${model}/model/stop` });
+  if (res.statusCode !== 200 && res.json().error?.code !== 'model_not_running') throw new Error(res.body);
+}
+
+// llama.cpp's fields (seed, logit_bias) are not in Anthropic's request types.
+const create = (body: object) => anthropic.messages.create(body as Anthropic.MessageCreateParamsNonStreaming);
+const streamOf = (body: object) => anthropic.messages.stream(body as unknown as Anthropic.MessageCreateParamsStreaming);
+const textOf = (m: Anthropic.Message) => m.content.map((b) => (b.type === 'text' ? b.text : '')).join('');
+
+t.test('system and messages answer as chat does; the stream, read by the SDK, gives the same message', async (t) => {
+  const body = { model: 'chatml', system: 'You are a test.', messages: [{ role: 'user' as const, content: 'hello world' }], max_tokens: 12, temperature: 0 };
+  await fresh('chatml');
+  const m = await anthropic.messages.create(body);
+  t.match(m.id, /^msg_/);
+  t.match(m, { type: 'message', role: 'assistant', model: 'chatml/model', stop_reason: 'max_tokens', stop_sequence: null });
+  t.equal(m.usage.output_tokens, 12);
+  await fresh('chatml');
+  const chat = await openai.chat.completions.create({ model: 'chatml', messages: [{ role: 'system', content: 'You are a test.' }, { role: 'user', content: 'hello world' }], temperature: 0, max_tokens: 12 });
+  t.equal(textOf(m), chat.choices[0]!.message.content, 'the same text');
+  t.equal(m.usage.input_tokens + m.usage.cache_read_input_tokens!, chat.usage!.prompt_tokens, 'the same prompt (input and cache-read tokens together)');
+
+  await fresh('chatml');
+  const stream = anthropic.messages.stream(body);
+  const types: string[] = [];
+  let deltas = '';
+  stream.on('streamEvent', (e) => types.push(e.type));
+  stream.on('text', (text) => (deltas += text));
+  const final = await stream.finalMessage();
+  t.equal(deltas, textOf(m), 'text deltas make the text');
+  t.same(final.content, m.content);
+  t.match(final, { stop_reason: 'max_tokens', usage: { output_tokens: 12, input_tokens: m.usage.input_tokens } });
+  t.same([types[0], types[1], types.at(-3), types.at(-2), types.at(-1)], ['message_start', 'content_block_start', 'content_block_stop', 'message_delta', 'message_stop']);
+
+  const counted = await anthropic.messages.countTokens({ model: 'chatml', system: 'You are a test.', messages: body.messages });
+  t.equal(counted.input_tokens, chat.usage!.prompt_tokens, 'count_tokens counts the prompt chat reads');
+});
+
+t.test('stop_sequences: stop_reason stop_sequence names the one that matched', async (t) => {
+  await fresh('chatml');
+  const long = await create({ model: 'chatml', messages: [{ role: 'user', content: 'go' }], max_tokens: 30, seed: 4, temperature: 1 });
+  const text = textOf(long);
+  // Three letters from the middle of the answer (a random model's text has broken characters too).
+  const stop = /[a-z]{3}/.exec(text.slice(8))![0];
+  t.ok(stop.trim().length > 0, `a stop taken from the answer: ${JSON.stringify(stop)}`);
+  await fresh('chatml');
+  const m = await create({ model: 'chatml', messages: [{ role: 'user', content: 'go' }], max_tokens: 30, seed: 4, temperature: 1, stop_sequences: ['zzzz', stop] });
+  t.equal(m.stop_reason, 'stop_sequence');
+  t.equal(m.stop_sequence, stop);
+  t.equal(textOf(m), text.slice(0, text.indexOf(stop)));
+});
+
+t.test('tools: a forced call is a tool_use block whose input follows the schema, streamed as input_json_delta', async (t) => {
+  const schema = { type: 'object', properties: { city: { type: 'string', maxLength: 16 }, days: { enum: [1, 3, 7] } }, required: ['city', 'days'], additionalProperties: false };
+  const tools: Anthropic.Tool[] = [{ name: 'get_weather', description: 'The weather of a city', input_schema: schema as Anthropic.Tool.InputSchema }];
+  const body = { model: 'qwen', messages: [{ role: 'user' as const, content: 'Weather in Paris?' }], tools, tool_choice: { type: 'any' as const, disable_parallel_tool_use: true }, max_tokens: 200, seed: 1 };
+  await fresh('qwen');
+  const m = await create(body);
+  t.equal(m.stop_reason, 'tool_use');
+  const uses = m.content.filter((b) => b.type === 'tool_use');
+  t.equal(uses.length, 1);
+  const use = uses[0]!;
+  t.match(use.id, /^toolu_/);
+  t.equal(use.name, 'get_weather');
+  t.ok(new Ajv().compile({ ...schema, properties: { ...schema.properties, city: { type: 'string' } } })(use.input), JSON.stringify(use.input));
+
+  await fresh('qwen');
+  const stream = streamOf(body);
+  let pieces = 0;
+  stream.on('inputJson', () => pieces++);
+  const final = await stream.finalMessage();
+  t.same(final.content.filter((b) => b.type === 'tool_use').map((b) => b.input), [use.input], 'the streamed input parses to the same object');
+  t.ok(pieces > 3, `piece by piece (${pieces})`);
+
+  // The call and its result go back; the template renders them as chat's assistant call and tool message.
+  const turn = await create({
+    model: 'qwen', tools, max_tokens: 2, seed: 1,
+    messages: [
+      { role: 'user', content: 'Weather in Paris?' },
+      { role: 'assistant', content: [{ type: 'text', text: 'Let me look.' }, { type: 'tool_use', id: use.id, name: use.name, input: use.input }] },
+      { role: 'user', content: [{ type: 'tool_result', tool_use_id: use.id, content: '{"temp": 21}' }, { type: 'text', text: 'Thanks' }] },
+    ],
+  });
+  const chat = await openai.chat.completions.create({
+    model: 'qwen', max_tokens: 2, seed: 1,
+    tools: [{ type: 'function', function: { name: 'get_weather', description: 'The weather of a city', parameters: schema } }],
+    messages: [
+      { role: 'user', content: 'Weather in Paris?' },
+      { role: 'assistant', content: 'Let me look.', tool_calls: [{ id: 'x', type: 'function', function: { name: use.name, arguments: JSON.stringify(use.input) } }] },
+      { role: 'tool', tool_call_id: 'x', content: '{"temp": 21}' },
+      { role: 'user', content: 'Thanks' },
+    ],
+  });
+  t.equal(turn.usage.input_tokens + turn.usage.cache_read_input_tokens!, chat.usage!.prompt_tokens, 'the same prompt as the chat messages');
+});
+
+t.test('a thought comes as a thinking block, streamed as thinking_delta', async (t) => {
+  const body = { model: 'thinker', messages: [{ role: 'user', content: 'hello' }], max_tokens: 20, seed: 2, logit_bias: { [buildTinyVocab().tokens.length]: 2 } };
+  await fresh('thinker');
+  const m = await create(body);
+  t.same(m.content.map((b) => b.type), ['thinking', 'text']);
+  const thinking = m.content[0] as Anthropic.ThinkingBlock;
+  t.ok(thinking.thinking.length > 0);
+  await fresh('thinker');
+  const stream = streamOf(body);
+  let streamed = '';
+  stream.on('thinking', (delta) => (streamed += delta));
+  const final = await stream.finalMessage();
+  t.equal(streamed, thinking.thinking);
+  t.same(final.content, m.content);
+});
+
+t.test('400s name the field; errors reach the SDK as its APIError', async (t) => {
+  const bad = async (payload: Record<string, unknown>, param: string, code: string) => {
+    const res = await app.inject({ method: 'POST', url: '/v1/messages', payload: { model: 'chatml', max_tokens: 4, messages: [{ role: 'user', content: 'x' }], ...payload } });
+    t.equal(res.statusCode, 400, `${param}: ${res.body}`);
+    t.match(res.json().error, { param, code });
+  };
+  await bad({ messages: [{ role: 'system', content: 'x' }] }, 'messages[0].role', 'invalid_value');
+  await bad({ messages: [{ role: 'user', content: [{ type: 'image', source: {} }] }] }, 'messages[0].content[0].type', 'unsupported_feature');
+  await bad({ messages: [{ role: 'user', content: [{ type: 'tool_result', tool_use_id: 'a', content: 'x' }] }] }, 'messages[0].content[0].tool_use_id', 'invalid_value');
+  await bad({ messages: [{ role: 'assistant', content: [{ type: 'tool_use', id: 'a', name: 'f', input: {} }] }, { role: 'user', content: 'x' }] }, 'messages[0].content[0].id', 'invalid_value');
+  await bad({ tools: [{ type: 'web_search_20250305', name: 'web_search' }] }, 'tools[0].type', 'unsupported_feature');
+  await bad({ tools: [{ name: 'f' }], tool_choice: { type: 'tool' } }, 'tool_choice.name', 'missing_required_parameter');
+  await bad({ tools: [{ name: 'f' }], tool_choice: { type: 'tool', name: 'g' } }, 'tool_choice.name', 'invalid_value');
+  await bad({ temperature: -1 }, 'temperature', 'parameter_out_of_range');
+  const err = await anthropic.messages.create({ model: 'nope', max_tokens: 1, messages: [{ role: 'user', content: 'x' }] }).catch((e: unknown) => e);
+  t.ok(err instanceof Anthropic.NotFoundError, 'a 404 is the SDK\'s NotFoundError');
+  t.match((err as Error).message, /nope/);
+});
