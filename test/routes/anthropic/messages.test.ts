@@ -3,30 +3,18 @@ import { Ajv } from 'ajv';
 import OpenAI from 'openai';
 import t from 'tap';
 import { buildTestApp, tempDir } from '../../helpers/app.ts';
-import { buildTinyVocab } from '../../helpers/gguf-writer.ts';
-import { CHATML_TEMPLATE, LLAMA_TEST_CONFIG, QWEN_TOOLS_TEMPLATE, writeFixtureModel } from '../../helpers/llama-fixtures.ts';
+import { closeThought, LLAMA_TEST_CONFIG, unloader, writeChatFixtures } from '../../helpers/llama-fixtures.ts';
 
 // POST /v1/messages on real node-llama-cpp with generated models, read by Anthropic's own SDK
 // (its stream accumulator included): the same answers as chat for the same conversation.
 const dir = await tempDir();
-await writeFixtureModel(dir, 'chatml', { gguf: { chatTemplate: CHATML_TEMPLATE, contextLength: 1024 }, parameters: { ctx_len: 1024, n_parallel: 1 } });
-await writeFixtureModel(dir, 'qwen', { gguf: { chatTemplate: QWEN_TOOLS_TEMPLATE, contextLength: 2048, extraTokens: ['<tool_call>', '</tool_call>'] }, parameters: { ctx_len: 2048, n_parallel: 1 } });
-const THINKING_TEMPLATE =
-  "{%- for message in messages -%}{{- '<|im_start|>' + message['role'] + '\\n' -}}" +
-  "{%- if message['role'] == 'assistant' and message['reasoning_content'] -%}{{- '<think>\\n' + message['reasoning_content'] + '\\n</think>\\n\\n' -}}{%- endif -%}" +
-  "{{- message['content'] + '<|im_end|>\\n' -}}{%- endfor -%}{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n<think>\\n' -}}{%- endif -%}";
-// `</think>` is one token, which a logit_bias makes likely enough to close the thought after a few tokens.
-await writeFixtureModel(dir, 'thinker', { gguf: { chatTemplate: THINKING_TEMPLATE, contextLength: 1024, extraTokens: ['</think>'] }, parameters: { ctx_len: 1024, n_parallel: 1 } });
+await writeChatFixtures(dir);
 const { app } = await buildTestApp(t, { modelsDir: dir, config: LLAMA_TEST_CONFIG });
 const url = await app.listen({ host: '127.0.0.1', port: 0 });
 const anthropic = new Anthropic({ baseURL: url, apiKey: 'none', maxRetries: 0 });
 const openai = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'none', maxRetries: 0 });
 
-/** Unloads a model, so its next request reads the prompt afresh (a compared answer repeats exactly only from the same cache state). */
-async function fresh(model: string) {
-  const res = await app.inject({ method: 'POST', url: `/v1/models/${model}/model/stop` });
-  if (res.statusCode !== 200 && res.json().error?.code !== 'model_not_running') throw new Error(res.body);
-}
+const fresh = unloader(app);
 
 // llama.cpp's fields (seed, logit_bias) are not in Anthropic's request types.
 const create = (body: object) => anthropic.messages.create(body as Anthropic.MessageCreateParamsNonStreaming);
@@ -120,7 +108,7 @@ t.test('tools: a forced call is a tool_use block whose input follows the schema,
 });
 
 t.test('a thought comes as a thinking block, streamed as thinking_delta', async (t) => {
-  const body = { model: 'thinker', messages: [{ role: 'user', content: 'hello' }], max_tokens: 20, seed: 2, logit_bias: { [buildTinyVocab().tokens.length]: 2 } };
+  const body = { model: 'thinker', messages: [{ role: 'user', content: 'hello' }], max_tokens: 20, seed: 2, logit_bias: closeThought() };
   await fresh('thinker');
   const m = await create(body);
   t.same(m.content.map((b) => b.type), ['thinking', 'text']);

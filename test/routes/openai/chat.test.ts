@@ -4,18 +4,13 @@ import t from 'tap';
 import { JanChatWrapper } from '../../../src/engines/llamacpp/jan-chat-wrapper.ts';
 import { buildTestApp, tempDir } from '../../helpers/app.ts';
 import {
-  CHATML_TEMPLATE, hasStories, LLAMA_TEST_CONFIG, STORIES_GGUF, testLlama, writeFixtureModel, writeSharedModel,
+  CHATML_TEMPLATE, hasStories, LLAMA_TEST_CONFIG, STORIES_GGUF, testLlama, THINKING_TEMPLATE, writeFixtureModel, writeSharedModel,
 } from '../../helpers/llama-fixtures.ts';
 
 const dir = await tempDir();
 const chatml = await writeFixtureModel(dir, 'chatml', { gguf: { chatTemplate: CHATML_TEMPLATE, contextLength: 512 }, parameters: { ctx_len: 512, n_parallel: 4 } });
 await writeFixtureModel(dir, 'quad', { gguf: { chatTemplate: CHATML_TEMPLATE, contextLength: 512 }, parameters: { ctx_len: 512, n_parallel: 4 } });
 await writeFixtureModel(dir, 'solo', { gguf: { contextLength: 512 }, parameters: { ctx_len: 512, n_parallel: 1, max_waiting: 1 } });
-/** ChatML whose assistant turns carry a <think> section: node-llama-cpp reads a thought segment from it that opens on a fresh answer. */
-const THINKING_TEMPLATE =
-  "{%- for message in messages -%}{{- '<|im_start|>' + message['role'] + '\\n' -}}" +
-  "{%- if message['role'] == 'assistant' and message['reasoning_content'] -%}{{- '<think>\\n' + message['reasoning_content'] + '\\n</think>\\n\\n' -}}{%- endif -%}" +
-  "{{- message['content'] + '<|im_end|>\\n' -}}{%- endfor -%}{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n<think>\\n' -}}{%- endif -%}";
 const thinker = await writeFixtureModel(dir, 'thinker', { gguf: { chatTemplate: THINKING_TEMPLATE, contextLength: 512 }, parameters: { ctx_len: 512, n_parallel: 1 } });
 if (hasStories) await writeSharedModel(dir, 'stories', STORIES_GGUF, { ctx_len: 256, n_parallel: 2 });
 const { app } = await buildTestApp(t, { modelsDir: dir, config: LLAMA_TEST_CONFIG });

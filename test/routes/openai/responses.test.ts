@@ -2,31 +2,18 @@ import { Ajv } from 'ajv';
 import OpenAI from 'openai';
 import t from 'tap';
 import { buildTestApp, tempDir } from '../../helpers/app.ts';
-import { buildTinyVocab } from '../../helpers/gguf-writer.ts';
-import { CHATML_TEMPLATE, LLAMA_TEST_CONFIG, QWEN_TOOLS_TEMPLATE, writeFixtureModel } from '../../helpers/llama-fixtures.ts';
+import { closeThought, LLAMA_TEST_CONFIG, unloader, writeChatFixtures } from '../../helpers/llama-fixtures.ts';
 
 // POST /v1/responses on real node-llama-cpp with generated models: the same answers as chat
 // for the same conversation, in the Responses API's items and events, which the OpenAI SDK
 // (its stream helper included) reads.
 const dir = await tempDir();
-await writeFixtureModel(dir, 'chatml', { gguf: { chatTemplate: CHATML_TEMPLATE, contextLength: 1024 }, parameters: { ctx_len: 1024, n_parallel: 1 } });
-await writeFixtureModel(dir, 'qwen', { gguf: { chatTemplate: QWEN_TOOLS_TEMPLATE, contextLength: 2048, extraTokens: ['<tool_call>', '</tool_call>'] }, parameters: { ctx_len: 2048, n_parallel: 1 } });
-/** ChatML whose answers open a thought (`<think>`), as Qwen3's template does. */
-const THINKING_TEMPLATE =
-  "{%- for message in messages -%}{{- '<|im_start|>' + message['role'] + '\\n' -}}" +
-  "{%- if message['role'] == 'assistant' and message['reasoning_content'] -%}{{- '<think>\\n' + message['reasoning_content'] + '\\n</think>\\n\\n' -}}{%- endif -%}" +
-  "{{- message['content'] + '<|im_end|>\\n' -}}{%- endfor -%}{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n<think>\\n' -}}{%- endif -%}";
-// `</think>` is one token, which a logit_bias makes likely enough to close the thought after a few tokens.
-await writeFixtureModel(dir, 'thinker', { gguf: { chatTemplate: THINKING_TEMPLATE, contextLength: 1024, extraTokens: ['</think>'] }, parameters: { ctx_len: 1024, n_parallel: 1 } });
+await writeChatFixtures(dir);
 const { app } = await buildTestApp(t, { modelsDir: dir, config: LLAMA_TEST_CONFIG });
 const url = await app.listen({ host: '127.0.0.1', port: 0 });
 const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'none', maxRetries: 0 });
 
-/** Unloads a model, so its next request reads the prompt afresh (a compared answer repeats exactly only from the same cache state). */
-async function fresh(model: string) {
-  const res = await app.inject({ method: 'POST', url: `/v1/models/${model}/model/stop` });
-  if (res.statusCode !== 200 && res.json().error?.code !== 'model_not_running') throw new Error(res.body);
-}
+const fresh = unloader(app);
 
 // llama.cpp's fields (seed, logit_bias) and loose input items are not in the SDK's request types.
 const create = (body: object) => client.responses.create(body as OpenAI.Responses.ResponseCreateParamsNonStreaming);
@@ -176,8 +163,8 @@ t.test('text.format json_schema: the text parses and follows the schema', async 
 });
 
 t.test('a thought comes as a reasoning item; usage counts its tokens; logprobs cover the text only', async (t) => {
-  const closeThought = { [buildTinyVocab().tokens.length]: 2 };
-  const ask = { model: 'thinker', input: 'hello', seed: 2, logit_bias: closeThought, max_output_tokens: 20 };
+  const bias = closeThought();
+  const ask = { model: 'thinker', input: 'hello', seed: 2, logit_bias: bias, max_output_tokens: 20 };
   const r = await create({ ...ask, include: ['message.output_text.logprobs'], top_logprobs: 2 });
   const reasoning = r.output.find((item) => item.type === 'reasoning');
   t.ok(reasoning, 'a reasoning item');
@@ -193,7 +180,7 @@ t.test('a thought comes as a reasoning item; usage counts its tokens; logprobs c
 
   // Chat tells the same count, and the tokens it counts are those of the thought and its tags.
   await fresh('thinker');
-  const chat = await client.chat.completions.create({ model: 'thinker', messages: [{ role: 'user', content: 'hello' }], seed: 2, logit_bias: closeThought, max_tokens: 20, logprobs: true });
+  const chat = await client.chat.completions.create({ model: 'thinker', messages: [{ role: 'user', content: 'hello' }], seed: 2, logit_bias: bias, max_tokens: 20, logprobs: true });
   t.equal(chat.usage!.completion_tokens_details!.reasoning_tokens, reasoningTokens);
   const tokens = chat.choices[0]!.logprobs!.content!.map((c) => c.token);
   const head = tokens.slice(0, reasoningTokens).join('');
