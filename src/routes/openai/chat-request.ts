@@ -23,10 +23,6 @@ export class CallLedger {
     this.#answerName = answerName;
   }
 
-  get waiting(): boolean {
-    return this.#open.size > 0;
-  }
-
   open(id: string, call: ChatToolCall, param: string): void {
     if (this.#open.has(id)) throw new ApiError('invalid_value', `${param} '${id}' is used twice`, { param });
     this.#open.set(id, { call, param });
