@@ -141,3 +141,30 @@ t.test('400s name the field; errors reach the SDK as its APIError', async (t) =>
   t.ok(err instanceof Anthropic.NotFoundError, 'a 404 is the SDK\'s NotFoundError');
   t.match((err as Error).message, /nope/);
 });
+
+t.test('a failure mid-stream is an error event, raised by both SDKs', async (t) => {
+  const stopSoon = async () => {
+    await new Promise((r) => setTimeout(r, 300));
+    await app.inject({ method: 'POST', url: '/v1/models/chatml/model/stop' });
+  };
+  // The stop's grace period (2 s) ends the running answer with model_stopped.
+  const body = { model: 'chatml', messages: [{ role: 'user', content: 'go' }], max_tokens: 4000, ignore_eos: true };
+  const stopping = stopSoon();
+  const err = await streamOf(body).finalMessage().catch((e: unknown) => e);
+  await stopping;
+  t.ok(err instanceof Anthropic.APIError, `Anthropic's SDK raises it: ${String(err)}`);
+  t.match(String(err), /stopped/);
+
+  const again = stopSoon();
+  const raw = await fetch(`${url}/v1/responses`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'chatml', input: 'go', max_output_tokens: 4000, ignore_eos: true, stream: true }) });
+  const frames = (await raw.text()).split('\n\n').filter(Boolean);
+  await again;
+  const last = frames.at(-1)!;
+  t.match(last, /^event: error\ndata: /, 'the Responses stream ends with an error event');
+  t.match(JSON.parse(last.split('\n')[1]!.slice(6)), { type: 'error', error: { code: 'model_stopped' } });
+  const third = stopSoon();
+  const responsesErr = await openai.responses.stream({ model: 'chatml', input: 'go', max_output_tokens: 4000, ignore_eos: true } as unknown as OpenAI.Responses.ResponseCreateParamsStreaming)
+    .finalResponse().catch((e: unknown) => e);
+  await third;
+  t.ok(responsesErr instanceof OpenAI.APIError, `and the OpenAI SDK raises it: ${String(responsesErr)}`);
+});
