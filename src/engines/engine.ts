@@ -122,6 +122,8 @@ export interface ToolFunction {
   description?: string;
   /** JSON Schema of the arguments object; none = no arguments. */
   parameters?: Record<string, unknown>;
+  /** The request field that gave `parameters`, for errors (`tools[0].function.parameters`). */
+  parametersField?: string;
 }
 
 /** OpenAI `tools`, `tool_choice` and `parallel_tool_calls`, for a chat that may call tools. */

@@ -318,7 +318,7 @@ export class LoadedLlamaModel implements LoadedModel {
     const choice = tools.choice;
     const wanted = typeof choice === 'object' ? tools.functions.filter((f) => f.name === choice.name) : tools.functions;
     const functions = await Promise.all(wanted.map(async (f) => {
-      const param = `tools[${tools.functions.indexOf(f)}].function.parameters`;
+      const param = f.parametersField ?? `tools[${tools.functions.indexOf(f)}].function.parameters`;
       try {
         const params = await this.#p.llama.createGrammarForJsonSchema((f.parameters ?? { type: 'object', properties: {} }) as never);
         return { name: f.name, gbnf: params.grammar };

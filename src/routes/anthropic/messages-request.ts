@@ -75,7 +75,7 @@ export function toAnthropicTools(body: Pick<CountTokensRequest, 'tools' | 'tool_
   const type = choice?.type ?? 'auto';
   if (type === 'tool' && typeof choice?.name !== 'string') throw new ApiError('missing_required_parameter', `tool_choice of type 'tool' needs its 'name'`, { param: 'tool_choice.name' });
   return buildToolOptions(
-    tools.map((t, i) => ({ name: t.name, description: t.description, parameters: t.input_schema, param: `tools[${i}]` })),
+    tools.map((t, i) => ({ name: t.name, description: t.description, parameters: t.input_schema, param: `tools[${i}]`, schemaParam: `tools[${i}].input_schema` })),
     type === 'tool' ? { name: choice!.name!, param: 'tool_choice.name' } : type === 'any' ? 'required' : type,
     choice?.disable_parallel_tool_use === true ? false : undefined,
   );

@@ -113,6 +113,8 @@ export interface ToolSpec {
   parameters?: Record<string, unknown> | undefined;
   /** The field of the function, e.g. `tools[0].function`. */
   param: string;
+  /** The field of its parameters' schema, when not `<param>.parameters` (Anthropic's `input_schema`). */
+  schemaParam?: string;
 }
 
 export type ToolChoiceIn = 'none' | 'auto' | 'required' | { name: string; param: string };
@@ -128,11 +130,12 @@ export function buildToolOptions(specs: ToolSpec[], choice: ToolChoiceIn, parall
     return undefined;
   }
   const seen = new Set<string>();
+  const schemaParam = (t: ToolSpec) => t.schemaParam ?? `${t.param}.parameters`;
   for (const t of specs) {
     if (seen.has(t.name)) throw new ApiError('invalid_value', `${t.param}.name '${t.name}' is given twice`, { param: `${t.param}.name` });
     seen.add(t.name);
     if (t.parameters && !checkSchema(t.parameters)) {
-      throw new ApiError('invalid_value', `${t.param}.parameters is not a valid JSON Schema: ${schemaErrors('parameters')}`, { param: `${t.param}.parameters` });
+      throw new ApiError('invalid_value', `${schemaParam(t)} is not a valid JSON Schema: ${schemaErrors('parameters')}`, { param: schemaParam(t) });
     }
   }
   if (choice === 'none') return undefined;
@@ -144,7 +147,7 @@ export function buildToolOptions(specs: ToolSpec[], choice: ToolChoiceIn, parall
     functions: specs.map((t) => ({
       name: t.name,
       ...(t.description ? { description: t.description } : {}),
-      ...(t.parameters ? { parameters: t.parameters } : {}),
+      ...(t.parameters ? { parameters: t.parameters, parametersField: schemaParam(t) } : {}),
     })),
     choice: typeof choice === 'object' ? { name: choice.name } : choice,
     parallel: parallel !== false,
