@@ -48,7 +48,7 @@ t.test('fixture with a ChatML template: greedy chat and completion equal node-ll
   writeTinyLlamaGguf(file, { chatTemplate: CHATML_TEMPLATE });
   const m = await load(file, { ctx_len: 256, n_parallel: 2 });
   t.teardown(() => m.dispose());
-  t.same([...m.capabilities].sort(), ['chat', 'completion']);
+  t.same([...m.capabilities].sort(), ['chat', 'completion', 'tokenize']);
   t.equal(m.concurrency, 2);
   t.equal(m.info!.chat_template, 'ChatML');
 
@@ -219,7 +219,7 @@ t.test('embeddings: a separate context when asked; unit vectors; usage counts sp
   t.equal(r.promptTokens, 3 + 3, 'BOS + 2 word tokens each');
   const only = await load(file, { ctx_len: 128 }, { task: 'embedding' });
   t.teardown(() => only.dispose());
-  t.same([...only.capabilities], ['embedding'], 'metadata.task embedding: an embedding-only model');
+  t.same([...only.capabilities].sort(), ['embedding', 'tokenize'], 'metadata.task embedding: an embedding-only model');
 });
 
 t.test('load honours its AbortSignal; a corrupt file rejects', async (t) => {
