@@ -48,8 +48,8 @@ class BlockStream {
   readonly #emit: (event: Record<string, unknown>) => void;
   #count = 0;
   #open: { kind: 'thinking' | 'text' | 'tool_use'; index: number } | undefined;
-  /** Calls whose start streamed, by the engine's call index. */
-  readonly #started = new Set<number>();
+  /** The arguments streamed so far of each call whose start streamed, by the engine's call index. */
+  readonly #sent = new Map<number, { block: number; args: string }>();
 
   constructor(emit: (event: Record<string, unknown>) => void) {
     this.#emit = emit;
@@ -81,17 +81,27 @@ class BlockStream {
 
   call(d: ToolCallDelta): void {
     if (d.name !== undefined) {
-      this.#started.add(d.index);
       this.#begin('tool_use', { type: 'tool_use', id: hexId('toolu'), name: d.name, input: {} });
+      this.#sent.set(d.index, { block: this.#open!.index, args: '' });
     }
-    if (d.arguments) this.#delta({ type: 'input_json_delta', partial_json: d.arguments });
+    if (d.arguments) {
+      this.#sent.get(d.index)!.args += d.arguments;
+      this.#delta({ type: 'input_json_delta', partial_json: d.arguments });
+    }
   }
 
-  /** The answer is done: calls read after the fact come whole; an answer with no block gets an empty text. */
+  /**
+   * The answer is done: the open call gets what of its final arguments did not stream (a held
+   * back end), calls read after the fact come whole, an answer with no block gets an empty text.
+   */
   finish(r: ChatResult): void {
     for (const [i, c] of (r.toolCalls ?? []).entries()) {
-      if (this.#started.has(i)) continue;
-      this.call({ index: i, name: c.name, arguments: c.arguments });
+      const sent = this.#sent.get(i);
+      if (!sent) {
+        this.call({ index: i, name: c.name, arguments: c.arguments });
+      } else if (sent.block === this.#open?.index && c.arguments.startsWith(sent.args) && c.arguments.length > sent.args.length) {
+        this.call({ index: i, arguments: c.arguments.slice(sent.args.length) });
+      }
     }
     if (this.#count === 0) this.text('');
     this.close();
