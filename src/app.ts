@@ -19,6 +19,7 @@ import chatRoutes from './routes/openai/chat.ts';
 import responseRoutes from './routes/openai/responses.ts';
 import tokenizerRoutes from './routes/tokenizer/index.ts';
 import anthropicRoutes from './routes/anthropic/messages.ts';
+import ollamaRoutes from './routes/ollama/index.ts';
 import completionRoutes from './routes/openai/completions.ts';
 import embeddingRoutes from './routes/openai/embeddings.ts';
 
@@ -94,5 +95,6 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   await app.register(classificationRoutes);
   await app.register(tokenizerRoutes);
   await app.register(anthropicRoutes);
+  await app.register(ollamaRoutes);
   return app as unknown as FastifyInstance;
 }

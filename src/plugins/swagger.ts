@@ -34,6 +34,7 @@ export default fp(
           { name: 'classifications', description: 'ONNX image and text classifiers (not in OpenAI)' },
           { name: 'tokenizer', description: "llama-server's tokenizer routes (not in OpenAI)" },
           { name: 'anthropic', description: "Anthropic's Messages API, as llama-server and Ollama offer it" },
+          { name: 'ollama', description: "Ollama's native API (chat, generate, embed, model lists)" },
         ],
       },
       refResolver: { buildLocalReference: (json, _base, _frag, i) => (json.$id as string) || `def-${i}` },

@@ -8,13 +8,13 @@ import type { FastifyReply } from 'fastify';
  * would drop them. Write errors after the client left are ignored: the request's AbortSignal
  * (client-signal.ts) ends the work.
  */
-export function openEventStream(reply: FastifyReply): ServerResponse {
+export function openEventStream(reply: FastifyReply, contentType = 'text/event-stream; charset=utf-8'): ServerResponse {
   reply.hijack();
   const raw = reply.raw;
   raw.on('error', () => undefined);
   raw.writeHead(200, {
     ...(reply.getHeaders() as OutgoingHttpHeaders),
-    'content-type': 'text/event-stream; charset=utf-8',
+    'content-type': contentType,
     'cache-control': 'no-cache',
     'x-accel-buffering': 'no',
   });

@@ -112,6 +112,8 @@ export interface EventStreamStyle {
   named?: boolean;
   /** Ends with `data: [DONE]` (chat and completions; default true). */
   done?: boolean;
+  /** Newline-delimited JSON instead of server-sent events, as Ollama's API streams (no [DONE]). */
+  ndjson?: boolean;
 }
 
 /**
@@ -139,18 +141,19 @@ export async function sendEventStream(
   };
   const open = () => {
     started = true;
-    openEventStream(reply);
+    openEventStream(reply, style.ndjson ? 'application/x-ndjson' : undefined);
     onStart();
   };
   const frame = (data: unknown) =>
-    style.named ? `event: ${(data as { type: string }).type}\ndata: ${JSON.stringify(data)}\n\n` : `data: ${JSON.stringify(data)}\n\n`;
+    style.ndjson ? `${JSON.stringify(data)}\n`
+    : style.named ? `event: ${(data as { type: string }).type}\ndata: ${JSON.stringify(data)}\n\n` : `data: ${JSON.stringify(data)}\n\n`;
   const emit = (data: unknown) => {
     if (!started) open();
     write(frame(data));
   };
   const done = run(emit).then(
     () => {
-      if (style.done !== false) write('data: [DONE]\n\n');
+      if (style.done !== false && !style.ndjson) write('data: [DONE]\n\n');
       raw.end();
     },
     (err: unknown) => {

@@ -1,0 +1,233 @@
+import type { FastifyInstance } from 'fastify';
+import type { ChatResult, GenerateOptions, LoadedModel } from '../../engines/engine.ts';
+import { ApiError } from '../../errors.ts';
+import { OPENAPI_INFO } from '../../plugins/swagger.ts';
+import type { ModelEntry } from '../../registry/registry.ts';
+import { metadataOf } from '../../runtime/model-view.ts';
+import { errorResponses } from '../../schemas/common.ts';
+import {
+  OllamaChatRequestSchema, OllamaChatResponseSchema, OllamaEmbedRequestSchema, OllamaEmbedResponseSchema, OllamaGenerateRequestSchema,
+  OllamaGenerateResponseSchema, OllamaPsSchema, OllamaTagsSchema, OllamaVersionSchema,
+  type OllamaChatRequest, type OllamaEmbedRequest, type OllamaGenerateRequest,
+} from '../../schemas/ollama.ts';
+import { clientSignal } from '../client-signal.ts';
+import { buildToolOptions } from '../openai/chat-request.ts';
+import { countTokens, sendEventStream } from '../openai/inference.ts';
+import { ollamaParams, toOllamaFormat, toOllamaMessages } from './ollama-request.ts';
+
+const tags = ['ollama'];
+
+/** "135M", "1.5B": Ollama's parameter_size. */
+function parameterSize(count: unknown): string {
+  if (typeof count !== 'number' || !(count > 0)) return '';
+  return count >= 1e9 ? `${(count / 1e9).toFixed(1).replace(/\.0$/, '')}B` : `${Math.round(count / 1e6)}M`;
+}
+
+/** What Ollama's model lists say of a model, from the header facts in its metadata. */
+function details(entry: ModelEntry) {
+  const meta = metadataOf(entry);
+  const family = typeof meta.architecture === 'string' ? meta.architecture : '';
+  return {
+    size: typeof meta.size === 'number' ? meta.size : 0,
+    details: {
+      format: 'gguf', family, families: family ? [family] : [],
+      parameter_size: parameterSize(meta.parameter_count), quantization_level: typeof meta.quantization === 'string' ? meta.quantization : '',
+    },
+  };
+}
+
+/**
+ * Times an answer as Ollama reports it, in nanoseconds: the whole request, the prompt (from
+ * the generation's start to its first output) and the rest.
+ */
+class Timer {
+  readonly #t0 = process.hrtime.bigint();
+  #start: bigint | undefined;
+  #first: bigint | undefined;
+
+  started(): void {
+    this.#start ??= process.hrtime.bigint();
+  }
+
+  output(): void {
+    this.#first ??= process.hrtime.bigint();
+  }
+
+  figures(r: ChatResult) {
+    const end = process.hrtime.bigint();
+    const start = this.#start ?? this.#t0;
+    const first = this.#first ?? end;
+    return {
+      total_duration: Number(end - this.#t0),
+      load_duration: 0,
+      prompt_eval_count: r.usage.promptTokens,
+      prompt_eval_duration: Number(first - start),
+      eval_count: r.usage.completionTokens,
+      eval_duration: Number(end - first),
+    };
+  }
+}
+
+/** What a route's generation gets from the shared answer loop: the signal and the timing and streaming hooks. */
+type Hooks = Pick<GenerateOptions, 'signal' | 'onStart' | 'onText' | 'onReasoning'>;
+
+const doneReason = (r: ChatResult) => (r.finishReason === 'length' ? 'length' : 'stop');
+const wireCalls = (r: ChatResult) => r.toolCalls?.map((c) => ({ function: { name: c.name, arguments: JSON.parse(c.arguments) as Record<string, unknown> } }));
+
+/**
+ * Ollama's native API (`/api/chat`, `/api/generate`, `/api/embed`, `/api/tags`, `/api/ps`,
+ * `/api/version`) over the same models, queue and engines, for clients that speak only
+ * Ollama. Streams are newline-delimited JSON, on by default as in Ollama.
+ */
+export default async function ollamaRoutes(app: FastifyInstance) {
+  /** One generation, plain or streamed: `chunk` makes a stream line of new text, `last` the final line. */
+  async function answer(
+    reply: Parameters<typeof clientSignal>[0],
+    entry: ModelEntry,
+    stream: boolean,
+    keepAlive: unknown,
+    generate: (loaded: LoadedModel, hooks: Hooks) => Promise<ChatResult>,
+    chunk: (text: { content?: string; thinking?: string }) => Record<string, unknown>,
+    last: (r: ChatResult, timings: ReturnType<Timer['figures']>) => Record<string, unknown>,
+    capability: 'chat' | 'completion',
+  ) {
+    const timer = new Timer();
+    const run = { capability, signal: clientSignal(reply), keepAlive };
+    if (!stream) {
+      const r = await app.manager.run(entry, run, (loaded, sig) => generate(loaded, {
+        signal: sig, onStart: () => timer.started(), onText: () => timer.output(), onReasoning: () => timer.output(),
+      }));
+      countTokens(app, entry.id, r.usage);
+      return last(r, timer.figures(r));
+    }
+    return sendEventStream(reply, async (emit) => {
+      const r = await app.manager.run(entry, run, (loaded, sig) => generate(loaded, {
+        signal: sig,
+        onStart: () => timer.started(),
+        onText: (text) => {
+          timer.output();
+          if (text) emit(chunk({ content: text }));
+        },
+        onReasoning: (text) => {
+          timer.output();
+          if (text) emit(chunk({ thinking: text }));
+        },
+      }));
+      countTokens(app, entry.id, r.usage);
+      emit(last(r, timer.figures(r)));
+    }, { ndjson: true });
+  }
+
+  app.post('/api/chat', {
+    schema: {
+      tags, summary: 'Chat (Ollama)',
+      description: 'Ollama\'s /api/chat: the model\'s chat template, `tools` (calls come back as `message.tool_calls` with `arguments` objects; `tool` messages answer them in order), `format` (`json` or a schema), `options` (sampling, `num_predict`), a thought as `message.thinking`. Streams newline-delimited JSON unless `stream: false`. Errors keep the OpenAI envelope.',
+      body: OllamaChatRequestSchema,
+      response: { 200: OllamaChatResponseSchema, ...errorResponses },
+    },
+  }, async (request, reply) => {
+    const body = request.body as OllamaChatRequest;
+    const entry = app.registry.resolve(body.model);
+    const messages = toOllamaMessages(body.messages);
+    const params = ollamaParams(app, entry, body.options);
+    const responseFormat = toOllamaFormat(body.format);
+    const tools = buildToolOptions((body.tools ?? []).map((t, i) => ({ ...t.function, param: `tools[${i}].function` })), 'auto', true, responseFormat ? 'format' : undefined);
+    const head = () => ({ model: entry.id, created_at: new Date().toISOString() });
+    return answer(reply, entry, body.stream !== false, body.keep_alive,
+      (loaded, hooks) => loaded.chat!(messages, { ...hooks, params, responseFormat, tools }),
+      (text) => ({ ...head(), message: { role: 'assistant', content: text.content ?? '', ...(text.thinking ? { thinking: text.thinking } : {}) }, done: false }),
+      (r, timings) => ({
+        ...head(),
+        message: {
+          role: 'assistant',
+          // A stream sent the text already; its last line carries only the calls.
+          content: body.stream !== false ? '' : r.text,
+          ...(body.stream === false && r.reasoning ? { thinking: r.reasoning } : {}),
+          ...(r.toolCalls ? { tool_calls: wireCalls(r) } : {}),
+        },
+        done: true, done_reason: doneReason(r), ...timings,
+      }),
+      'chat');
+  });
+
+  app.post('/api/generate', {
+    schema: {
+      tags, summary: 'Generate (Ollama)',
+      description: 'Ollama\'s /api/generate: `prompt` (with `system`) through the chat template, or as it is with `raw`. An empty prompt loads the model, or unloads it with `keep_alive: 0`. Streams newline-delimited JSON unless `stream: false`.',
+      body: OllamaGenerateRequestSchema,
+      response: { 200: OllamaGenerateResponseSchema, ...errorResponses },
+    },
+  }, async (request, reply) => {
+    const body = request.body as OllamaGenerateRequest;
+    const entry = app.registry.resolve(body.model);
+    if (body.images?.length) throw new ApiError('unsupported_feature', `'images': this server reads text only`, { param: 'images' });
+    if (body.suffix) throw new ApiError('unsupported_feature', `'suffix' (fill-in-the-middle) is not supported by this server`, { param: 'suffix' });
+    const head = () => ({ model: entry.id, created_at: new Date().toISOString() });
+    if (!body.prompt) {
+      // Ollama's load and unload requests.
+      if (body.keep_alive === 0 || body.keep_alive === '0') {
+        await app.manager.stop(entry.id);
+        return { ...head(), response: '', done: true, done_reason: 'unload' };
+      }
+      await app.manager.use(entry, { capability: body.raw ? 'completion' : 'chat', keepAlive: body.keep_alive }, () => undefined);
+      return { ...head(), response: '', done: true, done_reason: 'load' };
+    }
+    const prompt = body.prompt;
+    const params = ollamaParams(app, entry, body.options);
+    const responseFormat = toOllamaFormat(body.format);
+    const messages = [...(body.system ? [{ role: 'system' as const, content: body.system }] : []), { role: 'user' as const, content: prompt }];
+    return answer(reply, entry, body.stream !== false, body.keep_alive,
+      (loaded, hooks) => (body.raw ? loaded.complete!(prompt, { ...hooks, params, responseFormat }) : loaded.chat!(messages, { ...hooks, params, responseFormat })),
+      (text) => ({ ...head(), response: text.content ?? '', ...(text.thinking ? { thinking: text.thinking } : {}), done: false }),
+      (r, timings) => ({
+        ...head(), response: body.stream !== false ? '' : r.text,
+        ...(body.stream === false && r.reasoning ? { thinking: r.reasoning } : {}),
+        done: true, done_reason: doneReason(r), ...timings,
+      }),
+      body.raw ? 'completion' : 'chat');
+  });
+
+  app.post('/api/embed', {
+    schema: {
+      tags, summary: 'Embed (Ollama)',
+      description: 'Ollama\'s /api/embed: one unit-length vector per input, as POST /v1/embeddings gives them.',
+      body: OllamaEmbedRequestSchema,
+      response: { 200: OllamaEmbedResponseSchema, ...errorResponses },
+    },
+  }, async (request, reply) => {
+    const body = request.body as OllamaEmbedRequest;
+    const entry = app.registry.resolve(body.model);
+    const inputs = typeof body.input === 'string' ? [body.input] : body.input;
+    const r = await app.manager.run(entry, { capability: 'embedding', signal: clientSignal(reply), keepAlive: body.keep_alive }, (loaded, sig) => loaded.embed!(inputs, sig));
+    app.metrics.tokens.inc({ model: entry.id, kind: 'embedding' }, r.promptTokens);
+    return { model: entry.id, embeddings: r.vectors, prompt_eval_count: r.promptTokens };
+  });
+
+  app.get('/api/tags', {
+    schema: {
+      tags, summary: 'List local models (Ollama)',
+      description: 'The GGUF models that are downloaded, as Ollama lists its own (the digest is empty: models here are files).',
+      response: { 200: OllamaTagsSchema },
+    },
+  }, async () => ({
+    models: app.registry.list()
+      .filter((e) => (e.engine ?? 'llamacpp') === 'llamacpp' && app.manager.state(e).state !== 'not-downloaded' && !e.problem)
+      .map((e) => ({ name: e.id, model: e.id, modified_at: new Date(e.created * 1000).toISOString(), digest: '', ...details(e) })),
+  }));
+
+  app.get('/api/ps', {
+    schema: {
+      tags, summary: 'List running models (Ollama)',
+      response: { 200: OllamaPsSchema },
+    },
+  }, async () => ({
+    models: app.manager.runningIds().flatMap((id) => {
+      const e = app.registry.list().find((x) => x.id === id);
+      return e && (e.engine ?? 'llamacpp') === 'llamacpp' ? [{ name: id, model: id, digest: '', size_vram: 0, ...details(e) }] : [];
+    }),
+  }));
+
+  app.get('/api/version', {
+    schema: { tags, summary: 'Server version (Ollama)', response: { 200: OllamaVersionSchema } },
+  }, async () => ({ version: OPENAPI_INFO.version }));
+}

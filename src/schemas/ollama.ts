@@ -1,0 +1,146 @@
+import { KeepAliveField } from './common.ts';
+import { ToolSchema } from './openai/chat.ts';
+import { Type, type Static } from './typebox.ts';
+
+// Ollama's native API (/api/*), the subset its clients need to chat, generate, embed and list
+// models, over the same models and engines.
+
+const model = Type.String({ description: 'Model id (Ollama\'s model name); a stopped model is loaded first.' });
+
+export const OllamaOptionsSchema = Type.Object(
+  {
+    temperature: Type.Optional(Type.Number()),
+    top_p: Type.Optional(Type.Number()),
+    top_k: Type.Optional(Type.Integer()),
+    min_p: Type.Optional(Type.Number()),
+    seed: Type.Optional(Type.Integer()),
+    stop: Type.Optional(Type.Array(Type.String(), { maxItems: 4 })),
+    num_predict: Type.Optional(Type.Integer({ description: 'Most tokens to generate; -1 (or -2) = until the context of the sequence is full.' })),
+    repeat_penalty: Type.Optional(Type.Number()),
+    presence_penalty: Type.Optional(Type.Number()),
+    frequency_penalty: Type.Optional(Type.Number()),
+  },
+  { additionalProperties: true, description: 'Sampling options; the load options (num_ctx, num_gpu, num_thread, ...) are accepted and ignored: they are the model\'s run parameters here.' },
+);
+export type OllamaOptions = Static<typeof OllamaOptionsSchema>;
+
+const format = Type.Optional(Type.Union([Type.Literal('json'), Type.Literal(''), Type.Record(Type.String(), Type.Unknown())], {
+  description: '`json`, or a JSON Schema: the answer is constrained by a grammar to parse (and follow it).',
+}));
+const stream = Type.Optional(Type.Boolean({ default: true, description: 'Newline-delimited JSON chunks (the default, as in Ollama); false = one answer.' }));
+
+export const OllamaMessageSchema = Type.Object(
+  {
+    role: Type.String({ description: '`system`, `user`, `assistant` or `tool`.' }),
+    content: Type.Optional(Type.String()),
+    images: Type.Optional(Type.Array(Type.String(), { description: 'Not supported: a 400.' })),
+    tool_calls: Type.Optional(Type.Array(Type.Object({
+      function: Type.Object({ name: Type.String(), arguments: Type.Optional(Type.Unknown({ description: 'An object (Ollama), or JSON text.' })) }, { additionalProperties: true }),
+    }, { additionalProperties: true }))),
+    tool_name: Type.Optional(Type.String({ description: 'A tool message: the function it answers (else the first unanswered call).' })),
+  },
+  { additionalProperties: true },
+);
+
+export const OllamaChatRequestSchema = Type.Object({
+  model,
+  messages: Type.Array(OllamaMessageSchema, { minItems: 1 }),
+  tools: Type.Optional(Type.Array(ToolSchema, { maxItems: 128 })),
+  format,
+  options: Type.Optional(OllamaOptionsSchema),
+  stream,
+  ...KeepAliveField,
+}, { additionalProperties: true, description: 'Ollama /api/chat.' });
+export type OllamaChatRequest = Static<typeof OllamaChatRequestSchema>;
+
+export const OllamaGenerateRequestSchema = Type.Object({
+  model,
+  prompt: Type.Optional(Type.String({ description: 'Empty or absent: only loads the model (or unloads it with keep_alive 0).' })),
+  system: Type.Optional(Type.String()),
+  raw: Type.Optional(Type.Boolean({ description: 'The prompt as it is, without the chat template.' })),
+  images: Type.Optional(Type.Array(Type.String(), { description: 'Not supported: a 400.' })),
+  suffix: Type.Optional(Type.String({ description: 'Not supported: a 400.' })),
+  format,
+  options: Type.Optional(OllamaOptionsSchema),
+  stream,
+  ...KeepAliveField,
+}, { additionalProperties: true, description: 'Ollama /api/generate.' });
+export type OllamaGenerateRequest = Static<typeof OllamaGenerateRequestSchema>;
+
+export const OllamaEmbedRequestSchema = Type.Object({
+  model,
+  input: Type.Union([Type.String(), Type.Array(Type.String(), { minItems: 1 })]),
+  ...KeepAliveField,
+}, { additionalProperties: true, description: 'Ollama /api/embed.' });
+export type OllamaEmbedRequest = Static<typeof OllamaEmbedRequestSchema>;
+
+const Timings = {
+  total_duration: Type.Optional(Type.Integer({ description: 'Nanoseconds from the request to the answer.' })),
+  load_duration: Type.Optional(Type.Integer()),
+  prompt_eval_count: Type.Optional(Type.Integer()),
+  prompt_eval_duration: Type.Optional(Type.Integer({ description: 'Nanoseconds from the start of the generation to its first output.' })),
+  eval_count: Type.Optional(Type.Integer()),
+  eval_duration: Type.Optional(Type.Integer({ description: 'Nanoseconds from the first output to the end.' })),
+};
+
+export const OllamaChatResponseSchema = Type.Object({
+  model: Type.String(),
+  created_at: Type.String(),
+  message: Type.Object({
+    role: Type.Literal('assistant'),
+    content: Type.String(),
+    thinking: Type.Optional(Type.String()),
+    tool_calls: Type.Optional(Type.Array(Type.Object({ function: Type.Object({ name: Type.String(), arguments: Type.Record(Type.String(), Type.Unknown()) }) }))),
+  }),
+  done: Type.Boolean(),
+  done_reason: Type.Optional(Type.String({ description: '`stop` or `length`.' })),
+  ...Timings,
+});
+
+export const OllamaGenerateResponseSchema = Type.Object({
+  model: Type.String(),
+  created_at: Type.String(),
+  response: Type.String(),
+  thinking: Type.Optional(Type.String()),
+  done: Type.Boolean(),
+  done_reason: Type.Optional(Type.String({ description: '`stop`, `length`, or for an empty prompt `load` / `unload`.' })),
+  ...Timings,
+});
+
+export const OllamaEmbedResponseSchema = Type.Object({
+  model: Type.String(),
+  embeddings: Type.Array(Type.Array(Type.Number())),
+  prompt_eval_count: Type.Integer(),
+});
+
+const Details = Type.Object({
+  format: Type.String(),
+  family: Type.String(),
+  families: Type.Array(Type.String()),
+  parameter_size: Type.String(),
+  quantization_level: Type.String(),
+});
+
+export const OllamaTagsSchema = Type.Object({
+  models: Type.Array(Type.Object({
+    name: Type.String(),
+    model: Type.String(),
+    modified_at: Type.String(),
+    size: Type.Integer(),
+    digest: Type.String({ description: 'Empty: models here are files, not content-addressed blobs.' }),
+    details: Details,
+  })),
+});
+
+export const OllamaPsSchema = Type.Object({
+  models: Type.Array(Type.Object({
+    name: Type.String(),
+    model: Type.String(),
+    size: Type.Integer(),
+    size_vram: Type.Integer(),
+    digest: Type.String(),
+    details: Details,
+  })),
+});
+
+export const OllamaVersionSchema = Type.Object({ version: Type.String() });
