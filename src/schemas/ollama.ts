@@ -144,3 +144,19 @@ export const OllamaPsSchema = Type.Object({
 });
 
 export const OllamaVersionSchema = Type.Object({ version: Type.String() });
+
+export const OllamaShowRequestSchema = Type.Object({
+  model,
+  verbose: Type.Optional(Type.Boolean({ description: 'Accepted; the answer is the same.' })),
+}, { additionalProperties: true, description: 'Ollama /api/show.' });
+export type OllamaShowRequest = Static<typeof OllamaShowRequestSchema>;
+
+export const OllamaShowSchema = Type.Object({
+  modelfile: Type.String({ description: 'Empty: models here are model objects, not Modelfiles.' }),
+  parameters: Type.String({ description: 'The model object\'s run parameters, one `name value` per line (`ctx_len` also as Ollama\'s `num_ctx`).' }),
+  template: Type.String({ description: 'Empty: the template is the GGUF\'s own (POST /apply-template renders it).' }),
+  details: Details,
+  model_info: Type.Record(Type.String(), Type.Unknown(), { description: 'Header facts under GGUF key names (general.architecture, <arch>.context_length, ...).' }),
+  capabilities: Type.Array(Type.String(), { description: '`completion` and `tools` for chat models, `embedding` for embedding ones.' }),
+  modified_at: Type.String(),
+});

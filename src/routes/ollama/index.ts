@@ -7,8 +7,8 @@ import { metadataOf } from '../../runtime/model-view.ts';
 import { errorResponses } from '../../schemas/common.ts';
 import {
   OllamaChatRequestSchema, OllamaChatResponseSchema, OllamaEmbedRequestSchema, OllamaEmbedResponseSchema, OllamaGenerateRequestSchema,
-  OllamaGenerateResponseSchema, OllamaPsSchema, OllamaTagsSchema, OllamaVersionSchema,
-  type OllamaChatRequest, type OllamaEmbedRequest, type OllamaGenerateRequest,
+  OllamaGenerateResponseSchema, OllamaPsSchema, OllamaShowRequestSchema, OllamaShowSchema, OllamaTagsSchema, OllamaVersionSchema,
+  type OllamaChatRequest, type OllamaEmbedRequest, type OllamaGenerateRequest, type OllamaShowRequest,
 } from '../../schemas/ollama.ts';
 import { clientSignal } from '../client-signal.ts';
 import { buildToolOptions } from '../openai/chat-request.ts';
@@ -226,6 +226,36 @@ export default async function ollamaRoutes(app: FastifyInstance) {
       return e && (e.engine ?? 'llamacpp') === 'llamacpp' ? [{ name: id, model: id, digest: '', size_vram: 0, ...details(e) }] : [];
     }),
   }));
+
+  app.post('/api/show', {
+    schema: {
+      tags, summary: 'Show a model (Ollama)',
+      description: 'What Ollama\'s /api/show says of a model, from its model object and GGUF header: details, header facts under GGUF key names (clients read `<arch>.context_length`), run parameters, capabilities.',
+      body: OllamaShowRequestSchema,
+      response: { 200: OllamaShowSchema, ...errorResponses },
+    },
+  }, async (request) => {
+    const entry = app.registry.resolve((request.body as OllamaShowRequest).model);
+    if ((entry.engine ?? 'llamacpp') !== 'llamacpp') {
+      throw new ApiError('model_not_capable', `the model '${entry.id}' is not a GGUF model (engine ${entry.engine}); Ollama's API shows GGUF models`, { param: 'model' });
+    }
+    const h = entry.header;
+    const arch = typeof h.architecture === 'string' ? h.architecture : undefined;
+    const params = (entry.object.parameters ?? {}) as Record<string, unknown>;
+    const metadata = (entry.object.metadata ?? {}) as Record<string, unknown>;
+    const embedding = h.pooling_type !== undefined || metadata.task === 'embedding' || params.embedding === true;
+    const info: Record<string, unknown> = { 'general.architecture': arch, 'general.parameter_count': h.parameter_count };
+    if (arch) for (const k of ['context_length', 'embedding_length', 'block_count']) if (h[k] !== undefined) info[`${arch}.${k}`] = h[k];
+    return {
+      modelfile: '',
+      parameters: Object.entries({ ...(params.ctx_len !== undefined ? { num_ctx: params.ctx_len } : {}), ...params }).map(([k, v]) => `${k} ${typeof v === 'string' ? v : JSON.stringify(v)}`).join('\n'),
+      template: '',
+      details: details(entry).details,
+      model_info: Object.fromEntries(Object.entries(info).filter(([, v]) => v !== undefined)),
+      capabilities: embedding ? ['embedding'] : ['completion', 'tools'],
+      modified_at: new Date(entry.created * 1000).toISOString(),
+    };
+  });
 
   app.get('/api/version', {
     schema: { tags, summary: 'Server version (Ollama)', response: { 200: OllamaVersionSchema } },

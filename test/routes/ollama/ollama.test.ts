@@ -106,7 +106,7 @@ t.test('/api/generate: the prompt through the template, raw, or an empty prompt 
   t.ok(thought.response.length > 0, 'the response follows the closed thought');
 });
 
-t.test('/api/embed, /api/tags, /api/version', async (t) => {
+t.test('/api/embed, /api/tags, /api/version, /api/show', async (t) => {
   const e = await (await post('/api/embed', { model: 'embedder', input: ['a', 'b c'] })).json() as Record<string, any>;
   const ref = await openai.embeddings.create({ model: 'embedder', input: ['a', 'b c'], encoding_format: 'float' });
   t.same(e.embeddings, ref.data.map((d) => d.embedding), 'the vectors /v1/embeddings gives');
@@ -116,6 +116,10 @@ t.test('/api/embed, /api/tags, /api/version', async (t) => {
   t.match(tags.models[0], { details: { format: 'gguf', family: 'llama' }, digest: '' });
   t.ok(tags.models.every((m) => m.size > 0 && /^\d{4}-/.test(m.modified_at)));
   t.match(await (await fetch(`${url}/api/version`)).json(), { version: /^\d+\.\d+\.\d+/ });
+  const show = await (await post('/api/show', { model: 'chatml' })).json() as Record<string, any>;
+  t.match(show, { details: { format: 'gguf', family: 'llama' }, capabilities: ['completion', 'tools'], model_info: { 'general.architecture': 'llama', 'llama.context_length': 1024 } });
+  t.match(show.parameters, /^num_ctx 1024\nctx_len 1024\nn_parallel 1$/);
+  t.same((await (await post('/api/show', { model: 'embedder' })).json() as Record<string, any>).capabilities, ['embedding']);
 });
 
 t.test('400s name the field', async (t) => {
