@@ -63,6 +63,8 @@ t.test('API keys: every route but /health and the docs needs a bearer key, 401 i
   t.equal((await app.inject({ url: '/v1/models', headers: { authorization: 'Bearer wrong' } })).statusCode, 401);
   t.equal((await app.inject({ url: '/v1/models', headers: { authorization: 'Bearer k1' } })).statusCode, 200);
   t.equal((await app.inject({ url: '/v1/models', headers: { authorization: 'Bearer second-key' } })).statusCode, 200);
+  t.equal((await app.inject({ url: '/v1/models', headers: { 'x-api-key': 'k1' } })).statusCode, 200, "x-api-key, as Anthropic's SDK sends the key");
+  t.equal((await app.inject({ url: '/v1/models', headers: { 'x-api-key': 'wrong' } })).statusCode, 401);
   t.equal((await app.inject({ url: '/docs/', headers: {} })).statusCode, 200, 'Swagger UI opens without a key');
   t.equal((await app.inject('/openapi.json')).statusCode, 200);
   t.equal((await app.inject('/docsx')).statusCode, 401);

@@ -144,10 +144,10 @@ export class Generation implements DecodeJob {
   /** Tokens of the answer up to the end of its thought (the thought's tags included), after {@link finish}. */
   get reasoningTokens(): number {
     const end = this.#thought?.thoughtEnd ?? 0;
-    if (end === Infinity) return this.tokens.length;
+    if (end === 0 || end === Infinity) return end === 0 ? 0 : this.tokens.length;
     let n = 0;
     while (n < this.#ends.length && this.#ends[n]! <= end) n++;
-    return end === 0 ? 0 : n;
+    return n;
   }
 
   /**

@@ -410,7 +410,8 @@ export class LoadedLlamaModel implements LoadedModel {
       this.#cache.shared_tokens += use.sharedTokens ?? 0;
       this.#cache.evaluated_tokens += use.evaluatedTokens;
       // Which of the request's own stop strings ended the answer (not a template's trigger).
-      const stopSequence = s.stop.includes(generation.matchedStop as string) ? generation.matchedStop : undefined;
+      const matched = generation.matchedStop;
+      const stopSequence = matched !== undefined && s.stop.includes(matched) ? matched : undefined;
       return {
         text: generation.text,
         ...(shape.thought ? { reasoning: generation.reasoning } : {}),

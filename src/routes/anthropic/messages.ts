@@ -1,17 +1,16 @@
-import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import type { ChatResult, ToolCallDelta } from '../../engines/engine.ts';
-import { ApiError, isApiError } from '../../errors.ts';
+import { ApiError } from '../../errors.ts';
 import {
   CountTokensRequestSchema, CountTokensSchema, MessageSchema, MessagesRequestSchema,
   type AnthropicMessage, type CountTokensRequest, type MessagesRequest,
 } from '../../schemas/anthropic/messages.ts';
 import { errorResponses } from '../../schemas/common.ts';
 import { clientSignal } from '../client-signal.ts';
+import { randomId } from '../ids.ts';
 import { countTokens, requestParams, sendEventStream } from '../openai/inference.ts';
 import { toAnthropicMessages, toAnthropicTools } from './messages-request.ts';
 
-const hexId = (prefix: string) => `${prefix}_${randomUUID().replaceAll('-', '').slice(0, 24)}`;
 
 type Block = AnthropicMessage['content'][number];
 
@@ -28,7 +27,7 @@ function usage(r: ChatResult): AnthropicMessage['usage'] {
   return { input_tokens: r.usage.promptTokens - cached, output_tokens: r.usage.completionTokens, cache_read_input_tokens: cached, cache_creation_input_tokens: 0 };
 }
 
-const toolUse = (name: string, args: string): Block => ({ type: 'tool_use', id: hexId('toolu'), name, input: JSON.parse(args) as Record<string, unknown> });
+const toolUse = (name: string, args: string): Block => ({ type: 'tool_use', id: randomId('toolu_', 24), name, input: JSON.parse(args) as Record<string, unknown> });
 
 /** The content blocks of an answer: its thought, its text (unless it is only calls), its calls. */
 function contentBlocks(r: ChatResult): Block[] {
@@ -81,7 +80,7 @@ class BlockStream {
 
   call(d: ToolCallDelta): void {
     if (d.name !== undefined) {
-      this.#begin('tool_use', { type: 'tool_use', id: hexId('toolu'), name: d.name, input: {} });
+      this.#begin('tool_use', { type: 'tool_use', id: randomId('toolu_', 24), name: d.name, input: {} });
       this.#sent.set(d.index, { block: this.#open!.index, args: '' });
     }
     if (d.arguments) {
@@ -114,18 +113,6 @@ class BlockStream {
   }
 }
 
-/**
- * The sampling fields under their OpenAI names, checked; errors name Anthropic's fields.
- * llama.cpp's own fields (seed, min_p, logit_bias, ...) are read as on chat.
- */
-function anthropicParams(app: FastifyInstance, entry: Parameters<typeof requestParams>[1], body: MessagesRequest): Record<string, unknown> {
-  try {
-    return requestParams(app, entry, { ...body, stop: body.stop_sequences });
-  } catch (err) {
-    if (isApiError(err) && err.param === 'stop') throw new ApiError(err.code, err.message.replaceAll("'stop'", "'stop_sequences'"), { param: 'stop_sequences' });
-    throw err;
-  }
-}
 
 /** POST /v1/messages (Anthropic's Messages API, plain or streamed) and its token count. */
 export default async function anthropicRoutes(app: FastifyInstance) {
@@ -141,9 +128,10 @@ export default async function anthropicRoutes(app: FastifyInstance) {
     const entry = app.registry.resolve(body.model);
     const messages = toAnthropicMessages(body);
     const tools = toAnthropicTools(body);
-    const params = anthropicParams(app, entry, body);
+    // llama.cpp's own fields (seed, min_p, logit_bias, ...) are read as on chat.
+    const params = requestParams(app, entry, { ...body, stop: body.stop_sequences }, (name) => (name === 'stop' ? 'stop_sequences' : name));
     const run = { capability: 'chat' as const, signal: clientSignal(reply), keepAlive: body.keep_alive };
-    const id = hexId('msg');
+    const id = randomId('msg_', 24);
 
     if (!body.stream) {
       const r = await app.manager.run(entry, run, (loaded, sig) => loaded.chat!(messages, { params, tools, signal: sig }));

@@ -71,6 +71,18 @@ class Timer {
 /** What a route's generation gets from the shared answer loop: the signal and the timing and streaming hooks. */
 type Hooks = Pick<GenerateOptions, 'signal' | 'onStart' | 'onText' | 'onReasoning'>;
 
+/** One of /api/chat's and /api/generate's answers, as the shared loop runs it. */
+interface Answer {
+  capability: 'chat' | 'completion';
+  stream: boolean;
+  keepAlive: unknown;
+  generate: (loaded: LoadedModel, hooks: Hooks) => Promise<ChatResult>;
+  /** A stream line for a piece of new text. */
+  chunk: (text: { content?: string; thinking?: string }) => Record<string, unknown>;
+  /** The last line (or the whole answer), with the counts and durations. */
+  last: (r: ChatResult, timings: ReturnType<Timer['figures']>) => Record<string, unknown>;
+}
+
 const doneReason = (r: ChatResult) => (r.finishReason === 'length' ? 'length' : 'stop');
 const wireCalls = (r: ChatResult) => r.toolCalls?.map((c) => ({ function: { name: c.name, arguments: JSON.parse(c.arguments) as Record<string, unknown> } }));
 
@@ -81,18 +93,10 @@ const wireCalls = (r: ChatResult) => r.toolCalls?.map((c) => ({ function: { name
  */
 export default async function ollamaRoutes(app: FastifyInstance) {
   /** One generation, plain or streamed: `chunk` makes a stream line of new text, `last` the final line. */
-  async function answer(
-    reply: Parameters<typeof clientSignal>[0],
-    entry: ModelEntry,
-    stream: boolean,
-    keepAlive: unknown,
-    generate: (loaded: LoadedModel, hooks: Hooks) => Promise<ChatResult>,
-    chunk: (text: { content?: string; thinking?: string }) => Record<string, unknown>,
-    last: (r: ChatResult, timings: ReturnType<Timer['figures']>) => Record<string, unknown>,
-    capability: 'chat' | 'completion',
-  ) {
+  async function answer(reply: Parameters<typeof clientSignal>[0], entry: ModelEntry, a: Answer) {
+    const { stream, generate, chunk, last } = a;
     const timer = new Timer();
-    const run = { capability, signal: clientSignal(reply), keepAlive };
+    const run = { capability: a.capability, signal: clientSignal(reply), keepAlive: a.keepAlive };
     if (!stream) {
       const r = await app.manager.run(entry, run, (loaded, sig) => generate(loaded, {
         signal: sig, onStart: () => timer.started(), onText: () => timer.output(), onReasoning: () => timer.output(),
@@ -133,10 +137,11 @@ export default async function ollamaRoutes(app: FastifyInstance) {
     const responseFormat = toOllamaFormat(body.format);
     const tools = buildToolOptions((body.tools ?? []).map((t, i) => ({ ...t.function, param: `tools[${i}].function` })), 'auto', true, responseFormat ? 'format' : undefined);
     const head = () => ({ model: entry.id, created_at: new Date().toISOString() });
-    return answer(reply, entry, body.stream !== false, body.keep_alive,
-      (loaded, hooks) => loaded.chat!(messages, { ...hooks, params, responseFormat, tools }),
-      (text) => ({ ...head(), message: { role: 'assistant', content: text.content ?? '', ...(text.thinking ? { thinking: text.thinking } : {}) }, done: false }),
-      (r, timings) => ({
+    return answer(reply, entry, {
+      capability: 'chat', stream: body.stream !== false, keepAlive: body.keep_alive,
+      generate: (loaded, hooks) => loaded.chat!(messages, { ...hooks, params, responseFormat, tools }),
+      chunk: (text) => ({ ...head(), message: { role: 'assistant', content: text.content ?? '', ...(text.thinking ? { thinking: text.thinking } : {}) }, done: false }),
+      last: (r, timings) => ({
         ...head(),
         message: {
           role: 'assistant',
@@ -147,7 +152,7 @@ export default async function ollamaRoutes(app: FastifyInstance) {
         },
         done: true, done_reason: doneReason(r), ...timings,
       }),
-      'chat');
+    });
   });
 
   app.post('/api/generate', {
@@ -176,15 +181,16 @@ export default async function ollamaRoutes(app: FastifyInstance) {
     const params = ollamaParams(app, entry, body.options);
     const responseFormat = toOllamaFormat(body.format);
     const messages = [...(body.system ? [{ role: 'system' as const, content: body.system }] : []), { role: 'user' as const, content: prompt }];
-    return answer(reply, entry, body.stream !== false, body.keep_alive,
-      (loaded, hooks) => (body.raw ? loaded.complete!(prompt, { ...hooks, params, responseFormat }) : loaded.chat!(messages, { ...hooks, params, responseFormat })),
-      (text) => ({ ...head(), response: text.content ?? '', ...(text.thinking ? { thinking: text.thinking } : {}), done: false }),
-      (r, timings) => ({
+    return answer(reply, entry, {
+      capability: body.raw ? 'completion' : 'chat', stream: body.stream !== false, keepAlive: body.keep_alive,
+      generate: (loaded, hooks) => (body.raw ? loaded.complete!(prompt, { ...hooks, params, responseFormat }) : loaded.chat!(messages, { ...hooks, params, responseFormat })),
+      chunk: (text) => ({ ...head(), response: text.content ?? '', ...(text.thinking ? { thinking: text.thinking } : {}), done: false }),
+      last: (r, timings) => ({
         ...head(), response: body.stream !== false ? '' : r.text,
         ...(body.stream === false && r.reasoning ? { thinking: r.reasoning } : {}),
         done: true, done_reason: doneReason(r), ...timings,
       }),
-      body.raw ? 'completion' : 'chat');
+    });
   });
 
   app.post('/api/embed', {
@@ -221,10 +227,9 @@ export default async function ollamaRoutes(app: FastifyInstance) {
       response: { 200: OllamaPsSchema },
     },
   }, async () => ({
-    models: app.manager.runningIds().flatMap((id) => {
-      const e = app.registry.list().find((x) => x.id === id);
-      return e && (e.engine ?? 'llamacpp') === 'llamacpp' ? [{ name: id, model: id, digest: '', size_vram: 0, ...details(e) }] : [];
-    }),
+    models: app.registry.list()
+      .filter((e) => (e.engine ?? 'llamacpp') === 'llamacpp' && app.manager.state(e).state === 'running')
+      .map((e) => ({ name: e.id, model: e.id, digest: '', size_vram: 0, ...details(e) })),
   }));
 
   app.post('/api/show', {

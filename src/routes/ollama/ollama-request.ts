@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { ChatMessage, ChatToolCall, ResponseFormat } from '../../engines/engine.ts';
-import { ApiError, isApiError } from '../../errors.ts';
+import { ApiError } from '../../errors.ts';
 import type { ModelEntry } from '../../registry/registry.ts';
 import type { OllamaChatRequest, OllamaOptions } from '../../schemas/ollama.ts';
 import { buildResponseFormat } from '../openai/chat-request.ts';
@@ -68,13 +68,8 @@ export function toOllamaFormat(format: OllamaChatRequest['format']): ResponseFor
 /** `options` as run parameters, checked against the engine's descriptors; errors name `options.<field>`. */
 export function ollamaParams(app: FastifyInstance, entry: ModelEntry, options: OllamaOptions | undefined): Record<string, unknown> {
   const o = options ?? {};
-  try {
-    return requestParams(app, entry, { ...o, max_tokens: o.num_predict !== undefined && o.num_predict >= 0 ? o.num_predict : undefined });
-  } catch (err) {
-    if (isApiError(err) && err.param) {
-      const field = err.param === 'max_tokens' ? 'num_predict' : err.param;
-      throw new ApiError(err.code, err.message.replaceAll(`'${err.param}'`, `'options.${field}'`), { param: `options.${field}` });
-    }
-    throw err;
-  }
+  return requestParams(
+    app, entry, { ...o, max_tokens: o.num_predict !== undefined && o.num_predict >= 0 ? o.num_predict : undefined },
+    (name) => `options.${name === 'max_tokens' ? 'num_predict' : name}`,
+  );
 }

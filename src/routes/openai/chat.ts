@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import type { ChatResult, TokenLogprob, ToolCallDelta, ToolCallOut } from '../../engines/engine.ts';
 import { errorResponses } from '../../schemas/common.ts';
@@ -7,11 +6,12 @@ import {
 } from '../../schemas/openai/chat.ts';
 import { mapWithLimit } from '../../scheduler/map-with-limit.ts';
 import { clientSignal } from '../client-signal.ts';
+import { randomId } from '../ids.ts';
 import { rejectUnsupported, toChatMessages, toResponseFormat, toToolOptions } from './chat-request.ts';
 import { answerSignal, answerUsage, countTokens, requestParams, sendEventStream, unixNow, wireUsage } from './inference.ts';
 import { chatLogprobs } from './logprobs.ts';
 
-const callId = () => `call_${randomUUID().replaceAll('-', '').slice(0, 24)}`;
+const callId = () => randomId('call_', 24);
 
 /** A call as OpenAI sends it, with a fresh id for its `tool` answer to name. */
 const wireToolCall = (c: ToolCallOut) => ({ id: callId(), type: 'function' as const, function: { name: c.name, arguments: c.arguments } });
@@ -75,7 +75,7 @@ export default async function chatRoutes(app: FastifyInstance) {
     const choices = Array.from({ length: n }, (_, choice) => choice);
     const parallel = () => app.manager.state(entry).queue?.concurrency ?? 1;
     const { signal, fail } = answerSignal(clientSignal(reply), n);
-    const id = `chatcmpl-${randomUUID().replaceAll('-', '')}`;
+    const id = randomId('chatcmpl-');
     const created = unixNow();
     const run = { capability: 'chat' as const, signal, keepAlive: body.keep_alive };
     const logprobs = body.logprobs === true ? (body.top_logprobs ?? 0) : undefined;

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import type { GenerationResult, LoadedModel, PromptPiece, TokenLogprob } from '../../engines/engine.ts';
 import { ApiError } from '../../errors.ts';
@@ -6,6 +5,7 @@ import { errorResponses } from '../../schemas/common.ts';
 import { CompletionRequestSchema, CompletionSchema, type Completion, type CompletionRequest } from '../../schemas/openai/completions.ts';
 import { mapWithLimit } from '../../scheduler/map-with-limit.ts';
 import { clientSignal } from '../client-signal.ts';
+import { randomId } from '../ids.ts';
 import { toResponseFormat } from './chat-request.ts';
 import { answerSignal, answerUsage, countTokens, requestParams, sendEventStream, unixNow, wireUsage } from './inference.ts';
 import { completionLogprobs } from './logprobs.ts';
@@ -61,7 +61,7 @@ export default async function completionRoutes(app: FastifyInstance) {
     };
     // Prompts run as parallel requests, at most the model's sequences at once (read as it loads).
     const parallel = () => app.manager.state(entry).queue?.concurrency ?? 1;
-    const id = `cmpl-${randomUUID().replaceAll('-', '')}`;
+    const id = randomId('cmpl-');
     const created = unixNow();
     const run = { capability: 'completion' as const, signal, keepAlive: body.keep_alive };
     const logprobs = body.logprobs ?? undefined;

@@ -20,8 +20,12 @@ interface SamplingBody {
  * The request's run parameters under the engine's descriptor names, checked against the
  * engine's descriptors before the request queues (a 400 naming the parameter and bounds).
  * Only what the request sets is returned: the model layers its own defaults beneath.
+ * `fieldOf` names a parameter as the request's shape spells it (Anthropic's `stop_sequences`,
+ * Ollama's `options.temperature`), so the 400 names the field the client sent.
  */
-export function requestParams(app: FastifyInstance, entry: ModelEntry, body: SamplingBody): Record<string, unknown> {
+export function requestParams(
+  app: FastifyInstance, entry: ModelEntry, body: SamplingBody, fieldOf: (name: string) => string = (name) => name,
+): Record<string, unknown> {
   const values: Record<string, unknown> = {};
   for (const k of SAMPLING_PARAM_NAMES) if (body[k] != null) values[k] = body[k];
   // The descriptor is max_tokens; the client may have sent it under another name.
@@ -31,10 +35,10 @@ export function requestParams(app: FastifyInstance, entry: ModelEntry, body: Sam
   try {
     resolveParams(engine.descriptors, [{ source: 'request', values }], ['request']);
   } catch (err) {
-    if (maxField && maxField !== 'max_tokens' && isApiError(err) && err.param === 'max_tokens') {
-      throw new ApiError(err.code, err.message.replaceAll('max_tokens', maxField), { param: maxField });
-    }
-    throw err;
+    if (!isApiError(err) || !err.param) throw err;
+    const field = fieldOf(err.param === 'max_tokens' ? (maxField ?? err.param) : err.param);
+    if (field === err.param) throw err;
+    throw new ApiError(err.code, err.message.replaceAll(`'${err.param}'`, `'${field}'`), { param: field });
   }
   return values;
 }

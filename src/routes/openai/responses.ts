@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import type { ChatResult, TokenLogprob, ToolCallDelta } from '../../engines/engine.ts';
 import { errorResponses } from '../../schemas/common.ts';
@@ -7,12 +6,12 @@ import {
   ResponseDeletedSchema, ResponseIdParamsSchema, ResponseRequestSchema, ResponseSchema, type ResponseObject, type ResponseOutputItem, type ResponseRequest,
 } from '../../schemas/openai/responses.ts';
 import { clientSignal } from '../client-signal.ts';
+import { randomId } from '../ids.ts';
 import { ResponseStore } from './response-store.ts';
 import { inputItems, rejectUnsupportedState, toResponseMessages, toResponseTools, toTextFormat, type InputItem } from './responses-request.ts';
 import { countTokens, requestParams, sendEventStream, unixNow } from './inference.ts';
 import { chatLogprobs } from './logprobs.ts';
 
-const hexId = (prefix: string, length = 32) => `${prefix}_${randomUUID().replaceAll('-', '').slice(0, length)}`;
 
 type OutputText = { type: 'output_text'; text: string; annotations: unknown[]; logprobs?: ReturnType<typeof wireLogprobs> };
 type Message = Extract<ResponseOutputItem, { type: 'message' }> & { content: [OutputText] };
@@ -22,12 +21,12 @@ type FunctionCall = Extract<ResponseOutputItem, { type: 'function_call' }>;
 /** Output logprobs as the Responses API shows them (chat's, without the null-able wrapper). */
 const wireLogprobs = (lps: TokenLogprob[]) => chatLogprobs(lps).content!;
 
-const reasoningItem = (text: string): Reasoning => ({ type: 'reasoning', id: hexId('rs'), summary: [], content: text ? [{ type: 'reasoning_text', text }] : [], status: 'completed' });
+const reasoningItem = (text: string): Reasoning => ({ type: 'reasoning', id: randomId('rs_'), summary: [], content: text ? [{ type: 'reasoning_text', text }] : [], status: 'completed' });
 const messageItem = (text: string, logprobs?: TokenLogprob[]): Message => ({
-  type: 'message', id: hexId('msg'), status: 'completed', role: 'assistant',
+  type: 'message', id: randomId('msg_'), status: 'completed', role: 'assistant',
   content: [{ type: 'output_text', text, annotations: [], ...(logprobs ? { logprobs: wireLogprobs(logprobs) } : {}) }],
 });
-const callItem = (name: string, args: string): FunctionCall => ({ type: 'function_call', id: hexId('fc'), call_id: hexId('call', 24), name, arguments: args, status: 'completed' });
+const callItem = (name: string, args: string): FunctionCall => ({ type: 'function_call', id: randomId('fc_'), call_id: randomId('call_', 24), name, arguments: args, status: 'completed' });
 
 /** The output items of an answer: its thought, its text (even empty, unless it only calls), its calls. */
 function outputItems(r: ChatResult): ResponseOutputItem[] {
@@ -195,7 +194,7 @@ export default async function responseRoutes(app: FastifyInstance) {
     const signal = clientSignal(reply);
     const run = { capability: 'chat' as const, signal, keepAlive: body.keep_alive };
 
-    const id = hexId('resp');
+    const id = randomId('resp_');
     const created = unixNow();
     const response = (status: ResponseObject['status'], output: ResponseOutputItem[], r?: ChatResult): ResponseObject => ({
       id, object: 'response', created_at: created, completed_at: status === 'in_progress' ? null : unixNow(), status, error: null,
