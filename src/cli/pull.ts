@@ -3,6 +3,7 @@ import path from 'node:path';
 import cliProgress from 'cli-progress';
 import { expandHome, type Config } from '../config/config.ts';
 import { formatBytes } from '../downloads/disk-space.ts';
+import { defaultQuantization, sameQuantization } from '../downloads/importers/quantization-choice.ts';
 import { modelPath, ServerClient, ServerError } from './server-client.ts';
 
 export interface PullOptions {
@@ -18,9 +19,6 @@ interface WireModel {
   source_url: string;
   metadata: Record<string, unknown>;
 }
-
-/** Quantizations in the order a default is picked when the user names none. */
-const PREFERRED_QUANTS = ['Q4_K_M', 'Q4_K_S', 'Q5_K_M', 'Q4_0', 'Q8_0'];
 
 function fail(message: string): number {
   console.error(`modeld: ${message}`);
@@ -70,7 +68,7 @@ async function resolveTarget(client: ServerClient, config: Config, rawTarget: st
     repo ? m.metadata.repository === repo : m.source_url === source || m.source_url === source.replace('/blob/', '/resolve/'),
   );
   const quantOf = (m: WireModel) => String(m.metadata.quantization ?? '');
-  const isQuant = (q: string | undefined) => q !== undefined && q.toLowerCase() === quant!.toLowerCase();
+  const isQuant = (q: string | undefined) => q !== undefined && sameQuantization(q, quant!);
   if (models.length === 0) {
     const created = await client.request<{ data: WireModel[] }>('POST', '/v1/models', { source_url: source }).catch((err: unknown) => {
       // `folder/model` is both a local id and a hub `org/repo`: a mistyped local id fails at the
@@ -101,9 +99,7 @@ async function resolveTarget(client: ServerClient, config: Config, rawTarget: st
     return [chosen.id];
   }
   if (models.length === 1) return [models[0]!.id];
-  const chosen =
-    PREFERRED_QUANTS.map((q) => models.find((m) => quantOf(m) === q)).find(Boolean) ??
-    [...models].sort((a, b) => Number(a.metadata.size ?? 0) - Number(b.metadata.size ?? 0))[0]!;
+  const chosen = defaultQuantization(models, quantOf, (m) => Number(m.metadata.size ?? 0))!;
   // `URL:QUANT` is no URL, so only an `org/repo` target is offered the suffix.
   const choose = source === repo ? `--quant or ${target}:<QUANT>, or --all` : '--quant <QUANT> or --all';
   console.log(`${target} has ${models.length} quantizations (${models.map(quantOf).join(', ')}); pulling ${quantOf(chosen)} — choose with ${choose}`);

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Config } from '../config/config.ts';
 import { DownloadManager } from '../downloads/download-manager.ts';
+import type { CreateModelsDeps } from '../downloads/importers/create-models.ts';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -13,6 +14,16 @@ declare module 'fastify' {
 export function hubHeadersFor(config: Config): (url: string) => Record<string, string> | undefined {
   const origin = new URL(config.hfEndpoint).origin;
   return (url) => (config.hfToken && new URL(url).origin === origin ? { authorization: `Bearer ${config.hfToken}` } : undefined);
+}
+
+/** What `createModels` needs from the server: the registry, the hub and its token, a logger. */
+export function importDeps(app: FastifyInstance, log: CreateModelsDeps['log']): CreateModelsDeps {
+  return {
+    registry: app.registry,
+    hub: { hubUrl: app.config.hfEndpoint, ...(app.config.hfToken ? { token: app.config.hfToken } : {}) },
+    headersFor: hubHeadersFor(app.config),
+    ...(log ? { log } : {}),
+  };
 }
 
 /**

@@ -74,6 +74,40 @@ export const OllamaEmbedRequestSchema = Type.Object({
 }, { additionalProperties: true, description: 'Ollama /api/embed.' });
 export type OllamaEmbedRequest = Static<typeof OllamaEmbedRequestSchema>;
 
+export const OllamaEmbeddingsRequestSchema = Type.Object({
+  model,
+  prompt: Type.String({ description: 'One text; empty gives an empty vector, as in Ollama.' }),
+  options: Type.Optional(OllamaOptionsSchema),
+  ...KeepAliveField,
+}, { additionalProperties: true, description: 'Ollama\'s legacy /api/embeddings.' });
+export type OllamaEmbeddingsRequest = Static<typeof OllamaEmbeddingsRequestSchema>;
+
+export const OllamaEmbeddingsResponseSchema = Type.Object({
+  embedding: Type.Array(Type.Number(), { description: 'Unit length, as /api/embed and /v1/embeddings give it.' }),
+});
+
+const modelName = {
+  model: Type.Optional(Type.String({ description: 'A model id, or `hf.co/<org>/<repo>[:<quantization>]`.' })),
+  name: Type.Optional(Type.String({ description: 'Older clients\' name for `model`.' })),
+};
+
+export const OllamaPullRequestSchema = Type.Object({
+  ...modelName,
+  insecure: Type.Optional(Type.Boolean({ description: 'Accepted and ignored: sources are checked by their sha256.' })),
+  stream,
+}, { additionalProperties: true, description: 'Ollama /api/pull.' });
+export type OllamaPullRequest = Static<typeof OllamaPullRequestSchema>;
+
+export const OllamaPullStatusSchema = Type.Object({
+  status: Type.String({ description: '`pulling manifest`, `pulling <model id>` (with the byte counts), `verifying sha256 digest`, `success`.' }),
+  digest: Type.Optional(Type.String({ description: 'The file\'s sha256, when the source gave one.' })),
+  total: Type.Optional(Type.Integer()),
+  completed: Type.Optional(Type.Integer()),
+});
+
+export const OllamaDeleteRequestSchema = Type.Object(modelName, { additionalProperties: true, description: 'Ollama /api/delete.' });
+export type OllamaDeleteRequest = Static<typeof OllamaDeleteRequestSchema>;
+
 const Timings = {
   total_duration: Type.Optional(Type.Integer({ description: 'Nanoseconds from the request to the answer.' })),
   load_duration: Type.Optional(Type.Integer()),

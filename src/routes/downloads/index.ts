@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { DownloadJob } from '../../downloads/download-manager.ts';
 import { createModels } from '../../downloads/importers/create-models.ts';
-import { hubHeadersFor } from '../../plugins/downloads.ts';
+import { importDeps } from '../../plugins/downloads.ts';
 import type { ModelEntry } from '../../registry/registry.ts';
 import { toWireModel, toWireState } from '../../runtime/model-view.ts';
 import { errorResponses } from '../../schemas/common.ts';
@@ -62,12 +62,7 @@ export default async function downloadRoutes(app: FastifyInstance) {
       response: { 201: CreatedModelsSchema, 403: Type.Ref('Error'), 502: Type.Ref('Error'), ...errorResponses },
     },
     handler: async (request, reply) => {
-      const { entries } = await createModels(request.body as CreateModelBody, {
-        registry: app.registry,
-        hub: { hubUrl: app.config.hfEndpoint, ...(app.config.hfToken ? { token: app.config.hfToken } : {}) },
-        headersFor: hubHeadersFor(app.config),
-        log: request.log,
-      });
+      const { entries } = await createModels(request.body as CreateModelBody, importDeps(app, request.log));
       return reply.code(201).send({ object: 'list' as const, data: entries.map((e) => toWireModel(app, e)) });
     },
   });

@@ -6,6 +6,7 @@ import {
 import { Type } from '../../schemas/typebox.ts';
 import type { ModelEntry } from '../../registry/registry.ts';
 import { metadataOf, stateOf, toWireModel, toWireState, wireModelJson } from '../../runtime/model-view.ts';
+import { deleteModel } from './delete-model.ts';
 import { modelRoute } from './model-route.ts';
 
 const tags = ['models'];
@@ -33,13 +34,7 @@ export default async function modelRoutes(app: FastifyInstance) {
       response: { 200: ModelDeletedSchema, ...errorResponses },
     },
     handler: async (entry, request) => {
-      // A model whose object lies outside the models folder is refused before it is stopped.
-      await app.registry.checkRemovable(entry);
-      await app.manager.stop(entry.id);
-      await app.downloads.cancel(entry, { discard: true });
-      const { kept } = await app.registry.remove(entry);
-      if (kept.length > 0) request.log.info({ model: entry.id, kept }, 'model deleted; files outside the models folder (or used by other models) kept');
-      app.downloads.forget(entry.id);
+      await deleteModel(app, entry, request.log);
       return { id: entry.id, object: 'model' as const, deleted: true };
     },
   });

@@ -6,14 +6,17 @@ import type { ModelEntry } from '../../registry/registry.ts';
 import { metadataOf } from '../../runtime/model-view.ts';
 import { errorResponses } from '../../schemas/common.ts';
 import {
-  OllamaChatRequestSchema, OllamaChatResponseSchema, OllamaEmbedRequestSchema, OllamaEmbedResponseSchema, OllamaGenerateRequestSchema,
+  OllamaChatRequestSchema, OllamaChatResponseSchema, OllamaEmbeddingsRequestSchema, OllamaEmbeddingsResponseSchema, OllamaEmbedRequestSchema,
+  OllamaEmbedResponseSchema, OllamaGenerateRequestSchema,
   OllamaGenerateResponseSchema, OllamaPsSchema, OllamaShowRequestSchema, OllamaShowSchema, OllamaTagsSchema, OllamaVersionSchema,
-  type OllamaChatRequest, type OllamaEmbedRequest, type OllamaGenerateRequest, type OllamaShowRequest,
+  type OllamaChatRequest, type OllamaEmbeddingsRequest, type OllamaEmbedRequest, type OllamaGenerateRequest, type OllamaShowRequest,
 } from '../../schemas/ollama.ts';
 import { clientSignal } from '../client-signal.ts';
 import { buildToolOptions } from '../openai/chat-request.ts';
 import { countTokens, sendEventStream } from '../openai/inference.ts';
+import { resolveOllamaName } from './ollama-names.ts';
 import { ollamaParams, toOllamaFormat, toOllamaMessages } from './ollama-request.ts';
+import ollamaPullRoutes from './pull.ts';
 
 const tags = ['ollama'];
 
@@ -87,11 +90,14 @@ const doneReason = (r: ChatResult) => (r.finishReason === 'length' ? 'length' : 
 const wireCalls = (r: ChatResult) => r.toolCalls?.map((c) => ({ function: { name: c.name, arguments: JSON.parse(c.arguments) as Record<string, unknown> } }));
 
 /**
- * Ollama's native API (`/api/chat`, `/api/generate`, `/api/embed`, `/api/tags`, `/api/ps`,
- * `/api/version`) over the same models, queue and engines, for clients that speak only
- * Ollama. Streams are newline-delimited JSON, on by default as in Ollama.
+ * Ollama's native API (`/api/chat`, `/api/generate`, `/api/embed`, `/api/embeddings`,
+ * `/api/tags`, `/api/ps`, `/api/show`, `/api/version`; `/api/pull` and `/api/delete` in
+ * pull.ts) over the same models, queue and engines, for clients that speak only Ollama.
+ * Streams are newline-delimited JSON, on by default as in Ollama.
  */
 export default async function ollamaRoutes(app: FastifyInstance) {
+  await app.register(ollamaPullRoutes);
+
   /** One generation, plain or streamed: `chunk` makes a stream line of new text, `last` the final line. */
   async function answer(reply: Parameters<typeof clientSignal>[0], entry: ModelEntry, a: Answer) {
     const { stream, generate, chunk, last } = a;
@@ -131,7 +137,7 @@ export default async function ollamaRoutes(app: FastifyInstance) {
     },
   }, async (request, reply) => {
     const body = request.body as OllamaChatRequest;
-    const entry = app.registry.resolve(body.model);
+    const entry = resolveOllamaName(app, body.model);
     const messages = toOllamaMessages(body.messages);
     const params = ollamaParams(app, entry, body.options);
     const responseFormat = toOllamaFormat(body.format);
@@ -164,7 +170,7 @@ export default async function ollamaRoutes(app: FastifyInstance) {
     },
   }, async (request, reply) => {
     const body = request.body as OllamaGenerateRequest;
-    const entry = app.registry.resolve(body.model);
+    const entry = resolveOllamaName(app, body.model);
     if (body.images?.length) throw new ApiError('unsupported_feature', `'images': this server reads text only`, { param: 'images' });
     if (body.suffix) throw new ApiError('unsupported_feature', `'suffix' (fill-in-the-middle) is not supported by this server`, { param: 'suffix' });
     const head = () => ({ model: entry.id, created_at: new Date().toISOString() });
@@ -202,11 +208,27 @@ export default async function ollamaRoutes(app: FastifyInstance) {
     },
   }, async (request, reply) => {
     const body = request.body as OllamaEmbedRequest;
-    const entry = app.registry.resolve(body.model);
+    const entry = resolveOllamaName(app, body.model);
     const inputs = typeof body.input === 'string' ? [body.input] : body.input;
     const r = await app.manager.run(entry, { capability: 'embedding', signal: clientSignal(reply), keepAlive: body.keep_alive }, (loaded, sig) => loaded.embed!(inputs, sig));
     app.metrics.tokens.inc({ model: entry.id, kind: 'embedding' }, r.promptTokens);
     return { model: entry.id, embeddings: r.vectors, prompt_eval_count: r.promptTokens };
+  });
+
+  app.post('/api/embeddings', {
+    schema: {
+      tags, summary: 'Embed one text (Ollama, legacy)',
+      description: 'Ollama\'s older /api/embeddings: one `prompt`, one `embedding`. The vector is unit-length, as /api/embed gives it (Ollama\'s legacy route does not normalise).',
+      body: OllamaEmbeddingsRequestSchema,
+      response: { 200: OllamaEmbeddingsResponseSchema, ...errorResponses },
+    },
+  }, async (request, reply) => {
+    const body = request.body as OllamaEmbeddingsRequest;
+    const entry = resolveOllamaName(app, body.model);
+    if (body.prompt === '') return { embedding: [] };
+    const r = await app.manager.run(entry, { capability: 'embedding', signal: clientSignal(reply), keepAlive: body.keep_alive }, (loaded, sig) => loaded.embed!([body.prompt], sig));
+    app.metrics.tokens.inc({ model: entry.id, kind: 'embedding' }, r.promptTokens);
+    return { embedding: r.vectors[0]! };
   });
 
   app.get('/api/tags', {
@@ -240,7 +262,7 @@ export default async function ollamaRoutes(app: FastifyInstance) {
       response: { 200: OllamaShowSchema, ...errorResponses },
     },
   }, async (request) => {
-    const entry = app.registry.resolve((request.body as OllamaShowRequest).model);
+    const entry = resolveOllamaName(app, (request.body as OllamaShowRequest).model);
     if ((entry.engine ?? 'llamacpp') !== 'llamacpp') {
       throw new ApiError('model_not_capable', `the model '${entry.id}' is not a GGUF model (engine ${entry.engine}); Ollama's API shows GGUF models`, { param: 'model' });
     }

@@ -106,11 +106,14 @@ t.test('/api/generate: the prompt through the template, raw, or an empty prompt 
   t.ok(thought.response.length > 0, 'the response follows the closed thought');
 });
 
-t.test('/api/embed, /api/tags, /api/version, /api/show', async (t) => {
+t.test('/api/embed, /api/embeddings, /api/tags, /api/version, /api/show (names with :latest)', async (t) => {
   const e = await (await post('/api/embed', { model: 'embedder', input: ['a', 'b c'] })).json() as Record<string, any>;
   const ref = await openai.embeddings.create({ model: 'embedder', input: ['a', 'b c'], encoding_format: 'float' });
   t.same(e.embeddings, ref.data.map((d) => d.embedding), 'the vectors /v1/embeddings gives');
   t.equal(e.prompt_eval_count, ref.usage.prompt_tokens);
+  const legacy = await (await post('/api/embeddings', { model: 'embedder', prompt: 'b c' })).json() as Record<string, any>;
+  t.same(legacy, { embedding: ref.data[1]!.embedding }, 'the legacy /api/embeddings: one prompt, one vector');
+  t.same(await (await post('/api/embeddings', { model: 'embedder', prompt: '' })).json(), { embedding: [] }, 'an empty prompt, as Ollama answers it');
   const tags = await (await fetch(`${url}/api/tags`)).json() as { models: Array<Record<string, any>> };
   t.same(tags.models.map((m) => m.name).sort(), ['chatml/model', 'embedder/model', 'qwen/model', 'thinker/model']);
   t.match(tags.models[0], { details: { format: 'gguf', family: 'llama' }, digest: '' });
@@ -120,6 +123,11 @@ t.test('/api/embed, /api/tags, /api/version, /api/show', async (t) => {
   t.match(show, { details: { format: 'gguf', family: 'llama' }, capabilities: ['completion', 'tools'], model_info: { 'general.architecture': 'llama', 'llama.context_length': 1024 } });
   t.match(show.parameters, /^num_ctx 1024\nctx_len 1024\nn_parallel 1$/);
   t.same((await (await post('/api/show', { model: 'embedder' })).json() as Record<string, any>).capabilities, ['embedding']);
+  // Ollama's clients add `:latest` to an untagged name.
+  t.same((await (await post('/api/show', { model: 'chatml/model:latest' })).json() as Record<string, any>).details, show.details, 'name:latest is the name');
+  const unknown = await post('/api/show', { model: 'chatml/other:latest' });
+  t.equal(unknown.status, 404);
+  t.match(((await unknown.json()) as { error: Record<string, unknown> }).error, { code: 'model_not_found', message: /'chatml\/other:latest'/ });
 });
 
 t.test('400s name the field', async (t) => {
