@@ -178,9 +178,11 @@ export interface GenerateOptions {
   /**
    * Called once the request has passed the engine's own checks (prompt length, grammar,
    * logit_bias ids) and its generation begins. A stream starts its HTTP answer here, so a
-   * request the engine refuses still gets an ordinary error with its status.
+   * request the engine refuses still gets an ordinary error with its status. An engine that
+   * knows the prompt's length here says it, with the tokens it expects to take from its cache
+   * (Anthropic's `message_start` reports them before the answer).
    */
-  onStart?: () => void;
+  onStart?: (prompt?: { tokens: number; cachedTokens: number }) => void;
   /**
    * OpenAI `n`: this generation is choice `choice` of several for the same prompt. A fixed
    * seed is offset by it, so the choices differ and the request still repeats.

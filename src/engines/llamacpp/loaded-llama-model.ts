@@ -401,7 +401,7 @@ export class LoadedLlamaModel implements LoadedModel {
         onReasoning: options.onReasoning,
       });
       if (probe) probe.generation = generation;
-      options.onStart?.();
+      options.onStart?.({ tokens: prompt.length, cachedTokens: lease.cachedPrefix });
       const use = await this.#loop!.run(generation);
       generation.finish();
       const cached = use.cachedTokens + (use.sharedTokens ?? 0);

@@ -146,8 +146,14 @@ export default async function anthropicRoutes(app: FastifyInstance) {
         loaded.chat!(messages, {
           params, tools, signal: sig,
           // The first event starts the HTTP answer; a request refused before it keeps its status.
-          onStart: () => out.event('message_start', {
-            message: { id, type: 'message', role: 'assistant', model: entry.id, content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: 0, output_tokens: 0 } },
+          onStart: (prompt) => out.event('message_start', {
+            message: {
+              id, type: 'message', role: 'assistant', model: entry.id, content: [], stop_reason: null, stop_sequence: null,
+              // What the engine expects now; message_delta carries the counts as they came out.
+              usage: prompt
+                ? { input_tokens: prompt.tokens - prompt.cachedTokens, output_tokens: 0, cache_read_input_tokens: prompt.cachedTokens, cache_creation_input_tokens: 0 }
+                : { input_tokens: 0, output_tokens: 0 },
+            },
           }),
           onReasoning: (text) => {
             if (text) out.thinking(text);

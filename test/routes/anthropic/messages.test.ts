@@ -37,13 +37,27 @@ t.test('system and messages answer as chat does; the stream, read by the SDK, gi
   const stream = anthropic.messages.stream(body);
   const types: string[] = [];
   let deltas = '';
-  stream.on('streamEvent', (e) => types.push(e.type));
+  let start: Anthropic.Usage | undefined;
+  stream.on('streamEvent', (e) => {
+    types.push(e.type);
+    if (e.type === 'message_start') start = { ...e.message.usage };
+  });
   stream.on('text', (text) => (deltas += text));
   const final = await stream.finalMessage();
+  t.match(start, { input_tokens: chat.usage!.prompt_tokens, cache_read_input_tokens: 0, output_tokens: 0 }, 'message_start counts the prompt before the answer');
   t.equal(deltas, textOf(m), 'text deltas make the text');
   t.same(final.content, m.content);
   t.match(final, { stop_reason: 'max_tokens', usage: { output_tokens: 12, input_tokens: m.usage.input_tokens } });
   t.same([types[0], types[1], types.at(-3), types.at(-2), types.at(-1)], ['message_start', 'content_block_start', 'content_block_stop', 'message_delta', 'message_stop']);
+
+  // The same request again: its prompt is read from the sequence's cache, as message_start says up front.
+  const again = anthropic.messages.stream(body);
+  again.on('streamEvent', (e) => {
+    if (e.type === 'message_start') start = { ...e.message.usage };
+  });
+  const cachedFinal = await again.finalMessage();
+  t.ok(cachedFinal.usage.cache_read_input_tokens! > 0, 'a cache hit');
+  t.match(start, { input_tokens: cachedFinal.usage.input_tokens, cache_read_input_tokens: cachedFinal.usage.cache_read_input_tokens }, 'message_start foretold it');
 
   const counted = await anthropic.messages.countTokens({ model: 'chatml', system: 'You are a test.', messages: body.messages });
   t.equal(counted.input_tokens, chat.usage!.prompt_tokens, 'count_tokens counts the prompt chat reads');
