@@ -3,11 +3,12 @@ import type { ChatResult, TokenLogprob, ToolCallDelta } from '../../engines/engi
 import { errorResponses } from '../../schemas/common.ts';
 import { ApiError } from '../../errors.ts';
 import {
-  ResponseDeletedSchema, ResponseIdParamsSchema, ResponseRequestSchema, ResponseSchema, type ResponseObject, type ResponseOutputItem, type ResponseRequest,
+  ResponseDeletedSchema, ResponseIdParamsSchema, ResponseInputItemListSchema, ResponseInputItemsQuerySchema, ResponseRequestSchema, ResponseSchema,
+  type ResponseInputItemsQuery, type ResponseObject, type ResponseOutputItem, type ResponseRequest,
 } from '../../schemas/openai/responses.ts';
 import { clientSignal } from '../client-signal.ts';
 import { randomId } from '../ids.ts';
-import { ResponseStore } from './response-store.ts';
+import { listedInput, ResponseStore } from './response-store.ts';
 import { inputItems, rejectUnsupportedState, toResponseMessages, toResponseTools, toTextFormat, type InputItem } from './responses-request.ts';
 import { countTokens, requestParams, sendEventStream, unixNow } from './inference.ts';
 import { chatLogprobs } from './logprobs.ts';
@@ -218,7 +219,10 @@ export default async function responseRoutes(app: FastifyInstance) {
     const status = (r: ChatResult) => (r.finishReason === 'length' ? 'incomplete' : 'completed');
     /** The answer, kept with its conversation when the request lets it be. */
     const done = (answer: ResponseObject) => {
-      if (keep) store.put({ response: answer, items: [...(previous?.items ?? []), ...input.map((p) => p.item), ...(answer.output as InputItem[])] });
+      if (keep) {
+        const own = input.map((p) => p.item);
+        store.put({ response: answer, items: [...(previous?.items ?? []), ...own, ...(answer.output as InputItem[])], input: listedInput(own) });
+      }
       return answer;
     };
 
@@ -264,6 +268,24 @@ export default async function responseRoutes(app: FastifyInstance) {
       response: { 200: ResponseSchema, ...errorResponses },
     },
   }, async (request) => stored((request.params as { id: string }).id).response);
+
+  app.get('/v1/responses/:id/input_items', {
+    schema: {
+      tags: ['openai'], summary: 'List a stored response\'s input items',
+      description: 'The items the response\'s own `input` gave (a string input is one user message), each with an id, messages with content parts; newest first unless `order=asc`, `limit` per page (default 20), `after` an item id. 404 response_not_found once the response is forgotten.',
+      params: ResponseIdParamsSchema,
+      querystring: ResponseInputItemsQuerySchema,
+      response: { 200: ResponseInputItemListSchema, ...errorResponses },
+    },
+  }, async (request) => {
+    const { input } = stored((request.params as { id: string }).id);
+    const q = request.query as ResponseInputItemsQuery;
+    const ordered = q.order === 'asc' ? input : [...input].reverse();
+    const from = q.after === undefined ? 0 : ordered.findIndex((item) => item.id === q.after) + 1;
+    if (from === 0 && q.after !== undefined) throw new ApiError('invalid_value', `'after': the response has no input item '${q.after}'`, { param: 'after' });
+    const data = ordered.slice(from, from + Number(q.limit ?? 20));
+    return { object: 'list' as const, data, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null, has_more: from + data.length < ordered.length };
+  });
 
   app.delete('/v1/responses/:id', {
     schema: {

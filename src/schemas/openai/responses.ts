@@ -17,6 +17,7 @@ export const ResponseInputItemSchema = Type.Object(
       },
       { additionalProperties: true },
     ))])),
+    id: Type.Optional(Type.String({ description: 'The item\'s id (an earlier output item keeps its own); `input_items` lists it.' })),
     call_id: Type.Optional(Type.String({ description: 'A `function_call`\'s id, which its `function_call_output` gives back.' })),
     name: Type.Optional(Type.String({ description: 'A `function_call`\'s function.' })),
     arguments: Type.Optional(Type.String({ description: 'A `function_call`\'s arguments as JSON text.' })),
@@ -170,4 +171,23 @@ export const ResponseDeletedSchema = Type.Object({
   id: Type.String(),
   object: Type.Literal('response'),
   deleted: Type.Literal(true),
+});
+
+export const ResponseInputItemsQuerySchema = Type.Object({
+  // A query string is text (types are not coerced): the number is checked by its pattern.
+  limit: Type.Optional(Type.String({ pattern: '^(100|[1-9][0-9]?)$', description: 'Items per page, 1 to 100; default 20.' })),
+  order: Type.Optional(Type.Union([Type.Literal('asc'), Type.Literal('desc')], { default: 'desc', description: '`desc` (the default, as OpenAI): the last input item first.' })),
+  after: Type.Optional(Type.String({ description: 'An item id: the page starts after it, in `order`.' })),
+  include: Type.Optional(Type.Union([Type.String(), Type.Array(Type.String())], { description: 'Accepted and ignored.' })),
+}, { additionalProperties: false });
+export type ResponseInputItemsQuery = Static<typeof ResponseInputItemsQuerySchema>;
+
+export const ResponseInputItemListSchema = Type.Object({
+  object: Type.Literal('list'),
+  data: Type.Array(Type.Object({ ...ResponseInputItemSchema.properties, id: Type.String(), type: Type.String() }, { additionalProperties: true }), {
+    description: 'The items this response\'s `input` gave (not those of the responses it continued), each with an id, messages with content parts.',
+  }),
+  first_id: nullable(Type.String()),
+  last_id: nullable(Type.String()),
+  has_more: Type.Boolean(),
 });

@@ -2,7 +2,7 @@ import t from 'tap';
 import { ResponseStore } from '../../../src/routes/openai/response-store.ts';
 import type { ResponseObject } from '../../../src/schemas/openai/responses.ts';
 
-const stored = (id: string) => ({ response: { id } as ResponseObject, items: [] });
+const stored = (id: string) => ({ response: { id } as ResponseObject, items: [], input: [] });
 
 t.test('keeps the most recently used: a read counts as a use', async (t) => {
   const store = new ResponseStore(2);

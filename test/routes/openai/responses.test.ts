@@ -268,6 +268,25 @@ t.test('stored responses: previous_response_id continues the conversation (its p
   });
   t.equal(second.usage!.input_tokens, chat.usage!.prompt_tokens, "the prompt is the first turn's input and output, then the new input");
 
+  const items = await client.responses.create({
+    model: 'chatml', max_output_tokens: 1,
+    input: [{ role: 'user', content: 'one' }, { id: 'msg_mine', type: 'message', role: 'assistant', content: 'two' }, { role: 'user', content: [{ type: 'input_text', text: 'three' }] }],
+  });
+  const newest = await client.responses.inputItems.list(items.id);
+  t.same(newest.data.map((i) => i.id === 'msg_mine' || /^msg_/.test(i.id)), [true, true, true], 'ids: its own, or new ones');
+  t.same(newest.data.map((i) => i.type === 'message' && i.content), [
+    [{ type: 'input_text', text: 'three' }], [{ type: 'output_text', text: 'two' }], [{ type: 'input_text', text: 'one' }],
+  ], 'newest first; text as content parts');
+  const page = await client.responses.inputItems.list(items.id, { order: 'asc', limit: 2 });
+  t.same(page.data.map((i) => i.id), [newest.data[2]!.id, 'msg_mine']);
+  const raw = (await app.inject({ method: 'GET', url: `/v1/responses/${items.id}/input_items?order=asc&limit=2` })).json() as Record<string, unknown>;
+  t.match(raw, { object: 'list', has_more: true, first_id: newest.data[2]!.id, last_id: 'msg_mine' });
+  const rest = await client.responses.inputItems.list(items.id, { order: 'asc', after: 'msg_mine' });
+  t.same(rest.data.map((i) => i.id), [newest.data[0]!.id]);
+  t.equal(rest.hasNextPage(), false);
+  t.equal((await app.inject({ method: 'GET', url: `/v1/responses/${items.id}/input_items?after=nope` })).json().error.param, 'after');
+  t.equal((await app.inject({ method: 'GET', url: `/v1/responses/${items.id}/input_items?limit=101` })).json().error.param, 'limit');
+
   const unkept = await client.responses.create({ model: 'chatml', input: 'x', max_output_tokens: 1, store: false });
   t.equal((unkept as unknown as { store: boolean }).store, false);
   const gone = await app.inject({ method: 'GET', url: `/v1/responses/${unkept.id}` });
@@ -277,6 +296,7 @@ t.test('stored responses: previous_response_id continues the conversation (its p
   const del = await app.inject({ method: 'DELETE', url: `/v1/responses/${first.id}` });
   t.same(del.json(), { id: first.id, object: 'response', deleted: true });
   t.equal((await app.inject({ method: 'DELETE', url: `/v1/responses/${first.id}` })).statusCode, 404, 'deleted once');
+  t.equal((await app.inject({ method: 'GET', url: `/v1/responses/${first.id}/input_items` })).statusCode, 404, 'no input items either');
   const missing = await app.inject({ method: 'POST', url: '/v1/responses', payload: { model: 'chatml', previous_response_id: first.id, input: 'x' } });
   t.equal(missing.statusCode, 404);
   t.match(missing.json().error, { code: 'response_not_found', param: 'previous_response_id' });
@@ -299,6 +319,9 @@ t.test('a stored call is answered in the next request; left unanswered, the 400 
   t.ok(fc, 'a call');
   const answered = await create({ model: 'qwen', previous_response_id: call.id, tools, seed: 1, max_output_tokens: 2, input: [{ type: 'function_call_output', call_id: fc.call_id, output: '12:00' }] });
   t.equal(answered.previous_response_id, call.id);
+  const listed = await client.responses.inputItems.list(answered.id);
+  t.equal(listed.data.length, 1, "the response's own input only, not the conversation it continued");
+  t.match(listed.data[0], { type: 'function_call_output', call_id: fc.call_id, output: '12:00', id: /^fco_/ });
   const res = await app.inject({ method: 'POST', url: '/v1/responses', payload: { model: 'qwen', previous_response_id: call.id, input: 'hi' } });
   t.equal(res.statusCode, 400);
   t.match(res.json().error, { param: 'previous_response_id', message: /function_call_output/ });
