@@ -173,6 +173,11 @@ export interface GenerateOptions {
   responseFormat?: ResponseFormat;
   /** Tools the model may call (chat only). */
   tools?: ToolOptions;
+  /**
+   * Fill in the middle (completions only): the text after the gap, the prompt being the text
+   * before it. The model must have fill-in-the-middle tokens (a code model's `<|fim_prefix|>`…).
+   */
+  suffix?: string;
   /** Stops the generation within one token; the call then rejects with the signal's reason. */
   signal: AbortSignal;
   /**

@@ -59,7 +59,7 @@ export const OllamaGenerateRequestSchema = Type.Object({
   system: Type.Optional(Type.String()),
   raw: Type.Optional(Type.Boolean({ description: 'The prompt as it is, without the chat template.' })),
   images: Type.Optional(Type.Array(Type.String(), { description: 'Not supported: a 400.' })),
-  suffix: Type.Optional(Type.String({ description: 'Not supported: a 400.' })),
+  suffix: Type.Optional(Type.String({ description: 'Fill in the middle: the text after the gap (the prompt is the text before it), for models with fill-in-the-middle tokens.' })),
   format,
   options: Type.Optional(OllamaOptionsSchema),
   stream,

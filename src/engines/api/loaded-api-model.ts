@@ -114,7 +114,7 @@ export class LoadedApiModel implements LoadedModel {
   }
 
   async complete(prompt: string | readonly PromptPiece[], options: GenerateOptions): Promise<GenerationResult> {
-    const body: Extra = { ...this.#params(options), prompt };
+    const body: Extra = { ...this.#params(options), prompt, ...(options.suffix !== undefined ? { suffix: options.suffix } : {}) };
     if (options.responseFormat && options.responseFormat.type !== 'text') {
       throw new ApiError('unsupported_feature', `response_format is not sent upstream for completions of the api model '${this.#c.id}'`, { param: 'response_format' });
     }

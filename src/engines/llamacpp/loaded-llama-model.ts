@@ -163,10 +163,27 @@ export class LoadedLlamaModel implements LoadedModel {
 
   async complete(prompt: string | readonly PromptPiece[], options: GenerateOptions): Promise<GenerationResult> {
     const s = this.#sampling(options.params, options.choice);
-    const tokens = typeof prompt === 'string' ? this.#textTokens(prompt, true) : this.#promptTokens(prompt);
+    const tokens = options.suffix !== undefined ? this.#infillTokens(prompt, options.suffix)
+      : typeof prompt === 'string' ? this.#textTokens(prompt, true) : this.#promptTokens(prompt);
     const maxTokens = this.#budget(tokens.length, s.maxTokens, 'prompt');
     const grammar = await this.#grammar(options.responseFormat);
     return this.#generate(tokens, s, maxTokens, options, grammar, { strings: [], tokens: new Set(), continuesPrompt: true });
+  }
+
+  /**
+   * A fill-in-the-middle prompt as llama-server's /infill builds it (prefix, suffix, middle:
+   * PSM order), the texts tokenized without their special tokens, after BOS when the model
+   * adds one. The answer is the middle, ended by the model's end-of-generation tokens.
+   */
+  #infillTokens(prompt: string | readonly PromptPiece[], suffix: string): Token[] {
+    const { prefix, suffix: suf, middle } = this.#p.model.tokens.infill;
+    if (prefix == null || suf == null || middle == null) {
+      throw new ApiError('model_not_capable', `'suffix': this model has no fill-in-the-middle tokens (a code model's <|fim_prefix|>, <|fim_suffix|>, <|fim_middle|>)`, { param: 'suffix' });
+    }
+    if (typeof prompt !== 'string') throw new ApiError('unsupported_feature', `'suffix' goes with a text prompt, not token ids`, { param: 'prompt' });
+    const text = (t: string) => this.#p.model.tokenize(t, false);
+    const bos = beginningToken(this.#p.model);
+    return [...(bos != null ? [bos] : []), prefix, ...text(prompt), suf, ...text(suffix), middle];
   }
 
   promptText(prompt: readonly PromptPiece[]): string {

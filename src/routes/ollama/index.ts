@@ -172,7 +172,6 @@ export default async function ollamaRoutes(app: FastifyInstance) {
     const body = request.body as OllamaGenerateRequest;
     const entry = resolveOllamaName(app, body.model);
     if (body.images?.length) throw new ApiError('unsupported_feature', `'images': this server reads text only`, { param: 'images' });
-    if (body.suffix) throw new ApiError('unsupported_feature', `'suffix' (fill-in-the-middle) is not supported by this server`, { param: 'suffix' });
     const head = () => ({ model: entry.id, created_at: new Date().toISOString() });
     if (!body.prompt) {
       // Ollama's load and unload requests.
@@ -188,8 +187,10 @@ export default async function ollamaRoutes(app: FastifyInstance) {
     const responseFormat = toOllamaFormat(body.format);
     const messages = [...(body.system ? [{ role: 'system' as const, content: body.system }] : []), { role: 'user' as const, content: prompt }];
     return answer(reply, entry, {
-      capability: body.raw ? 'completion' : 'chat', stream: body.stream !== false, keepAlive: body.keep_alive,
-      generate: (loaded, hooks) => (body.raw ? loaded.complete!(prompt, { ...hooks, params, responseFormat }) : loaded.chat!(messages, { ...hooks, params, responseFormat })),
+      // A suffix asks for the middle between prompt and suffix, without the chat template (as Ollama's code models answer it).
+      capability: body.raw || body.suffix ? 'completion' : 'chat', stream: body.stream !== false, keepAlive: body.keep_alive,
+      generate: (loaded, hooks) => (body.suffix ? loaded.complete!(prompt, { ...hooks, params, responseFormat, suffix: body.suffix })
+        : body.raw ? loaded.complete!(prompt, { ...hooks, params, responseFormat }) : loaded.chat!(messages, { ...hooks, params, responseFormat })),
       chunk: (text) => ({ ...head(), response: text.content ?? '', ...(text.thinking ? { thinking: text.thinking } : {}), done: false }),
       last: (r, timings) => ({
         ...head(), response: body.stream !== false ? '' : r.text,

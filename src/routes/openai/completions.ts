@@ -14,7 +14,6 @@ function rejectUnsupported(body: CompletionRequest): void {
   if (body.echo === true && body.logprobs != null) {
     throw new ApiError('unsupported_feature', `'echo' with 'logprobs' is not supported by this server (the prompt's own log-probabilities are not computed)`, { param: 'echo' });
   }
-  if (body.suffix) throw new ApiError('unsupported_feature', `'suffix' (fill-in-the-middle) is not supported by this server`, { param: 'suffix' });
   if (body.best_of != null && body.best_of !== 1) throw new ApiError('unsupported_feature', `'best_of' must be 1`, { param: 'best_of' });
 }
 
@@ -66,6 +65,8 @@ export default async function completionRoutes(app: FastifyInstance) {
     const run = { capability: 'completion' as const, signal, keepAlive: body.keep_alive };
     const logprobs = body.logprobs ?? undefined;
     const echo = body.echo === true;
+    // Fill in the middle; an empty suffix leaves nothing after the gap, which is a plain completion.
+    const fim = body.suffix ? { suffix: body.suffix } : {};
     // The prompt's text where the answer shows it (echo, text_offset), else ''. With several
     // prompts the first call checks them all (ids in the vocabulary, not empty, within the
     // context), so a bad prompt[3] is a 400 even when prompt[0] would have started the stream;
@@ -94,7 +95,7 @@ export default async function completionRoutes(app: FastifyInstance) {
       const results = await mapWithLimit(jobs, parallel, ({ prompt, p, choice }, _index, started) =>
         app.manager.run(entry, run, async (loaded, sig) => {
           const promptShown = shown(loaded, prompt);
-          return { ...(await loaded.complete!(prompt, { params, responseFormat, logprobs, choice, signal: sig, onStart: started })), prompt: promptShown };
+          return { ...(await loaded.complete!(prompt, { ...fim, params, responseFormat, logprobs, choice, signal: sig, onStart: started })), prompt: promptShown };
         }).catch((err: unknown) => stopOthers(namePrompt(err, p))));
       for (const r of results) countTokens(app, entry.id, r.usage);
       const answer: Completion = {
@@ -125,7 +126,7 @@ export default async function completionRoutes(app: FastifyInstance) {
           const promptShown = shown(loaded, prompt);
           wire = completionLogprobs(promptShown);
           return loaded.complete!(prompt, {
-            params, responseFormat, logprobs, choice, signal: sig,
+            ...fim, params, responseFormat, logprobs, choice, signal: sig,
             // The first frame starts the HTTP answer (with echo, the prompt); a request refused before it keeps its status.
             onStart: () => {
               emit(chunk(index, echo ? promptShown : ''));

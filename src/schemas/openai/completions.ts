@@ -20,7 +20,9 @@ export const CompletionRequestSchema = Type.Object(
     }),
     ...SamplingFields,
     echo: Type.Optional(Type.Union([Type.Boolean(), Type.Null()], { description: 'Begin each choice\'s text with its prompt (a token prompt as the model\'s text for it). Not with logprobs (the prompt\'s own log-probabilities are not computed).' })),
-    suffix: Type.Optional(Type.Union([Type.String(), Type.Null()], { description: 'Not supported (400 when set).' })),
+    suffix: Type.Optional(Type.Union([Type.String(), Type.Null()], {
+      description: 'Fill in the middle: the text after the gap, `prompt` being the text before it. Needs a model with fill-in-the-middle tokens (`<|fim_prefix|>`, … of a code model; else a 400 model_not_capable); the prompt is built as llama-server\'s /infill builds it.',
+    })),
     best_of: Type.Optional(Type.Union([Type.Integer(), Type.Null()], { description: 'Only 1 is supported.' })),
     response_format: Type.Optional(Type.Union([ResponseFormatSchema, Type.Null()], { description: 'Not in OpenAI\'s completions (llama-server has it): constrains the continuation like chat\'s response_format.' })),
     logprobs: Type.Optional(Type.Union([Type.Integer({ minimum: 0, maximum: 5 }), Type.Null()], { description: 'Return the log-probability of each generated token and this many likeliest tokens at each place, 0–5 (choices[].logprobs).' })),
