@@ -128,6 +128,13 @@ export default async function ollamaRoutes(app: FastifyInstance) {
     }, { ndjson: true });
   }
 
+  /** /api/embed's and /api/embeddings' vectors, counted in the token metric. */
+  async function embed(reply: Parameters<typeof clientSignal>[0], entry: ModelEntry, inputs: string[], keepAlive: unknown) {
+    const r = await app.manager.run(entry, { capability: 'embedding', signal: clientSignal(reply), keepAlive }, (loaded, sig) => loaded.embed!(inputs, sig));
+    app.metrics.tokens.inc({ model: entry.id, kind: 'embedding' }, r.promptTokens);
+    return r;
+  }
+
   app.post('/api/chat', {
     schema: {
       tags, summary: 'Chat (Ollama)',
@@ -189,8 +196,9 @@ export default async function ollamaRoutes(app: FastifyInstance) {
     return answer(reply, entry, {
       // A suffix asks for the middle between prompt and suffix, without the chat template (as Ollama's code models answer it).
       capability: body.raw || body.suffix ? 'completion' : 'chat', stream: body.stream !== false, keepAlive: body.keep_alive,
-      generate: (loaded, hooks) => (body.suffix ? loaded.complete!(prompt, { ...hooks, params, responseFormat, suffix: body.suffix })
-        : body.raw ? loaded.complete!(prompt, { ...hooks, params, responseFormat }) : loaded.chat!(messages, { ...hooks, params, responseFormat })),
+      generate: (loaded, hooks) => (body.raw || body.suffix
+        ? loaded.complete!(prompt, { ...hooks, params, responseFormat, ...(body.suffix ? { suffix: body.suffix } : {}) })
+        : loaded.chat!(messages, { ...hooks, params, responseFormat })),
       chunk: (text) => ({ ...head(), response: text.content ?? '', ...(text.thinking ? { thinking: text.thinking } : {}), done: false }),
       last: (r, timings) => ({
         ...head(), response: body.stream !== false ? '' : r.text,
@@ -210,9 +218,7 @@ export default async function ollamaRoutes(app: FastifyInstance) {
   }, async (request, reply) => {
     const body = request.body as OllamaEmbedRequest;
     const entry = resolveOllamaName(app, body.model);
-    const inputs = typeof body.input === 'string' ? [body.input] : body.input;
-    const r = await app.manager.run(entry, { capability: 'embedding', signal: clientSignal(reply), keepAlive: body.keep_alive }, (loaded, sig) => loaded.embed!(inputs, sig));
-    app.metrics.tokens.inc({ model: entry.id, kind: 'embedding' }, r.promptTokens);
+    const r = await embed(reply, entry, typeof body.input === 'string' ? [body.input] : body.input, body.keep_alive);
     return { model: entry.id, embeddings: r.vectors, prompt_eval_count: r.promptTokens };
   });
 
@@ -227,9 +233,7 @@ export default async function ollamaRoutes(app: FastifyInstance) {
     const body = request.body as OllamaEmbeddingsRequest;
     const entry = resolveOllamaName(app, body.model);
     if (body.prompt === '') return { embedding: [] };
-    const r = await app.manager.run(entry, { capability: 'embedding', signal: clientSignal(reply), keepAlive: body.keep_alive }, (loaded, sig) => loaded.embed!([body.prompt], sig));
-    app.metrics.tokens.inc({ model: entry.id, kind: 'embedding' }, r.promptTokens);
-    return { embedding: r.vectors[0]! };
+    return { embedding: (await embed(reply, entry, [body.prompt], body.keep_alive)).vectors[0]! };
   });
 
   app.get('/api/tags', {

@@ -24,14 +24,16 @@ const tags = ['ollama'];
 async function pullTarget(app: FastifyInstance, name: string, log: FastifyBaseLogger): Promise<ModelEntry> {
   const hub = hubName(name);
   if (!hub) {
-    const untagged = name.replace(/:latest$/i, '');
-    const entry = app.registry.get(name) ?? app.registry.get(untagged);
-    if (entry) return entry;
-    throw new ApiError(
-      'source_not_found',
-      `'${name}' is no model on this server and no Hugging Face repository: pull a GGUF repository as hf.co/<org>/<repo>[:<quantization>] (Ollama's own library is not served from here)`,
-      { param: 'model' },
-    );
+    try {
+      return resolveOllamaName(app, name);
+    } catch (err) {
+      if (!isApiError(err) || err.code !== 'model_not_found') throw err;
+      throw new ApiError(
+        'source_not_found',
+        `'${name}' is no model on this server and no Hugging Face repository: pull a GGUF repository as hf.co/<org>/<repo>[:<quantization>] (Ollama's own library is not served from here)`,
+        { param: 'model', cause: err },
+      );
+    }
   }
   const known = repositoryModels(app, hub.repo);
   const have = hub.quant ? repositoryModel(known, hub.quant, false) : undefined;
