@@ -1,4 +1,5 @@
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import PQueue from 'p-queue';
 import type { DownloadJob, DownloadProgress } from '../../downloads/download-manager.ts';
 import { createModels } from '../../downloads/importers/create-models.ts';
 import { ApiError, isApiError } from '../../errors.ts';
@@ -21,7 +22,7 @@ const tags = ['ollama'];
  * pull` does), then takes the default quantization, falling back to the objects the server
  * has when the hub is out of reach.
  */
-async function pullTarget(app: FastifyInstance, name: string, log: FastifyBaseLogger): Promise<ModelEntry> {
+async function pullTarget(app: FastifyInstance, name: string, log: FastifyBaseLogger, imports: PQueue): Promise<ModelEntry> {
   const hub = hubName(name);
   if (!hub) {
     try {
@@ -35,6 +36,12 @@ async function pullTarget(app: FastifyInstance, name: string, log: FastifyBaseLo
       );
     }
   }
+  // Imports one after another: two pulls of one name at once would both create its objects, the second a 409.
+  return (await imports.add(() => repositoryPull(app, hub, log)))!;
+}
+
+/** The hub part of {@link pullTarget}: the repository's model objects, created as needed, and the one to pull. */
+async function repositoryPull(app: FastifyInstance, hub: { repo: string; quant?: string }, log: FastifyBaseLogger): Promise<ModelEntry> {
   const known = repositoryModels(app, hub.repo);
   const have = hub.quant ? repositoryModel(known, hub.quant, false) : undefined;
   if (have) return have;
@@ -69,6 +76,7 @@ async function completed(entry: ModelEntry, job: DownloadJob | undefined): Promi
  * routes share) over the server's downloads and model folder.
  */
 export default async function ollamaPullRoutes(app: FastifyInstance) {
+  const imports = new PQueue({ concurrency: 1 });
   app.post('/api/pull', {
     schema: {
       tags, summary: 'Pull a model (Ollama)',
@@ -83,7 +91,7 @@ export default async function ollamaPullRoutes(app: FastifyInstance) {
     const body = request.body as OllamaPullRequest;
     const name = body.model ?? body.name;
     if (!name) throw new ApiError('missing_required_parameter', `'model' is required: the model to pull`, { param: 'model' });
-    const entry = await pullTarget(app, name, request.log);
+    const entry = await pullTarget(app, name, request.log, imports);
     const joined = app.downloads.job(entry.id) !== undefined;
     const job = await app.downloads.start(entry);
     // As in Ollama, leaving stops the pull; one this request only joined is another client's.

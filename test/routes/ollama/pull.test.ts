@@ -21,6 +21,7 @@ const q4 = gguf('q4.gguf', 1);
 const q8: ServedFile = { body: gguf('q8.gguf', 2) };
 const hub = await startFakeHub({
   'acme/Tiny-GGUF': { files: { 'tiny.Q4_K_M.gguf': q4, 'tiny.Q8_0.gguf': q8, 'README.md': Buffer.from('# tiny\n') } },
+  'acme/Race-GGUF': { files: { 'race.Q4_K_M.gguf': q4 } },
 });
 t.teardown(() => hub.close());
 const { app } = await buildTestApp(t, { config: { ...LLAMA_TEST_CONFIG, hfEndpoint: hub.origin } });
@@ -121,4 +122,13 @@ t.test('a client that leaves stops the pull it started, keeping the part; /api/d
   const resumed = await lines(await send('POST', '/api/pull', { model: 'hf.co/acme/Tiny-GGUF:Q8_0' }));
   t.same(resumed.at(-1), { status: 'success' }, 'and the next pull finishes it');
   t.ok((await tags()).includes(recreated.id));
+});
+
+t.test('two pulls of one new repository at once both succeed on the one model object', async (t) => {
+  const pull = () => send('POST', '/api/pull', { model: 'hf.co/acme/Race-GGUF', stream: false });
+  const answers = await Promise.all([pull(), pull()]);
+  t.same(await Promise.all(answers.map((r) => r.json())), [{ status: 'success' }, { status: 'success' }]);
+  const race = app.registry.list().filter((e) => e.id.startsWith('Race-GGUF/'));
+  t.equal(race.length, 1, 'one object');
+  t.ok((await tags()).includes(race[0]!.id), 'downloaded');
 });
