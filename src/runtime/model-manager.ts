@@ -34,6 +34,8 @@ interface Slot {
   /** keep_alive as the load set it (model object, start): what a request without one gets. */
   loadKeepAlive: string | number | undefined;
   idleTimer?: NodeJS.Timeout;
+  /** When the armed idle timer unloads the model (ms since the epoch); unset while it works. */
+  unloadsAt?: number;
   stopping?: Promise<void>;
   /** Stop calls so far: a start that waits for a stop fails if another stop comes meanwhile. */
   stops: number;
@@ -150,6 +152,17 @@ export class ModelManager extends EventEmitter {
   unloadedState(entry: ModelEntry): ModelStateView {
     const s = staticState(entry);
     return s === 'error' ? { state: 'error', error: entry.problem?.message } : { state: s };
+  }
+
+  /**
+   * When a running model will be unloaded for idleness: the armed timer's time, or keep_alive
+   * after now while requests run; `null` when it stays loaded (keep_alive -1); undefined when not running.
+   */
+  unloadTime(id: string): Date | null | undefined {
+    const slot = this.#slots.get(id);
+    if (slot?.state !== 'running') return undefined;
+    if (slot.keepAliveMs < 0) return null;
+    return new Date(slot.unloadsAt ?? Date.now() + slot.keepAliveMs);
   }
 
   runningIds(): string[] {
@@ -369,6 +382,7 @@ export class ModelManager extends EventEmitter {
       if (keepAlive !== undefined) setKeepAlive(slot, keepAlive);
       else restoreKeepAlive(slot, this.#opts.config.keepAlive);
       clearTimeout(slot.idleTimer);
+      slot.unloadsAt = undefined;
       const s = slot;
       try {
         return await fn(loaded, s);
@@ -382,7 +396,9 @@ export class ModelManager extends EventEmitter {
 
   #armIdle(id: string, slot: Slot, ms = slot.keepAliveMs): void {
     clearTimeout(slot.idleTimer);
+    slot.unloadsAt = undefined;
     if (ms < 0 || slot.state !== 'running') return;
+    slot.unloadsAt = Date.now() + ms;
     // setTimeout fires at once past 2^31 − 1 ms (~24.8 days): longer keep-alives wait in legs.
     const leg = Math.min(ms, MAX_TIMER_MS);
     slot.idleTimer = setTimeout(() => {

@@ -173,6 +173,7 @@ export const OllamaPsSchema = Type.Object({
     size: Type.Integer(),
     size_vram: Type.Integer(),
     digest: Type.String(),
+    expires_at: Type.String({ description: 'When the model unloads for idleness (keep_alive after its last request); a model kept loaded gets a date ~292 years ahead, as in Ollama.' }),
     details: Details,
   })),
 });

@@ -86,6 +86,13 @@ interface Answer {
   last: (r: ChatResult, timings: ReturnType<Timer['figures']>) => Record<string, unknown>;
 }
 
+/**
+ * Ollama's `expires_at`: when the model unloads for idleness. A model kept loaded gets Ollama's
+ * own far date (now + the longest Go duration, ~292 years), which its clients show as such.
+ */
+const FOREVER_MS = 9_223_372_036_854;
+const expiresAt = (at: Date | null | undefined) => (at ?? new Date(Date.now() + FOREVER_MS)).toISOString();
+
 const doneReason = (r: ChatResult) => (r.finishReason === 'length' ? 'length' : 'stop');
 const wireCalls = (r: ChatResult) => r.toolCalls?.map((c) => ({ function: { name: c.name, arguments: JSON.parse(c.arguments) as Record<string, unknown> } }));
 
@@ -256,7 +263,7 @@ export default async function ollamaRoutes(app: FastifyInstance) {
   }, async () => ({
     models: app.registry.list()
       .filter((e) => (e.engine ?? 'llamacpp') === 'llamacpp' && app.manager.state(e).state === 'running')
-      .map((e) => ({ name: e.id, model: e.id, digest: '', size_vram: 0, ...details(e) })),
+      .map((e) => ({ name: e.id, model: e.id, digest: '', size_vram: 0, expires_at: expiresAt(app.manager.unloadTime(e.id)), ...details(e) })),
   }));
 
   app.post('/api/show', {

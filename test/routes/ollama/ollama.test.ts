@@ -85,8 +85,15 @@ t.test('/api/generate: the prompt through the template, raw, or an empty prompt 
   const load = await (await post('/api/generate', { model: 'chatml' })).json() as Record<string, any>;
   t.match(load, { done: true, done_reason: 'load', response: '' });
   t.equal((await app.inject({ method: 'GET', url: '/v1/models/chatml/model/state' })).json().state, 'running');
-  const ps = await (await fetch(`${url}/api/ps`)).json() as { models: Array<{ name: string }> };
-  t.ok(ps.models.some((m) => m.name === 'chatml/model'), '/api/ps lists it');
+  const ps = await (await fetch(`${url}/api/ps`)).json() as { models: Array<{ name: string; expires_at: string }> };
+  const listed = ps.models.find((m) => m.name === 'chatml/model');
+  t.ok(listed, '/api/ps lists it');
+  t.ok(new Date(listed!.expires_at).getFullYear() > 2200, `kept loaded (keep_alive -1): Ollama's far date (${listed!.expires_at})`);
+  const before = Date.now();
+  await post('/api/generate', { model: 'chatml', keep_alive: '5m' });
+  const timed = (await (await fetch(`${url}/api/ps`)).json() as typeof ps).models.find((m) => m.name === 'chatml/model')!;
+  const left = new Date(timed.expires_at).getTime() - before;
+  t.ok(left > 290_000 && left <= 300_000 + (Date.now() - before), `keep_alive 5m: unloads 5 minutes after the request (${left} ms)`);
   const unload = await (await post('/api/generate', { model: 'chatml', keep_alive: 0 })).json() as Record<string, any>;
   t.match(unload, { done: true, done_reason: 'unload' });
   t.equal((await app.inject({ method: 'GET', url: '/v1/models/chatml/model/state' })).json().state, 'stopped');
