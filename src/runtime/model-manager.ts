@@ -43,6 +43,12 @@ interface Slot {
   failed?: string;
 }
 
+/** The model works (or stops): no idle unload is due. */
+function disarmIdle(slot: Slot): void {
+  clearTimeout(slot.idleTimer);
+  slot.unloadsAt = undefined;
+}
+
 /** keep_alive on a loaded model, as a start or a request sets it. */
 function setKeepAlive(slot: Slot, value: string | number): void {
   slot.keepAliveMs = parseDuration(value);
@@ -310,7 +316,7 @@ export class ModelManager extends EventEmitter {
       this.#slots.delete(id);
       return;
     }
-    clearTimeout(slot.idleTimer);
+    disarmIdle(slot);
     const reason = new ApiError('model_stopped', `the model '${id}' was stopped`);
     slot.stopping = (async () => {
       const wasState = slot.state;
@@ -381,8 +387,7 @@ export class ModelManager extends EventEmitter {
       if (!loaded.capabilities.has(req.capability)) throw notCapable(entry.id, req.capability, loaded.capabilities);
       if (keepAlive !== undefined) setKeepAlive(slot, keepAlive);
       else restoreKeepAlive(slot, this.#opts.config.keepAlive);
-      clearTimeout(slot.idleTimer);
-      slot.unloadsAt = undefined;
+      disarmIdle(slot);
       const s = slot;
       try {
         return await fn(loaded, s);
@@ -395,8 +400,7 @@ export class ModelManager extends EventEmitter {
   }
 
   #armIdle(id: string, slot: Slot, ms = slot.keepAliveMs): void {
-    clearTimeout(slot.idleTimer);
-    slot.unloadsAt = undefined;
+    disarmIdle(slot);
     if (ms < 0 || slot.state !== 'running') return;
     slot.unloadsAt = Date.now() + ms;
     // setTimeout fires at once past 2^31 − 1 ms (~24.8 days): longer keep-alives wait in legs.

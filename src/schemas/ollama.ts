@@ -76,7 +76,7 @@ export type OllamaEmbedRequest = Static<typeof OllamaEmbedRequestSchema>;
 
 export const OllamaEmbeddingsRequestSchema = Type.Object({
   model,
-  prompt: Type.String({ description: 'One text; empty gives an empty vector, as in Ollama.' }),
+  prompt: Type.String({ description: 'One text; empty gives an empty vector.' }),
   options: Type.Optional(OllamaOptionsSchema),
   ...KeepAliveField,
 }, { additionalProperties: true, description: 'Ollama\'s legacy /api/embeddings.' });
@@ -173,7 +173,7 @@ export const OllamaPsSchema = Type.Object({
     size: Type.Integer(),
     size_vram: Type.Integer(),
     digest: Type.String(),
-    expires_at: Type.String({ description: 'When the model unloads for idleness (keep_alive after its last request); a model kept loaded gets a date ~292 years ahead, as in Ollama.' }),
+    expires_at: Type.String({ description: 'When the model unloads for idleness (keep_alive after its last request); a model kept loaded gets a date ~292 years ahead (the longest Go duration).' }),
     details: Details,
   })),
 });

@@ -181,9 +181,8 @@ export class LoadedLlamaModel implements LoadedModel {
       throw new ApiError('model_not_capable', `'suffix': this model has no fill-in-the-middle tokens (a code model's <|fim_prefix|>, <|fim_suffix|>, <|fim_middle|>)`, { param: 'suffix' });
     }
     if (typeof prompt !== 'string') throw new ApiError('unsupported_feature', `'suffix' goes with a text prompt, not token ids`, { param: 'prompt' });
-    const text = (t: string) => this.#p.model.tokenize(t, false);
     const bos = beginningToken(this.#p.model);
-    return [...(bos != null ? [bos] : []), prefix, ...text(prompt), suf, ...text(suffix), middle];
+    return [...(bos != null ? [bos] : []), prefix, ...this.#textTokens(prompt, false), suf, ...this.#textTokens(suffix, false), middle];
   }
 
   promptText(prompt: readonly PromptPiece[]): string {

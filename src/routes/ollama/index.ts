@@ -87,8 +87,8 @@ interface Answer {
 }
 
 /**
- * Ollama's `expires_at`: when the model unloads for idleness. A model kept loaded gets Ollama's
- * own far date (now + the longest Go duration, ~292 years), which its clients show as such.
+ * Ollama's `expires_at`: when the model unloads for idleness. A model kept loaded gets a far
+ * date a Go client still parses: now + the longest Go duration, ~292 years.
  */
 const FOREVER_MS = 9_223_372_036_854;
 const expiresAt = (at: Date | null | undefined) => (at ?? new Date(Date.now() + FOREVER_MS)).toISOString();
@@ -232,7 +232,7 @@ export default async function ollamaRoutes(app: FastifyInstance) {
   app.post('/api/embeddings', {
     schema: {
       tags, summary: 'Embed one text (Ollama, legacy)',
-      description: 'Ollama\'s older /api/embeddings: one `prompt`, one `embedding`. The vector is unit-length, as /api/embed gives it (Ollama\'s legacy route does not normalise).',
+      description: 'Ollama\'s older /api/embeddings: one `prompt`, one `embedding`. The vector is unit-length, as /api/embed gives it.',
       body: OllamaEmbeddingsRequestSchema,
       response: { 200: OllamaEmbeddingsResponseSchema, ...errorResponses },
     },

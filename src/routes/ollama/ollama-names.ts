@@ -22,7 +22,7 @@ export const quantizationOf = (e: ModelEntry) => String(metadataOf(e).quantizati
 /** The models the server made from a hub repository (`metadata.repository`, as the importer writes it). */
 export function repositoryModels(app: FastifyInstance, repo: string): ModelEntry[] {
   const wanted = repo.toLowerCase();
-  return app.registry.list().filter((e) => String(e.object.metadata && 'repository' in e.object.metadata ? e.object.metadata.repository : '').toLowerCase() === wanted);
+  return app.registry.list().filter((e) => String(metadataOf(e).repository ?? '').toLowerCase() === wanted);
 }
 
 /**
@@ -48,5 +48,5 @@ export function resolveOllamaName(app: FastifyInstance, name: string): ModelEntr
     throw new ApiError('model_not_found', `no model of the Hugging Face repository '${hub.repo}'${hub.quant ? ` in ${hub.quant}` : ''} is on this server; pull it first (POST /api/pull with "model": "${name}")`, { param: 'model' });
   }
   const untagged = name.replace(/:latest$/i, '');
-  return app.registry.get(name) ?? (untagged !== name ? app.registry.get(untagged) : undefined) ?? app.registry.resolve(name);
+  return app.registry.get(name) ?? app.registry.get(untagged) ?? app.registry.resolve(name);
 }

@@ -5,6 +5,7 @@ import { createModels } from '../../downloads/importers/create-models.ts';
 import { ApiError, isApiError } from '../../errors.ts';
 import { importDeps } from '../../plugins/downloads.ts';
 import type { ModelEntry } from '../../registry/registry.ts';
+import { metadataOf } from '../../runtime/model-view.ts';
 import { errorResponses } from '../../schemas/common.ts';
 import { OllamaDeleteRequestSchema, OllamaPullRequestSchema, OllamaPullStatusSchema, type OllamaDeleteRequest, type OllamaPullRequest } from '../../schemas/ollama.ts';
 import { Type } from '../../schemas/typebox.ts';
@@ -68,7 +69,8 @@ async function repositoryPull(app: FastifyInstance, hub: { repo: string; quant?:
 async function completed(entry: ModelEntry, job: DownloadJob | undefined): Promise<void> {
   const end = await job?.promise;
   if (!end || end.phase === 'done') return;
-  throw end.error && end.phase === 'failed' ? end.error : new ApiError('download_failed', `the download of '${entry.id}' was cancelled`, { param: 'model' });
+  if (end.phase === 'failed' && end.error) throw end.error;
+  throw new ApiError('download_failed', `the download of '${entry.id}' ${end.phase === 'failed' ? 'failed' : 'was cancelled'}`, { param: 'model' });
 }
 
 /**
@@ -94,7 +96,7 @@ export default async function ollamaPullRoutes(app: FastifyInstance) {
     const entry = await pullTarget(app, name, request.log, imports);
     const joined = app.downloads.job(entry.id) !== undefined;
     const job = await app.downloads.start(entry);
-    // As in Ollama, leaving stops the pull; one this request only joined is another client's.
+    // Leaving stops the pull this request started; one it only joined is another client's.
     if (job && !joined) {
       clientSignal(reply).addEventListener('abort', () => {
         app.downloads.cancel(entry).catch((err: unknown) => request.log.warn({ err, model: entry.id }, 'could not cancel the download'));
@@ -122,7 +124,7 @@ export default async function ollamaPullRoutes(app: FastifyInstance) {
           app.downloads.off('progress', onProgress);
         }
       }
-      const size = (app.registry.get(entry.id) ?? entry).binaries.reduce((a, b) => a + (b.size ?? 0), 0) || Number(entry.object.metadata?.size ?? 0);
+      const size = Number(metadataOf(app.registry.get(entry.id) ?? entry).size ?? 0);
       emit(line({ downloaded_bytes: size, total_bytes: size }));
       if (sha) emit({ status: 'verifying sha256 digest' });
       emit({ status: 'success' });
