@@ -97,8 +97,9 @@ export const LLAMACPP_DESCRIPTORS: readonly ParamDescriptor[] = [
     description: 'Lowers the likelihood of a token by how often it appeared in the last repeat_last_n tokens (OpenAI semantics).',
   },
   {
-    name: 'repeat_penalty', type: 'number', default: 1, min_value: 0, max_value: 10, increment: 0.05, scope: 'request',
-    description: 'llama.cpp repetition penalty on the last repeat_last_n tokens; 1 disables.',
+    name: 'repeat_penalty', type: 'number', default: 1, min_value: 0.01, max_value: 10, increment: 0.05, scope: 'request',
+    // Not 0: llama.cpp would divide logits by zero, and NaN logits let a grammar's banned tokens through.
+    description: 'llama.cpp repetition penalty on the last repeat_last_n tokens; 1 disables, 0.01 at least.',
   },
   {
     name: 'ignore_eos', type: 'boolean', default: false, scope: 'request',
