@@ -5,6 +5,10 @@ import type {
   TokenLogprob, TokenUsage, ToolCallOut,
 } from '../engine.ts';
 import { API_REQUEST_PARAMS } from './api-descriptors.ts';
+import {
+  shapeProblem, UpstreamChatChunk, UpstreamChatCompletion, UpstreamCompletion, UpstreamCompletionChunk, UpstreamEmbeddings,
+} from './upstream-shapes.ts';
+import type { TSchema } from '../../schemas/typebox.ts';
 
 export interface ApiModelConfig {
   id: string;
@@ -42,7 +46,8 @@ export class LoadedApiModel implements LoadedModel {
     this.concurrency = config.concurrency;
     this.info = { base_url: config.baseUrl, upstream_model: config.model, ...(config.apiKeyEnv ? { api_key_env: config.apiKeyEnv } : {}) };
     // No retries: the model's queue and the client's own retries are the places for them.
-    this.#client = new OpenAI({ baseURL: config.baseUrl, apiKey: config.apiKey ?? 'none', maxRetries: 0, timeout: config.timeoutMs });
+    // The client's own log is off: what it would log (an unreadable event) comes back as the request's error.
+    this.#client = new OpenAI({ baseURL: config.baseUrl, apiKey: config.apiKey ?? 'none', maxRetries: 0, timeout: config.timeoutMs, logLevel: 'off' });
   }
 
   async chat(messages: ChatMessage[], options: GenerateOptions): Promise<ChatResult> {
@@ -58,7 +63,7 @@ export class LoadedApiModel implements LoadedModel {
     }
     if (options.logprobs !== undefined) Object.assign(body, { logprobs: true, top_logprobs: options.logprobs });
     if (!options.onText && !options.onReasoning) {
-      const r = await this.#call(() => this.#client.chat.completions.create({ ...body, stream: false } as never, { signal: options.signal }), options.signal);
+      const r = this.#expect(UpstreamChatCompletion, await this.#call(() => this.#client.chat.completions.create({ ...body, stream: false } as never, { signal: options.signal }), options.signal), 'a chat completion');
       options.onStart?.();
       const choice = (r as OpenAI.ChatCompletion).choices[0];
       const message = choice?.message as (OpenAI.ChatCompletionMessage & { reasoning_content?: string }) | undefined;
@@ -72,13 +77,13 @@ export class LoadedApiModel implements LoadedModel {
         ...(choice?.logprobs?.content ? { logprobs: choice.logprobs.content.map(fromWireLogprob) } : {}),
       };
     }
-    const stream = await this.#call(() => this.#client.chat.completions.create({ ...body, stream: true, stream_options: { include_usage: true } } as never, { signal: options.signal }), options.signal);
+    const stream = await this.#stream(() => this.#client.chat.completions.create({ ...body, stream: true, stream_options: { include_usage: true } } as never, { signal: options.signal }).withResponse(), options.signal);
     options.onStart?.();
     let text = '';
     let reasoning = '';
     const calls: Array<{ name: string; arguments: string }> = [];
     const lps: TokenLogprob[] = [];
-    const { used, finish } = await this.#read<OpenAI.ChatCompletionChunk.Choice>(stream, options.signal, (choice) => {
+    const { used, finish } = await this.#read<OpenAI.ChatCompletionChunk.Choice>(stream, UpstreamChatChunk, options.signal, (choice) => {
       const delta = choice.delta as OpenAI.ChatCompletionChunk.Choice.Delta & { reasoning_content?: string };
       const pieceLps = choice.logprobs?.content?.map(fromWireLogprob);
       if (pieceLps) lps.push(...pieceLps);
@@ -120,7 +125,7 @@ export class LoadedApiModel implements LoadedModel {
     }
     if (options.logprobs !== undefined) body.logprobs = options.logprobs;
     if (!options.onText) {
-      const r = (await this.#call(() => this.#client.completions.create({ ...body, stream: false } as never, { signal: options.signal }), options.signal)) as OpenAI.Completion;
+      const r = this.#expect(UpstreamCompletion, await this.#call(() => this.#client.completions.create({ ...body, stream: false } as never, { signal: options.signal }), options.signal), 'a completion') as OpenAI.Completion;
       options.onStart?.();
       const choice = r.choices[0];
       return {
@@ -130,11 +135,11 @@ export class LoadedApiModel implements LoadedModel {
         ...(choice?.logprobs ? { logprobs: fromLegacyLogprobs(choice.logprobs) } : {}),
       };
     }
-    const stream = await this.#call(() => this.#client.completions.create({ ...body, stream: true, stream_options: { include_usage: true } } as never, { signal: options.signal }), options.signal);
+    const stream = await this.#stream(() => this.#client.completions.create({ ...body, stream: true, stream_options: { include_usage: true } } as never, { signal: options.signal }).withResponse(), options.signal);
     options.onStart?.();
     let text = '';
     const lps: TokenLogprob[] = [];
-    const { used, finish } = await this.#read<OpenAI.CompletionChoice>(stream, options.signal, (choice) => {
+    const { used, finish } = await this.#read<OpenAI.CompletionChoice>(stream, UpstreamCompletionChunk, options.signal, (choice) => {
       const pieceLps = choice.logprobs ? fromLegacyLogprobs(choice.logprobs) : undefined;
       if (pieceLps) lps.push(...pieceLps);
       if (choice.text) {
@@ -151,7 +156,11 @@ export class LoadedApiModel implements LoadedModel {
   }
 
   async embed(inputs: string[], signal: AbortSignal): Promise<EmbeddingResult> {
-    const r = await this.#call(() => this.#client.embeddings.create({ model: this.#c.model, input: inputs, encoding_format: 'float' }, { signal }), signal);
+    const r = this.#expect(UpstreamEmbeddings, await this.#call(() => this.#client.embeddings.create({ model: this.#c.model, input: inputs, encoding_format: 'float' }, { signal }), signal), 'embeddings') as OpenAI.CreateEmbeddingResponse;
+    const indices = new Set(r.data.map((d) => d.index));
+    if (r.data.length !== inputs.length || inputs.some((_, i) => !indices.has(i))) {
+      throw this.#unreadable(`${r.data.length} vectors (indices ${[...indices].slice(0, 8).join(', ')}) for ${inputs.length} inputs`);
+    }
     const vectors = [...r.data].sort((a, b) => a.index - b.index).map((d) => d.embedding);
     return { vectors, promptTokens: r.usage?.prompt_tokens ?? 0 };
   }
@@ -180,24 +189,51 @@ export class LoadedApiModel implements LoadedModel {
   }
 
   /**
-   * Reads a stream to its end, handing each chunk's first choice to `each`, and keeps what
-   * the chunks say of the whole answer (its usage and finish reason). A connection lost
-   * midway becomes an error in this server's terms.
+   * Opens a stream; an answer that is not an event stream (a JSON body, an HTML page) is an
+   * upstream error, not a stream read as empty.
    */
-  #read<C extends StreamChoice>(
-    stream: unknown, signal: AbortSignal, each: (choice: C) => void,
+  async #stream<T>(send: () => PromiseLike<{ data: T; response: Response }>, signal: AbortSignal): Promise<T> {
+    const { data, response } = await this.#call(send, signal);
+    const type = response.headers.get('content-type') ?? 'no content type';
+    if (!type.includes('text/event-stream')) {
+      (data as { controller?: AbortController }).controller?.abort();
+      throw this.#unreadable(`${type} for a streamed request, not an event stream`);
+    }
+    return data;
+  }
+
+  /**
+   * Reads a stream to its end, checking each chunk and handing its first choice to `each`, and
+   * keeps what the chunks say of the whole answer (its usage and finish reason). A connection
+   * lost midway, or an event that cannot be read, becomes an error in this server's terms; what
+   * `each` throws stays the route's own.
+   */
+  async #read<C extends StreamChoice>(
+    stream: unknown, shape: TSchema, signal: AbortSignal, each: (choice: C) => void,
   ): Promise<{ used?: OpenAI.CompletionUsage; finish?: string | null }> {
-    return this.#call(async () => {
-      const out: { used?: OpenAI.CompletionUsage; finish?: string | null } = {};
-      for await (const chunk of stream as AsyncIterable<{ usage?: OpenAI.CompletionUsage | null; choices: C[] }>) {
-        if (chunk.usage) out.used = chunk.usage;
-        const choice = chunk.choices[0];
-        if (!choice) continue;
-        each(choice);
-        out.finish = choice.finish_reason ?? out.finish;
-      }
-      return out;
-    }, signal);
+    const out: { used?: OpenAI.CompletionUsage; finish?: string | null } = {};
+    const chunks = (stream as AsyncIterable<unknown>)[Symbol.asyncIterator]();
+    for (;;) {
+      const next = await this.#call(() => chunks.next(), signal);
+      if (next.done) return out;
+      const chunk = this.#expect(shape, next.value, 'a stream chunk') as { usage?: OpenAI.CompletionUsage | null; choices: C[] };
+      if (chunk.usage) out.used = chunk.usage;
+      const choice = chunk.choices[0];
+      if (!choice) continue;
+      each(choice);
+      out.finish = choice.finish_reason ?? out.finish;
+    }
+  }
+
+  /** `value` if it has the shape this engine reads, else the upstream error that names what is off. */
+  #expect<T>(shape: TSchema, value: T, what: string): T {
+    const problem = shapeProblem(shape, value);
+    if (problem) throw this.#unreadable(`something that is not ${what}: ${problem}`);
+    return value;
+  }
+
+  #unreadable(what: string): ApiError {
+    return new ApiError('upstream_error', `the upstream of api model '${this.#c.id}' (${this.#c.baseUrl}) answered ${what}`);
   }
 
   #upstreamError(err: unknown, signal: AbortSignal): unknown {
@@ -223,6 +259,15 @@ export class LoadedApiModel implements LoadedModel {
         return new ApiError('upstream_busy', `${where} is busy (${err.status}): ${said}`, { cause: err, ...(after > 0 ? { retryAfter: Math.ceil(after) } : {}) });
       }
       return new ApiError('upstream_error', `${where} failed with ${err.status}: ${said}`, { cause: err });
+    }
+    // An error event inside a stream (the client raises it without a status).
+    if (err instanceof OpenAI.APIError) return new ApiError('upstream_error', `${where} reported an error: ${upstreamMessage(err)}`, { cause: err });
+    // Only the client's own calls come here: a body that is not JSON, an event that is not, a
+    // connection cut mid-answer.
+    if (err instanceof Error && !(err instanceof ApiError)) {
+      // undici's word for a body cut short.
+      if (err.message === 'terminated') return new ApiError('upstream_error', `${where} dropped the connection mid-answer`, { cause: err });
+      return new ApiError('upstream_error', `${where} answered with something this server cannot read: ${err.message}`, { cause: err });
     }
     return err;
   }
