@@ -534,8 +534,20 @@ function checkNewId(id: string): { folder: string; file: string } {
   if (NOT_MODEL_OBJECTS.has(`${file}.json`)) {
     throw new ApiError('invalid_model_id', `invalid model id '${id}': ${file}.json is a tokenizer or config file name, which the models folder never reads as a model object; choose another name`, { param: 'id' });
   }
+  for (const segment of [folder, file]) {
+    const bytes = Buffer.byteLength(segment);
+    if (bytes > MAX_NEW_SEGMENT_BYTES) {
+      throw new ApiError('invalid_model_id', `invalid model id '${id.slice(0, 120)}…': '${segment.slice(0, 40)}…' is ${bytes} bytes; a new id's folder and file names may have at most ${MAX_NEW_SEGMENT_BYTES} (file systems allow 255, and the object's temporary and download files add to its name)`, { param: 'id' });
+    }
+  }
   return { folder, file };
 }
+
+/**
+ * A new object's folder and file names, in UTF-8 bytes: 255 (ext4, APFS, NTFS) less what its
+ * temporary write name (`.<file>.json.tmp-<pid>-<uuid>`, 55 more) and download files add.
+ */
+const MAX_NEW_SEGMENT_BYTES = 192;
 
 const quoteList = (ids: string[]) => ids.map((id) => `'${id}'`).join(', ');
 

@@ -70,7 +70,12 @@ export function hubError(err: unknown, repo: string, o: HubOptions): ApiError {
     }
     return new ApiError('source_unreachable', `the Hugging Face hub at ${o.hubUrl} answered ${err.statusCode} for '${repo}': ${err.message}`, { param: 'source_url', cause: err });
   }
-  return new ApiError('source_unreachable', `cannot reach the Hugging Face hub at ${o.hubUrl}: ${(err as Error).message}`, { param: 'source_url', cause: err });
+  // fetch's own failure is the network's; anything else is an answer the hub client could not read.
+  if (err instanceof TypeError && err.message === 'fetch failed') {
+    const why = err.cause instanceof Error ? err.cause.message : err.message;
+    return new ApiError('source_unreachable', `cannot reach the Hugging Face hub at ${o.hubUrl}: ${why}`, { param: 'source_url', cause: err });
+  }
+  return new ApiError('source_unreachable', `the Hugging Face hub at ${o.hubUrl} answered what this server cannot read for '${repo}': ${(err as Error).message}`, { param: 'source_url', cause: err });
 }
 
 /** Every file of a repository revision, with size and LFS sha256. */
