@@ -788,7 +788,7 @@ export interface TinyLlamaOptions {
    * built-in 1184-token SPM vocab (see {@link buildTinyVocab}).
    */
   vocabFrom?: string;
-  /** Extra metadata appended last (keys must not collide). */
+  /** Extra metadata appended last; a key the writer already writes takes this value instead. */
   extraMetadata?: GgufMetadata;
 }
 
@@ -896,8 +896,13 @@ export function writeTinyLlamaGguf(path: string, opts: TinyLlamaOptions = {}): W
     ['llama.rope.dimension_count', gv.u32(headDim)],
     ['llama.rope.freq_base', gv.f32(opts.ropeFreqBase ?? base.ropeFreqBase)],
     ...tokenizer,
-    ...(opts.extraMetadata ?? []),
   ];
+  // An extra key already written replaces its value (to write broken files); a new one is appended.
+  for (const [key, value] of opts.extraMetadata ?? []) {
+    const at = metadata.findIndex(([k]) => k === key);
+    if (at >= 0) metadata[at] = [key, value];
+    else metadata.push([key, value]);
+  }
 
   let stream = 0;
   const weight = (tensorName: string, shape: number[]): GgufTensor => ({

@@ -29,6 +29,7 @@ export async function readGgufHeader(file: string, headers?: Record<string, stri
     ...(headers ? { additionalFetchHeaders: headers } : {}),
   });
   if (remoteSize !== undefined) checkExtent(parsed, remoteSize);
+  checkHyperparameters(parsed);
   return summarize(parsed);
 }
 
@@ -41,6 +42,7 @@ export async function readGgufHeader(file: string, headers?: Record<string, stri
 export async function readGgufHeaderFrom(handle: FileHandle, size: number): Promise<Record<string, unknown>> {
   const parsed = await gguf(HANDLE_URL, { computeParametersCount: true, fetch: rangesOf(handle, size) });
   checkExtent(parsed, size);
+  checkHyperparameters(parsed);
   return summarize(parsed);
 }
 
@@ -132,6 +134,33 @@ function checkExtent(parsed: GGUFParseOutput, size: number): void {
   if (last && last.end > fileSize) {
     throw new Error(`the file is cut off in its tensor data: tensor '${last.name}' ends at byte ${last.end}, the file has ${size} bytes`);
   }
+}
+
+/**
+ * Throws for the values llama.cpp does not refuse but aborts the whole process on (its
+ * GGML_ASSERTs), loading or at the first decode: no layers, heads or feed-forward width, an
+ * empty vocabulary, a norm epsilon that is not a number. Seen on this machine with generated
+ * llama files; only single values are checked, since per-layer arrays may hold zeros by design
+ * (layers without attention in hybrid models).
+ */
+function checkHyperparameters(parsed: GGUFParseOutput): void {
+  const m = parsed.metadata as Record<string, unknown>;
+  const arch = m['general.architecture'];
+  const fail = (key: string, why: string) => {
+    throw new Error(`'${key}' ${why}, a value llama.cpp would abort the server on rather than refuse`);
+  };
+  if (typeof arch === 'string') {
+    for (const k of ['block_count', 'embedding_length', 'feed_forward_length', 'attention.head_count', 'attention.head_count_kv']) {
+      const v = m[`${arch}.${k}`];
+      if ((typeof v === 'number' || typeof v === 'bigint') && Number(v) < 1) fail(`${arch}.${k}`, `is ${v}`);
+    }
+    for (const k of ['attention.layer_norm_rms_epsilon', 'attention.layer_norm_epsilon']) {
+      const v = m[`${arch}.${k}`];
+      if (typeof v === 'number' && !(v >= 0 && Number.isFinite(v))) fail(`${arch}.${k}`, `is ${v}`);
+    }
+  }
+  const tokens = m['tokenizer.ggml.tokens'];
+  if (Array.isArray(tokens) && tokens.length === 0) fail('tokenizer.ggml.tokens', 'is empty');
 }
 
 function quantName(fileType: number): string {
