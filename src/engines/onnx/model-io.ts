@@ -110,15 +110,25 @@ function planImage(input: TensorMeta, p: Preprocess): ImagePlan {
       throw new UnmappableModelError(`metadata.preprocess.size gives ${name} ${v} but image input ${describe(input)} takes ${dim}`);
     }
   }
-  return {
-    kind: 'image',
-    input,
-    dtype: input.type as 'float32' | 'uint8',
-    layout,
-    channels,
-    width: fixed(w) ? w : (size.width ?? 224),
-    height: fixed(h) ? h : (size.height ?? 224),
-  };
+  const width = fixed(w) ? w : (size.width ?? 224);
+  const height = fixed(h) ? h : (size.height ?? 224);
+  checkRunSize(input, channels * width * height);
+  return { kind: 'image', input, dtype: input.type as 'float32' | 'uint8', layout, channels, width, height };
+}
+
+/**
+ * Values one run may feed an input: 2^28 (1 GiB of float32), far beyond any classifier's. A
+ * model whose fixed shape asks for more (a 60000x60000 image, a fixed batch of a million) would
+ * have the server allocate it for every request; one such image input took the process down
+ * (a double free in the resize) before this check.
+ */
+const MAX_RUN_VALUES = 2 ** 28;
+
+function checkRunSize(input: TensorMeta, perRow: number): void {
+  const rows = fixed(input.shape[0]) ? input.shape[0] : 1;
+  if (rows * perRow > MAX_RUN_VALUES) {
+    throw new UnmappableModelError(`input ${describe(input)} would take ${rows} row(s) of ${perRow} values per run; modeld feeds at most ${MAX_RUN_VALUES} values to one input`);
+  }
 }
 
 function planTokenIds(inputs: readonly TensorMeta[]): TokenIdsPlan {
@@ -136,6 +146,7 @@ function planTokenIds(inputs: readonly TensorMeta[]): TokenIdsPlan {
     if (t.shape.length !== 2) throw new UnmappableModelError(`text model input ${describe(t)} must have shape [batch, sequence]`);
   }
   const seq = [ids, mask, typeIds].map((t) => t?.shape[1]).find(fixed);
+  checkRunSize(ids, seq ?? 1);
   return { kind: 'token-ids', ids, ...(mask ? { mask } : {}), ...(typeIds ? { typeIds } : {}), ...(seq ? { seqLen: seq } : {}) };
 }
 
@@ -150,7 +161,10 @@ export function planInputs(inputs: readonly TensorMeta[], preprocess: Preprocess
   const input = inputs[0]!;
   if (input.type === 'string') {
     const rank = input.shape.length;
-    if (rank === 1 || (rank === 2 && (input.shape[1] === 1 || !fixed(input.shape[1])))) return { kind: 'string', input, rank: rank as 1 | 2 };
+    if (rank === 1 || (rank === 2 && (input.shape[1] === 1 || !fixed(input.shape[1])))) {
+      checkRunSize(input, 1);
+      return { kind: 'string', input, rank: rank as 1 | 2 };
+    }
     throw new UnmappableModelError(`string input ${describe(input)} must have shape [batch] or [batch, 1]`);
   }
   if (input.shape.length === 3 || input.shape.length === 4) return planImage(input, preprocess);

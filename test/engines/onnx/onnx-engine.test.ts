@@ -312,6 +312,27 @@ t.test('bad input: each a 400 that says which and why', async (t) => {
   await t.rejects(two.classify!([txt('x')], {}, never), { code: 'unsupported_model_inputs', status: 400, message: /'a' float32\[batch, 4\], 'b' float32\[batch, 4\]/ });
   t.match(two.info, { unsupported: /neither one image tensor/ });
 
+  // A fixed shape too large to feed is refused, not allocated: a 60000x60000 image input took
+  // the process down (a double free in the resize) before it was checked; a huge fixed batch
+  // or sequence would be allocated for every request.
+  const huge = (name: string, dims: (number | string)[]) => {
+    const h = new OnnxGraphBuilder(name);
+    h.input('pixel_values', 'float32', dims);
+    h.output('logits', 'float32', ['batch', 3]);
+    h.node('GlobalAveragePool', ['pixel_values'], ['pooled']);
+    h.node('Flatten', ['pooled'], ['logits']);
+    h.write(path.join(dir, `${name}.onnx`));
+    return path.join(dir, `${name}.onnx`);
+  };
+  const wide = await load(t, huge('wide', ['batch', 3, 60000, 60000]));
+  await t.rejects(wide.classify!([{ type: 'image', image: b64 }], {}, never), {
+    code: 'unsupported_model_inputs', status: 400, message: /'pixel_values' float32\[batch, 3, 60000, 60000\] would take 1 row\(s\) of 10800000000 values per run; modeld feeds at most 268435456/,
+  });
+  const rows = await load(t, huge('rows', [100000, 3, 64, 64]));
+  await t.rejects(rows.classify!([{ type: 'image', image: b64 }], {}, never), { code: 'unsupported_model_inputs', message: /would take 100000 row\(s\) of 12288 values/ });
+  const fine = await load(t, huge('fine', ['batch', 3, 'h', 'w']));
+  t.equal((await fine.classify!([{ type: 'image', image: b64 }], {}, never)).data.length, 1, 'an open size is fed at 224x224');
+
   await t.rejects(load(t, fx.path, { classes: ['a', 'b'] }), { message: /metadata.classes has 2 labels but output 'logits' has 3 classes/ });
   await t.rejects(load(t, fx.path, { preprocess: { sise: 8 } }), { field: 'metadata.preprocess', message: /sise|additional/i });
   await t.rejects(load(t, fx.path, { preprocess: { mean: [1, 2] } }), { field: 'metadata.preprocess.mean', message: /2 values but the model takes 1/ });
