@@ -229,3 +229,21 @@ t.test('repeat_penalty 0 is refused: llama.cpp would divide logits by zero and a
     t.equal(ok.statusCode, 200, ok.statusCode === 200 ? 'the smallest penalty keeps the grammar' : ok.body);
   }
 });
+
+t.test('a JSON Schema nested deeper than 128 levels is a 400 naming it (1,000 levels overflowed the stack, a 500)', async (t) => {
+  const chatError = async (extra: object) => {
+    const res = await app.inject({ method: 'POST', url: '/v1/chat/completions', payload: { model: 'chatml', messages: user, max_tokens: 2, ...extra } });
+    t.equal(res.statusCode, 400);
+    return res.json().error;
+  };
+  let deep: Record<string, unknown> = { type: 'string' };
+  for (let i = 0; i < 1000; i++) deep = { type: 'object', properties: { a: deep } };
+  const rf = await chatError({ response_format: { type: 'json_schema', json_schema: { name: 'x', schema: deep } } });
+  t.match(rf, { param: 'response_format.json_schema.schema', code: 'invalid_value', message: /schema is nested 2001 levels deep; at most 128 are taken/ });
+  const tool = await chatError({ tools: [{ type: 'function', function: { name: 'f', parameters: deep } }] });
+  t.match(tool, { param: 'tools[0].function.parameters', message: /parameters is nested 2001 levels deep/ });
+  let ok: Record<string, unknown> = { type: 'string' };
+  for (let i = 0; i < 63; i++) ok = { type: 'object', properties: { a: ok } };
+  const res = await app.inject({ method: 'POST', url: '/v1/chat/completions', payload: { model: 'chatml', messages: user, max_tokens: 2, response_format: { type: 'json_schema', json_schema: { name: 'x', schema: ok } } } });
+  t.equal(res.statusCode, 200, '127 levels are taken');
+});

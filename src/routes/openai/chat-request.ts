@@ -134,9 +134,8 @@ export function buildToolOptions(specs: ToolSpec[], choice: ToolChoiceIn, parall
   for (const t of specs) {
     if (seen.has(t.name)) throw new ApiError('invalid_value', `${t.param}.name '${t.name}' is given twice`, { param: `${t.param}.name` });
     seen.add(t.name);
-    if (t.parameters && !checkSchema(t.parameters)) {
-      throw new ApiError('invalid_value', `${schemaParam(t)} is not a valid JSON Schema: ${schemaErrors('parameters')}`, { param: schemaParam(t) });
-    }
+    const problem = t.parameters && schemaProblem(t.parameters, 'parameters');
+    if (problem) throw new ApiError('invalid_value', `${schemaParam(t)} is not a valid JSON Schema: ${problem}`, { param: schemaParam(t) });
   }
   if (choice === 'none') return undefined;
   if (typeof choice === 'object' && !seen.has(choice.name)) {
@@ -172,22 +171,41 @@ const schemaChecker = new Ajv({ strict: false, validateFormats: false });
  * A JSON Schema checked against the meta-schema: node-llama-cpp's grammar builder takes
  * `{"type": "foo"}` without a word and the answer is then nonsense. Its own `$schema`
  * (2020-12, say) would send ajv looking for a meta-schema it lacks; the draft-07 one checks what matters.
+ * Returns what is wrong with it (`name` is the schema's field as the message calls it), or undefined.
  */
-function checkSchema(schema: Record<string, unknown>): boolean {
+function schemaProblem(schema: Record<string, unknown>, name: string): string | undefined {
+  // ajv's meta-schema check (and the grammar builder after it) recurse once per level: a
+  // schema 1,000 objects deep overflowed the stack, a 500.
+  const depth = nestingDepth(schema);
+  if (depth > MAX_SCHEMA_DEPTH) return `${name} is nested ${depth > 10_000 ? 'over 10000' : depth} levels deep; at most ${MAX_SCHEMA_DEPTH} are taken`;
   const { $schema: _dialect, ...body } = schema;
-  return schemaChecker.validateSchema(body) as boolean;
+  return schemaChecker.validateSchema(body) ? undefined : schemaChecker.errorsText(schemaChecker.errors, { dataVar: name });
 }
 
-const schemaErrors = (name: string) => schemaChecker.errorsText(schemaChecker.errors, { dataVar: name });
+const MAX_SCHEMA_DEPTH = 128;
+
+/** How deep objects and arrays nest in a JSON value, counted without recursion (to 10,001). */
+function nestingDepth(value: unknown): number {
+  let deepest = 0;
+  const stack: Array<[unknown, number]> = [[value, 1]];
+  while (stack.length > 0) {
+    const [v, d] = stack.pop()!;
+    if (v === null || typeof v !== 'object') continue;
+    deepest = Math.max(deepest, d);
+    if (deepest > 10_000) return deepest;
+    for (const child of Object.values(v)) stack.push([child, d + 1]);
+  }
+  return deepest;
+}
+
 
 /** An output format (`type`, and `schema` for `json_schema`, given by the field `schemaParam`) to the engine's. */
 export function buildResponseFormat(type: string, schema: Record<string, unknown> | undefined, schemaParam: string): ResponseFormat | undefined {
   if (type === 'text') return undefined;
   if (type === 'json_object') return { type: 'json_object' };
   if (!schema) throw new ApiError('missing_required_parameter', `${schemaParam} is required for type 'json_schema'`, { param: schemaParam });
-  if (!checkSchema(schema)) {
-    throw new ApiError('invalid_value', `${schemaParam} is not a valid JSON Schema: ${schemaErrors('schema')}`, { param: schemaParam });
-  }
+  const problem = schemaProblem(schema, 'schema');
+  if (problem) throw new ApiError('invalid_value', `${schemaParam} is not a valid JSON Schema: ${problem}`, { param: schemaParam });
   return { type: 'json_schema', schema };
 }
 
