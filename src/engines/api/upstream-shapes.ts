@@ -28,35 +28,28 @@ const completionLogprobs = Type.Optional(Type.Union([
   Type.Null(),
 ]));
 
+const nullableArray = (item: TSchema) => Type.Optional(Type.Union([Type.Array(item), Type.Null()]));
+
+/** A chat choice: the whole answer's `message`, or a stream chunk's `delta`, each with its own call shape. */
+const chatChoice = (part: 'message' | 'delta', call: TSchema) => Type.Object({
+  [part]: Type.Object({ content: text, reasoning_content: text, tool_calls: nullableArray(call) }),
+  finish_reason,
+  logprobs: chatLogprobs,
+});
+
 export const UpstreamChatCompletion = Type.Object({
-  choices: Type.Array(Type.Object({
-    message: Type.Object({
-      content: text,
-      reasoning_content: text,
-      tool_calls: Type.Optional(Type.Union([Type.Array(Type.Object({
-        function: Type.Object({ name: Type.String(), arguments: Type.Optional(Type.String()) }),
-      })), Type.Null()])),
-    }),
-    finish_reason,
-    logprobs: chatLogprobs,
-  }), { minItems: 1 }),
+  choices: Type.Array(chatChoice('message', Type.Object({
+    function: Type.Object({ name: Type.String(), arguments: Type.Optional(Type.String()) }),
+  })), { minItems: 1 }),
   usage: Usage,
 });
 
 export const UpstreamChatChunk = Type.Object({
-  choices: Type.Array(Type.Object({
-    delta: Type.Object({
-      content: text,
-      reasoning_content: text,
-      tool_calls: Type.Optional(Type.Union([Type.Array(Type.Object({
-        // The index files each piece under its call; a bound keeps a wild one from sizing an array.
-        index: Type.Integer({ minimum: 0, maximum: 127 }),
-        function: Type.Optional(Type.Object({ name: text, arguments: text })),
-      })), Type.Null()])),
-    }),
-    finish_reason,
-    logprobs: chatLogprobs,
-  })),
+  choices: Type.Array(chatChoice('delta', Type.Object({
+    // The index files each piece under its call; a bound keeps a wild one from sizing an array.
+    index: Type.Integer({ minimum: 0, maximum: 127 }),
+    function: Type.Optional(Type.Object({ name: text, arguments: text })),
+  }))),
   usage: Usage,
 });
 
