@@ -150,7 +150,10 @@ function checkHyperparameters(parsed: GGUFParseOutput): void {
     throw new Error(`'${key}' ${why}, a value llama.cpp would abort the server on rather than refuse`);
   };
   if (typeof arch === 'string') {
+    // A mixture of experts may keep its width in expert_feed_forward_length instead.
+    const moe = m[`${arch}.expert_count`] !== undefined;
     for (const k of ['block_count', 'embedding_length', 'feed_forward_length', 'attention.head_count', 'attention.head_count_kv']) {
+      if (moe && k === 'feed_forward_length') continue;
       const v = m[`${arch}.${k}`];
       if ((typeof v === 'number' || typeof v === 'bigint') && Number(v) < 1) fail(`${arch}.${k}`, `is ${v}`);
     }

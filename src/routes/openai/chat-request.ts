@@ -198,7 +198,6 @@ function nestingDepth(value: unknown): number {
   return deepest;
 }
 
-
 /** An output format (`type`, and `schema` for `json_schema`, given by the field `schemaParam`) to the engine's. */
 export function buildResponseFormat(type: string, schema: Record<string, unknown> | undefined, schemaParam: string): ResponseFormat | undefined {
   if (type === 'text') return undefined;
