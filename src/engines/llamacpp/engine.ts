@@ -1,6 +1,7 @@
-import { resolveChatWrapper, type ChatWrapper, type LlamaContext, type LlamaEmbeddingContext, type LlamaModel } from 'node-llama-cpp';
+import { GeneralChatWrapper, resolveChatWrapper, type ChatWrapper, type GgufFileInfo, type LlamaContext, type LlamaEmbeddingContext, type LlamaModel } from 'node-llama-cpp';
 import type { Capability, Engine, EngineStatus, LoadedModel, LoadSpec } from '../engine.ts';
 import { LLAMACPP_DESCRIPTORS } from './descriptors.ts';
+import { chatTemplateProblem } from './chat-template-check.ts';
 import { JanChatWrapper, parsePromptTemplate } from './jan-chat-wrapper.ts';
 import { describeRuntime, getLlamaRuntime, runtimeHint, singleThreadPool, type LlamaGpuOption, type LlamaRuntimeInfo } from './llama-runtime.ts';
 import { beginningToken, LoadedLlamaModel } from './loaded-llama-model.ts';
@@ -79,7 +80,14 @@ export class LlamaCppEngine implements Engine {
 
       let context: LlamaContext | undefined;
       let chatWrapper: ChatWrapper | undefined;
+      let chatTemplateSetAside: string | undefined;
       if (!embeddingModel) {
+        // Tried in a worker while the context is made; awaited before node-llama-cpp renders the template.
+        const template = (model.fileInfo.metadata.tokenizer as { chat_template?: unknown } | undefined)?.chat_template;
+        const templateProblem = typeof template === 'string' && template.trim() !== ''
+          ? chatTemplateProblem(template, { bos: model.tokens.bosString ?? '', eos: model.tokens.eosString ?? '' })
+          : undefined;
+        templateProblem?.catch(() => undefined);
         context = await model.createContext({
           sequences: p.n_parallel as number,
           contextSize: ctxLen,
@@ -89,7 +97,9 @@ export class LlamaCppEngine implements Engine {
           failedCreationRemedy: false,
         });
         made.push(context);
-        chatWrapper = this.#chatWrapper(model, p);
+        chatTemplateSetAside = await templateProblem;
+        signal.throwIfAborted();
+        chatWrapper = this.#chatWrapper(model, p, chatTemplateSetAside !== undefined);
       }
       let embeddingContext: LlamaEmbeddingContext | undefined;
       let embeddingContextSize: number | undefined;
@@ -113,6 +123,7 @@ export class LlamaCppEngine implements Engine {
           flash_attn: context?.flashAttention ?? false,
           embedding: Boolean(embeddingContext),
           ...(chatWrapper ? { chat_template: chatWrapper.wrapperName } : {}),
+          ...(chatTemplateSetAside ? { chat_template_set_aside: `the GGUF's tokenizer.chat_template: ${chatTemplateSetAside}` } : {}),
           backend: info,
         },
       });
@@ -123,9 +134,18 @@ export class LlamaCppEngine implements Engine {
     }
   }
 
-  /** The GGUF's own template through node-llama-cpp; Jan's prompt pieces for a model without one. */
-  #chatWrapper(model: LlamaModel, p: Record<string, unknown>): ChatWrapper {
+  /**
+   * The GGUF's own template through node-llama-cpp; Jan's prompt pieces for a model without one.
+   * A template set aside (it would hang or exhaust the process) is not rendered at all: the
+   * format is chosen from the model's name and architecture, as node-llama-cpp does for a
+   * template that fails, and llama-server falls back to a default format for one it cannot run.
+   */
+  #chatWrapper(model: LlamaModel, p: Record<string, unknown>, setAside: boolean): ChatWrapper {
     const tokenizer = model.fileInfo.metadata.tokenizer as { chat_template?: unknown } | undefined;
+    if (typeof tokenizer?.chat_template === 'string' && setAside) {
+      const fileInfo: GgufFileInfo = { ...model.fileInfo, metadata: { ...model.fileInfo.metadata, tokenizer: { ...model.fileInfo.metadata.tokenizer, chat_template: undefined } } };
+      return resolveChatWrapper({ bosString: model.tokens.bosString, filename: model.filename, fileInfo, tokenizer: model.tokenizer, warningLogs: false }) ?? new GeneralChatWrapper();
+    }
     if (typeof tokenizer?.chat_template === 'string') return resolveChatWrapper(model);
     const fromTemplate = typeof p.prompt_template === 'string' ? parsePromptTemplate(p.prompt_template) : undefined;
     const pieces = {
