@@ -50,7 +50,7 @@ export interface OutputPlan {
 export class UnmappableModelError extends Error {}
 
 const fixed = (d: number | string | null | undefined): d is number => typeof d === 'number' && d > 0;
-const describe = (t: TensorMeta) => `'${t.name}' ${t.type}[${t.shape.map((d) => (fixed(d) ? d : typeof d === 'string' && d ? d : '?')).join(', ')}]`;
+const describe = (t: TensorMeta) => `'${t.name}' ${t.type}[${t.shape.map((d) => (typeof d === 'number' && d >= 0 ? d : typeof d === 'string' && d ? d : '?')).join(', ')}]`;
 const INT_TYPES = new Set(['int64', 'int32']);
 const IMAGE_TYPES = new Set(['float32', 'uint8']);
 
@@ -154,6 +154,9 @@ function planTokenIds(inputs: readonly TensorMeta[]): TokenIdsPlan {
 export function planInputs(inputs: readonly TensorMeta[], preprocess: Preprocess): InputPlan {
   const list = inputs.map(describe).join(', ') || 'none';
   if (inputs.length === 0) throw new UnmappableModelError('the model has no inputs');
+  // A fixed 0 holds no values, and onnxruntime refuses any other size there: it failed every run.
+  const empty = inputs.find((i) => i.shape.some((d) => d === 0));
+  if (empty) throw new UnmappableModelError(`input ${describe(empty)} has a dimension fixed at 0, so it takes no values; no request can be fed to it`);
   if (inputs.some((i) => i.name === 'input_ids')) return planTokenIds(inputs);
   if (inputs.length !== 1) {
     throw new UnmappableModelError(`the model's inputs (${list}) are neither one image tensor, one string tensor nor input_ids/attention_mask/token_type_ids`);
