@@ -7,6 +7,7 @@ import { ApiError } from '../errors.ts';
 import { ENGINE_NAMES, type EngineName } from '../engines/engine.ts';
 import { BinaryFieldError, isBinaryName, isInside, isRemote, resolveBinaries, type BinaryRef } from './binaries.ts';
 import { link, lstat, mkdir, readdir, readlink, realpath, rename, rm, rmdir, stat, unlink, writeFile } from './fs-now.ts';
+import { placeFile, planCopy } from './copy-model.ts';
 import { HeaderCache } from './headers/header-cache.ts';
 import { parseModelId } from './ids.ts';
 import type { ModelObjectFile } from './model-object-schema.ts';
@@ -371,6 +372,53 @@ export class ModelRegistry extends EventEmitter {
     }
     await this.scan();
     return planned.map((p) => this.resolve(p.id));
+  }
+
+  /**
+   * Makes model `id` a copy of `source` (its object, changed by `edit`, in a folder of its
+   * own; see planCopy): the source's binaries are hard-linked into the new folder (copied
+   * where links are impossible). All or nothing: a taken id is a 409 before anything is made,
+   * a file of another name already at a binary's place is a 409, and a failure removes what
+   * this call made. `param` names the request field errors point at.
+   */
+  async copy(source: ModelEntry, id: string, param: string, edit: (o: ModelObjectFile) => ModelObjectFile = (o) => o): Promise<ModelEntry> {
+    let names: { folder: string; file: string };
+    try {
+      names = checkNewId(id);
+    } catch (err) {
+      if (err instanceof ApiError) throw new ApiError(err.code, err.message, { param });
+      throw err;
+    }
+    const { folder, file } = names;
+    const plan = planCopy(source);
+    const object = edit(plan.object);
+    checkNewModelObject(object, engineOf(object));
+    const newId = `${folder}/${file}`;
+    const dir = path.join(this.modelsDir, folder);
+    const target = path.join(dir, `${file}.json`);
+    if (this.#entries.has(newId) || (await lstat(target).catch(() => undefined))) throw modelExists([newId]);
+    const placed: string[] = [];
+    let createdDir = false;
+    try {
+      createdDir = await this.#ensureFolder(dir, newId);
+      for (const f of plan.files) {
+        const to = path.join(dir, f.rel);
+        await mkdir(path.dirname(to), { recursive: true });
+        if (await placeFile(f.from, to, param)) placed.push(to);
+      }
+      await createExclusive(target, serialize(object), newId);
+    } catch (err) {
+      for (const f of placed) await rm(f, { force: true });
+      if (createdDir) {
+        // Only emptied folders go: another creator may have come to use this folder meanwhile.
+        const subdirs = [...new Set(placed.map((f) => path.dirname(f)))].filter((d) => d !== dir).sort((a, b) => b.length - a.length);
+        for (const d of [...subdirs, dir]) await rmdir(d).catch(() => undefined);
+      }
+      await this.scan().catch(() => undefined);
+      throw err;
+    }
+    await this.scan();
+    return this.resolve(newId);
   }
 
   /** Makes the model folder; true when this call created it. A file or a broken link in its place is a 400 naming `id`. */

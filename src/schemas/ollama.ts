@@ -105,6 +105,31 @@ export const OllamaPullStatusSchema = Type.Object({
   completed: Type.Optional(Type.Integer()),
 });
 
+export const OllamaCopyRequestSchema = Type.Object({
+  source: Type.String({ description: 'The model to copy: a model id, or `hf.co/<org>/<repo>[:<quantization>]`.' }),
+  destination: Type.String({ description: 'The new model\'s name: `<name>` (id `<name>/model`; `:latest` is dropped) or `<folder>/<file>`.' }),
+}, { additionalProperties: true, description: 'Ollama /api/copy.' });
+export type OllamaCopyRequest = Static<typeof OllamaCopyRequestSchema>;
+
+export const OllamaCreateRequestSchema = Type.Object({
+  ...modelName,
+  from: Type.Optional(Type.String({ description: 'The model to build on (a model id or `hf.co/...` name); required, as GGUF blobs (`files`) are not imported here.' })),
+  system: Type.Optional(Type.String({ description: 'The system message used when a chat has none (stored as the `pre_prompt` run parameter).' })),
+  parameters: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { description: 'Ollama\'s parameter names (`num_ctx`, `temperature`, `stop`, `num_predict`, …) stored as the new model\'s run parameters under modeld\'s names; an unknown name is a 400.' })),
+  license: Type.Optional(Type.Union([Type.String(), Type.Array(Type.String())], { description: 'Kept in the model object\'s `metadata.license`.' })),
+  template: Type.Optional(Type.String({ description: 'Not supported (Go templates are not run here; the GGUF\'s own chat template is): a non-empty value is a 400.' })),
+  messages: Type.Optional(Type.Array(Type.Unknown(), { description: 'Not supported: a non-empty list is a 400.' })),
+  files: Type.Optional(Type.Record(Type.String(), Type.String(), { description: 'Not supported (no blob store): a non-empty map is a 400; create a model from a local GGUF with POST /v1/models.' })),
+  adapters: Type.Optional(Type.Record(Type.String(), Type.String(), { description: 'Not supported: a non-empty map is a 400.' })),
+  quantize: Type.Optional(Type.String({ description: 'Not supported: a 400.' })),
+  stream,
+}, { additionalProperties: true, description: 'Ollama /api/create: a new model from an existing one, with its own system message, parameters and license.' });
+export type OllamaCreateRequest = Static<typeof OllamaCreateRequestSchema>;
+
+export const OllamaStatusSchema = Type.Object({
+  status: Type.String({ description: '`reading model metadata`, `creating model object`, `success`.' }),
+});
+
 export const OllamaDeleteRequestSchema = Type.Object(modelName, { additionalProperties: true, description: 'Ollama /api/delete.' });
 export type OllamaDeleteRequest = Static<typeof OllamaDeleteRequestSchema>;
 
@@ -190,6 +215,8 @@ export const OllamaShowSchema = Type.Object({
   modelfile: Type.String({ description: 'Empty: models here are model objects, not Modelfiles.' }),
   parameters: Type.String({ description: 'The model object\'s run parameters, one `name value` per line (`ctx_len` also as Ollama\'s `num_ctx`).' }),
   template: Type.String({ description: 'Empty: the template is the GGUF\'s own (POST /apply-template renders it).' }),
+  system: Type.Optional(Type.String({ description: 'The system message used when a chat has none (the `pre_prompt` run parameter), when set.' })),
+  license: Type.Optional(Type.String({ description: 'The model object\'s `metadata.license`, when set.' })),
   details: Details,
   model_info: Type.Record(Type.String(), Type.Unknown(), { description: 'Header facts under GGUF key names (general.architecture, <arch>.context_length, ...).' }),
   capabilities: Type.Array(Type.String(), { description: '`completion` and `tools` for chat models, `embedding` for embedding ones.' }),

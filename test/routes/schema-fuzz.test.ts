@@ -71,10 +71,15 @@ const bases: Record<string, Record<string, unknown>> = {
   '/api/embeddings': { model: 'embedder', prompt: 'a' },
   '/api/show': { model: 'chatml' },
   '/api/pull': { model: 'chatml', stream: false },
+  '/api/copy': { source: 'chatml', destination: 'copied' },
+  '/api/create': { model: 'created', from: 'chatml', system: 's', license: 'l', parameters: { num_ctx: 64, temperature: 0.5, stop: 'x', num_predict: 3 }, stream: false },
   '/v1/models': { id: 'made/one', source_url: path.join(dir, 'spare/spare.gguf'), name: 'n', description: 'd', parameters: { ctx_len: 64 }, metadata: { tags: ['a'] }, skip_existing: true },
   '/v1/models/{id}/start': { ctx_len: 64, n_parallel: 1, threads: 1, n_batch: 64, keep_alive: '1m' },
   '/v1/models/start': { model: 'spare', ctx_len: 64 },
 };
+
+/** The model a route's valid request makes, deleted after each so the next finds its name free. */
+const made: Record<string, string> = { '/api/copy': 'copied', '/api/create': 'created' };
 
 const wrong: unknown[] = [null, true, 0, -1, 1.5, 1e12, '', '\u0000\ud800', 'a'.repeat(3000), [], [[]], {}, [1, -5, 1e9]];
 /** Streamed variants see fewer values: what matters there is that a failure ends the stream cleanly. */
@@ -154,6 +159,7 @@ for (const [route, base] of Object.entries(bases)) {
     const first = await app.inject({ method: 'POST', url, payload: base });
     t.ok(first.statusCode < 300, `the base request is valid: ${first.statusCode}`);
     if (template === '/v1/models') await app.inject({ method: 'DELETE', url: '/v1/models/made/one' });
+    if (made[template]) await app.inject({ method: 'DELETE', url: '/api/delete', payload: { model: made[template] } });
     const paths = fieldPaths(base);
     for (const k of Object.keys(deref(schema)?.properties ?? {})) if (!(k in base)) paths.push([k]);
     const findings: string[] = [];
@@ -165,6 +171,7 @@ for (const [route, base] of Object.entries(bases)) {
       if (f) findings.push(`${label}: ${f}`);
       // Leave the fixtures as they were: a created object goes, a started model stops.
       if (template === '/v1/models' && res.statusCode < 300) await app.inject({ method: 'DELETE', url: `/v1/models/${res.json().id ?? 'made/one'}` });
+      if (made[template] && res.statusCode < 300) await app.inject({ method: 'DELETE', url: '/api/delete', payload: { model: made[template] } });
       if (template.endsWith('start')) await app.inject({ method: 'POST', url: '/v1/models/spare/stop' });
     };
     for (const p of paths) {

@@ -41,7 +41,7 @@ export const LLAMACPP_DESCRIPTORS: readonly ParamDescriptor[] = [
   },
   {
     name: 'pre_prompt', type: 'string', default: '', scope: 'load',
-    description: 'For models without a chat template: system text used when a chat request has no system message (Jan).',
+    description: 'System message used when a chat request has none (Jan\'s pre_prompt; Ollama\'s SYSTEM, which /api/create stores here).',
   },
   {
     name: 'system_prompt', type: 'string', default: 'SYSTEM: ', scope: 'load',

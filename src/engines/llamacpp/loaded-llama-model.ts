@@ -555,7 +555,7 @@ export class LoadedLlamaModel implements LoadedModel {
   #history(messages: ChatMessage[]): ChatHistoryItem[] {
     const history: ChatHistoryItem[] = [];
     const pre = this.#p.params.pre_prompt as string | undefined;
-    if (pre && !messages.some((m) => m.role === 'system') && this.#p.chatWrapper?.wrapperName === 'Jan') history.push({ type: 'system', text: pre });
+    if (pre && !messages.some((m) => m.role === 'system')) history.push({ type: 'system', text: pre });
     for (const m of messages) {
       if (m.role === 'system') history.push({ type: 'system', text: m.content });
       else if (m.role === 'user') history.push({ type: 'user', text: m.content });

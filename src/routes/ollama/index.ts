@@ -16,6 +16,7 @@ import { buildToolOptions } from '../openai/chat-request.ts';
 import { countTokens, sendEventStream } from '../openai/inference.ts';
 import { resolveOllamaName } from './ollama-names.ts';
 import { ollamaParams, toOllamaFormat, toOllamaMessages } from './ollama-request.ts';
+import ollamaCreateRoutes from './create.ts';
 import ollamaPullRoutes from './pull.ts';
 
 const tags = ['ollama'];
@@ -104,6 +105,7 @@ const wireCalls = (r: ChatResult) => r.toolCalls?.map((c) => ({ function: { name
  */
 export default async function ollamaRoutes(app: FastifyInstance) {
   await app.register(ollamaPullRoutes);
+  await app.register(ollamaCreateRoutes);
 
   /** One generation, plain or streamed: `chunk` makes a stream line of new text, `last` the final line. */
   async function answer(reply: Parameters<typeof clientSignal>[0], entry: ModelEntry, a: Answer) {
@@ -289,6 +291,8 @@ export default async function ollamaRoutes(app: FastifyInstance) {
       modelfile: '',
       parameters: Object.entries({ ...(params.ctx_len !== undefined ? { num_ctx: params.ctx_len } : {}), ...params }).map(([k, v]) => `${k} ${typeof v === 'string' ? v : JSON.stringify(v)}`).join('\n'),
       template: '',
+      ...(typeof params.pre_prompt === 'string' && params.pre_prompt !== '' ? { system: params.pre_prompt } : {}),
+      ...(typeof metadata.license === 'string' ? { license: metadata.license } : {}),
       details: details(entry).details,
       model_info: Object.fromEntries(Object.entries(info).filter(([, v]) => v !== undefined)),
       capabilities: embedding ? ['embedding'] : ['completion', 'tools'],
