@@ -377,11 +377,20 @@ export class ModelRegistry extends EventEmitter {
   /**
    * Makes model `id` a copy of `source` (its object, changed by `edit`, in a folder of its
    * own; see planCopy): the source's binaries are hard-linked into the new folder (copied
-   * where links are impossible). All or nothing: a taken id is a 409 before anything is made,
-   * a file of another name already at a binary's place is a 409, and a failure removes what
-   * this call made. `param` names the request field errors point at.
+   * where links are impossible). `param` names the request field errors point at.
    */
   async copy(source: ModelEntry, id: string, param: string, edit: (o: ModelObjectFile) => ModelObjectFile = (o) => o): Promise<ModelEntry> {
+    const plan = planCopy(source);
+    return this.place(id, param, edit(plan.object), plan.files);
+  }
+
+  /**
+   * Makes model `id` from an object and files to put in its folder (`rel` paths under it,
+   * hard-linked from `from`, or copied where links are impossible). All or nothing: a taken id
+   * is a 409 before anything is made, a file of another name already at a binary's place is a
+   * 409, and a failure removes what this call made.
+   */
+  async place(id: string, param: string, object: ModelObjectFile, files: ReadonlyArray<{ from: string; rel: string }>): Promise<ModelEntry> {
     let names: { folder: string; file: string };
     try {
       names = checkNewId(id);
@@ -390,8 +399,6 @@ export class ModelRegistry extends EventEmitter {
       throw err;
     }
     const { folder, file } = names;
-    const plan = planCopy(source);
-    const object = edit(plan.object);
     checkNewModelObject(object, engineOf(object));
     const newId = `${folder}/${file}`;
     const dir = path.join(this.modelsDir, folder);
@@ -401,8 +408,9 @@ export class ModelRegistry extends EventEmitter {
     let createdDir = false;
     try {
       createdDir = await this.#ensureFolder(dir, newId);
-      for (const f of plan.files) {
+      for (const f of files) {
         const to = path.join(dir, f.rel);
+        if (!isInside(dir, to)) throw new ApiError('invalid_value', `'${f.rel}' would lie outside the model folder`, { param });
         await mkdir(path.dirname(to), { recursive: true });
         if (await placeFile(f.from, to, param)) placed.push(to);
       }

@@ -113,13 +113,13 @@ export type OllamaCopyRequest = Static<typeof OllamaCopyRequestSchema>;
 
 export const OllamaCreateRequestSchema = Type.Object({
   ...modelName,
-  from: Type.Optional(Type.String({ description: 'The model to build on (a model id or `hf.co/...` name); required, as GGUF blobs (`files`) are not imported here.' })),
+  from: Type.Optional(Type.String({ description: 'The model to build on (a model id or `hf.co/...` name); or send `files`.' })),
   system: Type.Optional(Type.String({ description: 'The system message used when a chat has none (stored as the `pre_prompt` run parameter).' })),
   parameters: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { description: 'Ollama\'s parameter names (`num_ctx`, `temperature`, `stop`, `num_predict`, …) stored as the new model\'s run parameters under modeld\'s names; an unknown name is a 400.' })),
   license: Type.Optional(Type.Union([Type.String(), Type.Array(Type.String())], { description: 'Kept in the model object\'s `metadata.license`.' })),
   template: Type.Optional(Type.String({ description: 'Not supported (Go templates are not run here; the GGUF\'s own chat template is): a non-empty value is a 400.' })),
   messages: Type.Optional(Type.Array(Type.Unknown(), { description: 'Not supported: a non-empty list is a 400.' })),
-  files: Type.Optional(Type.Record(Type.String(), Type.String(), { description: 'Not supported (no blob store): a non-empty map is a 400; create a model from a local GGUF with POST /v1/models.' })),
+  files: Type.Optional(Type.Record(Type.String(), Type.String(), { description: 'GGUF file names and the digests (`sha256:<hex>`) they were uploaded under to /api/blobs; the new model\'s binaries, in this order.' })),
   adapters: Type.Optional(Type.Record(Type.String(), Type.String(), { description: 'Not supported: a non-empty map is a 400.' })),
   quantize: Type.Optional(Type.String({ description: 'Not supported: a 400.' })),
   stream,

@@ -1,8 +1,11 @@
 import type { FastifyInstance } from 'fastify';
+import path from 'node:path';
 import { checkParam } from '../../engines/descriptors.ts';
+import { LLAMACPP_DESCRIPTORS } from '../../engines/llamacpp/descriptors.ts';
 import { ApiError } from '../../errors.ts';
 import type { ModelEntry } from '../../registry/registry.ts';
 import type { ModelObjectFile } from '../../registry/model-object-schema.ts';
+import { BlobStore, parseDigest } from '../../registry/blob-store.ts';
 import { errorResponses } from '../../schemas/common.ts';
 import {
   OllamaCopyRequestSchema, OllamaCreateRequestSchema, OllamaStatusSchema, type OllamaCopyRequest, type OllamaCreateRequest,
@@ -44,8 +47,8 @@ const PARAMETER_NAMES: Record<string, string> = {
 };
 
 /** `parameters` under modeld's names, each checked against the engine's descriptors; errors name `parameters.<Ollama name>`. */
-function runParameters(app: FastifyInstance, source: ModelEntry, given: Record<string, unknown>): Record<string, unknown> {
-  const descriptors = app.manager.engine(source).descriptors;
+function runParameters(app: FastifyInstance, source: ModelEntry | undefined, given: Record<string, unknown>): Record<string, unknown> {
+  const descriptors = source ? app.manager.engine(source).descriptors : LLAMACPP_DESCRIPTORS;
   const out: Record<string, unknown> = {};
   for (const [name, value] of Object.entries(given)) {
     const param = `parameters.${name}`;
@@ -72,7 +75,6 @@ function runParameters(app: FastifyInstance, source: ModelEntry, given: Record<s
 /** A present, non-empty value of a field this server does not act on is a 400 naming it. */
 function refuseUnsupported(body: OllamaCreateRequest): void {
   const why: Array<[keyof OllamaCreateRequest, string]> = [
-    ['files', 'GGUF blobs are not imported through Ollama\'s API here; create a model from a local file with POST /v1/models {"source_url": "<path>"}'],
     ['adapters', 'LoRA adapters are not applied by this server'],
     ['template', 'Go templates are not run here; the model answers through its GGUF\'s own chat template'],
     ['messages', 'a model with a stored conversation is not supported; send the messages with each chat'],
@@ -91,6 +93,28 @@ function refuseUnsupported(body: OllamaCreateRequest): void {
  * model leaves the other whole).
  */
 export default async function ollamaCreateRoutes(app: FastifyInstance) {
+  const blobs = new BlobStore(app.registry.modelsDir);
+
+  /** `files` (name → digest of an uploaded blob) as the binaries of a new model object; only GGUF files are taken. */
+  async function fromBlobs(files: Record<string, string>): Promise<{ object: ModelObjectFile; files: Array<{ from: string; rel: string }>; digests: string[] }> {
+    const placed: Array<{ from: string; rel: string }> = [];
+    const binaries: Array<{ path: string; sha256: string }> = [];
+    for (const [name, digest] of Object.entries(files)) {
+      const param = `files.${name}`;
+      const rel = path.basename(name);
+      if (!/\.gguf$/i.test(rel) || rel.startsWith('.')) {
+        throw new ApiError('unsupported_feature', `'${param}': only GGUF files are taken (safetensors are not converted here)`, { param });
+      }
+      const hex = parseDigest(digest, param);
+      if (!(await blobs.has(hex))) {
+        throw new ApiError('invalid_value', `'${param}' names sha256:${hex}, which was not uploaded; POST the file to /api/blobs/sha256:${hex} first`, { param });
+      }
+      placed.push({ from: blobs.pathOf(hex), rel });
+      binaries.push({ path: `./${rel}`, sha256: hex });
+    }
+    if (new Set(placed.map((p) => p.rel)).size !== placed.length) throw new ApiError('invalid_value', `'files' names one file twice`, { param: 'files' });
+    return { object: { metadata: { binaries } } as ModelObjectFile, files: placed, digests: binaries.map((b) => b.sha256) };
+  }
   app.post('/api/copy', {
     schema: {
       tags, summary: 'Copy a model (Ollama)',
@@ -111,8 +135,8 @@ export default async function ollamaCreateRoutes(app: FastifyInstance) {
     schema: {
       tags, summary: 'Create a model from another (Ollama)',
       description:
-        'A new model `model` built `from` an existing one, as `ollama create` with a Modelfile\'s FROM, SYSTEM, PARAMETER and LICENSE: the source\'s object with `system` as its `pre_prompt` (the system message when a chat has none) and `parameters` (Ollama\'s names) over its run parameters, binaries hard-linked as /api/copy does. ' +
-        '`files`, `adapters`, `template`, `messages` and `quantize` are a 400 unsupported_feature naming the field. Streams `reading model metadata`, `creating model object`, `success` as NDJSON unless `stream: false`.',
+        'A new model `model`, as `ollama create` makes one from a Modelfile\'s FROM, SYSTEM, PARAMETER and LICENSE: built `from` an existing model (its object, binaries hard-linked as /api/copy does), or from GGUF `files` uploaded to /api/blobs (hard-linked into the new folder, then dropped from the upload area). ' +
+        '`system` becomes its `pre_prompt` (the system message when a chat has none) and `parameters` (Ollama\'s names) its run parameters. `adapters`, `template`, `messages` and `quantize` are a 400 unsupported_feature naming the field. Streams `reading model metadata`, `creating model object`, `success` as NDJSON unless `stream: false`.',
       body: OllamaCreateRequestSchema,
       response: { 200: OllamaStatusSchema, ...errorResponses },
     },
@@ -121,9 +145,11 @@ export default async function ollamaCreateRoutes(app: FastifyInstance) {
     const name = body.model ?? body.name;
     if (!name) throw new ApiError('missing_required_parameter', `'model' is required: the new model's name`, { param: 'model' });
     refuseUnsupported(body);
-    if (!body.from) throw new ApiError('missing_required_parameter', `'from' is required: the model to build on (GGUF blobs are not imported here)`, { param: 'from' });
+    const hasFiles = body.files !== undefined && Object.keys(body.files).length > 0;
+    if (hasFiles && body.from) throw new ApiError('invalid_value', `'from' and 'files' are two sources; send one`, { param: 'from' });
+    if (!hasFiles && !body.from) throw new ApiError('missing_required_parameter', `'from' (a model to build on) or 'files' (uploaded GGUF blobs) is required`, { param: 'from' });
     const id = newModelId(name, 'model');
-    const source = copyableSource(app, body.from, 'from');
+    const source = body.from ? copyableSource(app, body.from, 'from') : undefined;
     const params = runParameters(app, source, body.parameters ?? {});
     const edit = (o: ModelObjectFile): ModelObjectFile => ({
       ...o,
@@ -134,7 +160,14 @@ export default async function ollamaCreateRoutes(app: FastifyInstance) {
         : {}),
     });
     // Made before the answer starts (links take milliseconds), so a refusal keeps its status code.
-    await app.registry.copy(source, id, 'model', edit);
+    if (source) {
+      await app.registry.copy(source, id, 'model', edit);
+    } else {
+      const made = await fromBlobs(body.files!);
+      await app.registry.place(id, 'model', edit(made.object), made.files);
+      // The model's hard link holds the bytes now; the upload area keeps no second name for them.
+      for (const hex of made.digests) await blobs.remove(hex);
+    }
     if (body.stream === false) return { status: 'success' };
     return sendEventStream(reply, async (emit) => {
       for (const status of ['reading model metadata', 'creating model object', 'success']) emit({ status });

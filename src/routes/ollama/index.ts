@@ -16,6 +16,7 @@ import { buildToolOptions } from '../openai/chat-request.ts';
 import { countTokens, sendEventStream } from '../openai/inference.ts';
 import { resolveOllamaName } from './ollama-names.ts';
 import { ollamaParams, toOllamaFormat, toOllamaMessages } from './ollama-request.ts';
+import ollamaBlobRoutes from './blobs.ts';
 import ollamaCreateRoutes from './create.ts';
 import ollamaPullRoutes from './pull.ts';
 
@@ -106,6 +107,7 @@ const wireCalls = (r: ChatResult) => r.toolCalls?.map((c) => ({ function: { name
 export default async function ollamaRoutes(app: FastifyInstance) {
   await app.register(ollamaPullRoutes);
   await app.register(ollamaCreateRoutes);
+  await app.register(ollamaBlobRoutes);
 
   /** One generation, plain or streamed: `chunk` makes a stream line of new text, `last` the final line. */
   async function answer(reply: Parameters<typeof clientSignal>[0], entry: ModelEntry, a: Answer) {

@@ -1,4 +1,6 @@
-import { copyFile, mkdir, readdir, stat, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { copyFile, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import http from 'node:http';
 import path from 'node:path';
 import t from 'tap';
 import { placeFile } from '../../../src/registry/copy-model.ts';
@@ -14,7 +16,9 @@ const baseGguf = await writeFixtureModel(dir, 'base', { gguf: { chatTemplate: CH
 await mkdir(path.join(dir, 'pulled'));
 await copyFile(baseGguf, path.join(dir, 'pulled', 'tiny-q8.gguf'));
 await writeFile(path.join(dir, 'pulled', 'model.json'), JSON.stringify({ source_url: 'http://127.0.0.1:9/org/repo/resolve/main/tiny-q8.gguf', parameters: { ctx_len: 128, n_parallel: 1 }, metadata: { repository: 'org/repo' } }));
-const { app } = await buildTestApp(t, { modelsDir: dir, config: LLAMA_TEST_CONFIG });
+// A JSON body limit far below the GGUF's size: uploads must not be held to it.
+const { app } = await buildTestApp(t, { modelsDir: dir, config: { ...LLAMA_TEST_CONFIG, bodyLimit: 64 * 1024 } });
+const url = await app.listen({ host: '127.0.0.1', port: 0 });
 
 const post = (url: string, payload: Record<string, unknown>) => app.inject({ method: 'POST', url, payload });
 const chat = async (model: string, messages: Array<{ role: string; content: string }>) => {
@@ -109,7 +113,10 @@ t.test('/api/create refusals name the field', async (t) => {
     [{ model: 'x', from: 'mine', parameters: { mirostat: 2 } }, 400, 'unknown_parameter', 'parameters.mirostat'],
     [{ model: 'x', from: 'mine', parameters: { num_ctx: -5 } }, 400, 'parameter_out_of_range', 'parameters.num_ctx'],
     [{ model: 'x', from: 'mine', parameters: { temperature: 'hot' } }, 400, 'invalid_type', 'parameters.temperature'],
-    [{ model: 'x', from: 'mine', files: { 'model.gguf': 'sha256:00' } }, 400, 'unsupported_feature', 'files'],
+    [{ model: 'x', from: 'mine', files: { 'model.gguf': `sha256:${'0'.repeat(64)}` } }, 400, 'invalid_value', 'from'],
+    [{ model: 'x', files: { 'model.gguf': 'sha256:00' } }, 400, 'invalid_value', 'files.model.gguf'],
+    [{ model: 'x', files: { 'model.gguf': `sha256:${'0'.repeat(64)}` } }, 400, 'invalid_value', 'files.model.gguf'],
+    [{ model: 'x', files: { 'model.safetensors': `sha256:${'0'.repeat(64)}` } }, 400, 'unsupported_feature', 'files.model.safetensors'],
     [{ model: 'x', from: 'mine', template: '{{ .Prompt }}' }, 400, 'unsupported_feature', 'template'],
     [{ model: 'x', from: 'mine', messages: [{ role: 'user', content: 'hi' }] }, 400, 'unsupported_feature', 'messages'],
     [{ model: 'x', from: 'mine', adapters: { 'a.gguf': 'sha256:00' } }, 400, 'unsupported_feature', 'adapters'],
@@ -137,4 +144,41 @@ t.test('placeFile: a link, the same file again, another file in the way', async 
   t.equal(await placeFile(path.join(d, 'a'), path.join(d, 'b'), 'destination'), true);
   t.equal(await placeFile(path.join(d, 'a'), path.join(d, 'b'), 'destination'), false, 'already that file');
   await t.rejects(placeFile(path.join(d, 'a'), path.join(d, 'other'), 'destination'), { code: 'model_exists', param: 'destination', message: /other already exists and is another file/ });
+});
+
+t.test('/api/blobs and /api/create files: the upload `ollama create` makes of FROM ./model.gguf', async (t) => {
+  const bytes = await readFile(path.join(dir, 'mine', 'base.gguf'));
+  t.ok(bytes.length > 64 * 1024, 'larger than the JSON body limit');
+  const hex = createHash('sha256').update(bytes).digest('hex');
+  const blob = `/api/blobs/sha256:${hex}`;
+  t.equal((await app.inject({ method: 'HEAD', url: blob })).statusCode, 404, 'not uploaded yet');
+  t.equal((await app.inject({ method: 'HEAD', url: '/api/blobs/sha256:zz' })).statusCode, 400);
+
+  // Ollama's client labels the upload application/json; it is a file all the same.
+  const wrong = await app.inject({ method: 'POST', url: `/api/blobs/sha256:${'a'.repeat(64)}`, payload: bytes, headers: { 'content-type': 'application/json' } });
+  t.equal(wrong.statusCode, 400);
+  t.match(wrong.json().error, { code: 'invalid_value', param: 'digest', message: new RegExp(`the body's sha256 is ${hex}, not the digest`) });
+  const cut = await new Promise<void>((resolve) => {
+    const req = http.request(`${url}${blob}`, { method: 'POST', headers: { 'content-length': String(bytes.length), 'content-type': 'application/octet-stream' } });
+    req.on('error', () => resolve());
+    req.write(bytes.subarray(0, 100_000), () => setTimeout(() => { req.destroy(); resolve(); }, 200));
+  });
+  void cut;
+  await new Promise((r) => setTimeout(r, 300));
+  t.same((await readdir(path.join(dir, '.blobs'))).filter((f) => !f.startsWith('sha256-')), [], 'a wrong or cut upload leaves no file behind');
+  t.equal((await app.inject({ method: 'HEAD', url: blob })).statusCode, 404);
+
+  const up = await app.inject({ method: 'POST', url: blob, payload: bytes, headers: { 'content-type': 'application/json' } });
+  t.equal(up.statusCode, 201, up.body);
+  t.equal((await app.inject({ method: 'POST', url: blob, payload: bytes, headers: { 'content-type': 'application/octet-stream' } })).statusCode, 200, 'already stored');
+  t.equal((await app.inject({ method: 'HEAD', url: blob })).statusCode, 200);
+  t.equal((await app.inject('/v1/models')).json().data.some((m: { id: string }) => m.id.startsWith('.')), false, 'blobs are not models');
+
+  const res = await post('/api/create', { model: 'imported', files: { 'tiny.gguf': `sha256:${hex}` }, parameters: { num_ctx: 128 }, stream: false });
+  t.equal(res.statusCode, 200, res.body);
+  const model = (await app.inject('/v1/models/imported')).json();
+  t.match(model, { id: 'imported/model', state: 'stopped', parameters: { ctx_len: 128 }, metadata: { binaries: [{ path: './tiny.gguf', sha256: hex }], architecture: 'llama' } });
+  t.same((await readdir(path.join(dir, 'imported'))).sort(), ['model.json', 'tiny.gguf']);
+  t.equal((await app.inject({ method: 'HEAD', url: blob })).statusCode, 404, 'the upload area lets go of it');
+  t.same(await chat('imported', hi), await chat('mine', hi), 'the uploaded file answers as the model it came from');
 });

@@ -1,0 +1,68 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { ApiError } from '../errors.ts';
+
+/** `sha256:<hex>` (Ollama's form) or `sha256-<hex>` (its file names); the hex in lower case. */
+export function parseDigest(digest: string, param: string): string {
+  const m = /^sha256[:-]([0-9a-fA-F]{64})$/.exec(digest);
+  if (!m) throw new ApiError('invalid_value', `'${digest.slice(0, 80)}' is not a digest: expected sha256:<64 hex digits>`, { param });
+  return m[1]!.toLowerCase();
+}
+
+/**
+ * Files uploaded by content digest (Ollama's `/api/blobs`), kept in `<models>/.blobs` (hidden
+ * from the model scan) until a model is made of them. A blob is written under a temporary
+ * name and renamed only once its bytes hash to the digest it was sent under, so a cut or
+ * wrong upload never leaves a file that looks complete.
+ */
+export class BlobStore {
+  readonly dir: string;
+
+  constructor(modelsDir: string) {
+    this.dir = path.join(modelsDir, '.blobs');
+  }
+
+  pathOf(hex: string): string {
+    return path.join(this.dir, `sha256-${hex}`);
+  }
+
+  async has(hex: string): Promise<boolean> {
+    return (await stat(this.pathOf(hex)).catch(() => undefined))?.isFile() ?? false;
+  }
+
+  /** Streams `body` into the blob `hex`; a body whose sha256 differs is a 400 and leaves nothing. */
+  async put(hex: string, body: Readable, param: string): Promise<{ size: number; existed: boolean }> {
+    await mkdir(this.dir, { recursive: true });
+    const tmp = path.join(this.dir, `.upload-${randomUUID()}`);
+    const hash = createHash('sha256');
+    let size = 0;
+    const tap = new Transform({
+      transform(chunk: Buffer, _enc, done) {
+        hash.update(chunk);
+        size += chunk.length;
+        done(null, chunk);
+      },
+    });
+    try {
+      await pipeline(body, tap, createWriteStream(tmp, { flags: 'wx' }));
+      const got = hash.digest('hex');
+      if (got !== hex) {
+        throw new ApiError('invalid_value', `the body's sha256 is ${got}, not the digest it was sent under (sha256:${hex}); nothing was kept`, { param });
+      }
+      const existed = await this.has(hex);
+      if (!existed) await rename(tmp, this.pathOf(hex));
+      return { size, existed };
+    } finally {
+      await rm(tmp, { force: true });
+    }
+  }
+
+  /** Forgets a blob once a model holds it (a hard link keeps the bytes). */
+  async remove(hex: string): Promise<void> {
+    await rm(this.pathOf(hex), { force: true });
+  }
+}
