@@ -17,6 +17,7 @@ import modelRoutes from './routes/models/index.ts';
 import systemRoutes from './routes/system/index.ts';
 import chatRoutes from './routes/openai/chat.ts';
 import responseRoutes from './routes/openai/responses.ts';
+import llamaServerRoutes from './routes/llama-server/index.ts';
 import tokenizerRoutes from './routes/tokenizer/index.ts';
 import anthropicRoutes from './routes/anthropic/messages.ts';
 import ollamaRoutes from './routes/ollama/index.ts';
@@ -94,6 +95,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   await app.register(embeddingRoutes);
   await app.register(classificationRoutes);
   await app.register(tokenizerRoutes);
+  await app.register(llamaServerRoutes);
   await app.register(anthropicRoutes);
   await app.register(ollamaRoutes);
   return app as unknown as FastifyInstance;

@@ -178,6 +178,8 @@ export interface GenerateOptions {
    * before it. The model must have fill-in-the-middle tokens (a code model's `<|fim_prefix|>`…).
    */
   suffix?: string;
+  /** llama-server's /infill beyond `suffix` (see {@link InfillOptions}). */
+  infill?: InfillOptions;
   /** Stops the generation within one token; the call then rejects with the signal's reason. */
   signal: AbortSignal;
   /**
@@ -225,6 +227,20 @@ export interface TokenUsage {
   cachedPromptTokens?: number;
   /** Prompt tokens the engine evaluated for this request, as it measured them (promptTokens − cachedPromptTokens when the cache worked as reported). */
   evaluatedPromptTokens?: number;
+}
+
+/** What llama-server's /infill adds to a fill-in-the-middle prompt. */
+export interface InfillOptions {
+  /** Text after the prefix that the middle continues (llama-server's `prompt`: what is typed so far). */
+  prompt?: string;
+  /** Other files shown before the prefix, with the model's repository and file-separator tokens when it has them. */
+  extra?: Array<{ filename: string; text: string }>;
+  /**
+   * Cut the prefix (to its last ¾ batch), the suffix (to its first ¼ batch) and the extra
+   * files (to what the context leaves beside a batch and twice `max_tokens`) as llama-server
+   * does, instead of refusing a prompt the context cannot hold.
+   */
+  fit?: boolean;
 }
 
 export interface GenerationResult {

@@ -17,6 +17,7 @@ const dir = await tempDir();
 await writeFixtureModel(dir, 'chatml', { gguf: { chatTemplate: CHATML_TEMPLATE, contextLength: 128 }, parameters: { ctx_len: 128, n_parallel: 1 } });
 await writeFixtureModel(dir, 'qwen', { gguf: { chatTemplate: QWEN_TOOLS_TEMPLATE, contextLength: 640, extraTokens: ['<tool_call>', '</tool_call>'] }, parameters: { ctx_len: 640, n_parallel: 1 } });
 await writeFixtureModel(dir, 'spare', { parameters: { ctx_len: 128, n_parallel: 1 } });
+await writeFixtureModel(dir, 'coder', { gguf: { contextLength: 128, extraTokens: ['<|fim_prefix|>', '<|fim_suffix|>', '<|fim_middle|>', '<|repo_name|>', '<|file_sep|>'] }, parameters: { ctx_len: 128, n_parallel: 1, n_batch: 64 } });
 await writeFixtureModel(dir, 'embedder', { parameters: { ctx_len: 128, embedding: true, n_parallel: 1 } });
 await mkdir(path.join(dir, 'text'));
 writeTextClassifierOnnx(path.join(dir, 'text/text.onnx'));
@@ -71,6 +72,8 @@ const bases: Record<string, Record<string, unknown>> = {
   '/api/embeddings': { model: 'embedder', prompt: 'a' },
   '/api/show': { model: 'chatml' },
   '/api/pull': { model: 'chatml', stream: false },
+  '/completion': { model: 'chatml', prompt: 'hi', n_predict: 3, temperature: 0.5, top_k: 5, top_p: 0.9, min_p: 0.1, seed: 1, stop: ['x'], repeat_penalty: 1.1, ignore_eos: false },
+  '/infill': { model: 'coder', input_prefix: 'a', input_suffix: 'b', input_extra: [{ filename: 'f', text: 't' }], prompt: 'p', n_predict: 3 },
   '/api/copy': { source: 'chatml', destination: 'copied' },
   '/api/create': { model: 'created', from: 'chatml', system: 's', license: 'l', parameters: { num_ctx: 64, temperature: 0.5, stop: 'x', num_predict: 3 }, stream: false },
   '/v1/models': { id: 'made/one', source_url: path.join(dir, 'spare/spare.gguf'), name: 'n', description: 'd', parameters: { ctx_len: 64 }, metadata: { tags: ['a'] }, skip_existing: true },
@@ -84,7 +87,7 @@ const made: Record<string, string> = { '/api/copy': 'copied', '/api/create': 'cr
 const wrong: unknown[] = [null, true, 0, -1, 1.5, 1e12, '', '\u0000\ud800', 'a'.repeat(3000), [], [[]], {}, [1, -5, 1e9]];
 /** Streamed variants see fewer values: what matters there is that a failure ends the stream cleanly. */
 const wrongStreamed: unknown[] = [null, -1, '', {}];
-const generates = /chat|completions|messages$|responses|generate/;
+const generates = /chat|completions?$|messages$|responses|generate|infill/;
 
 type Path = (string | number)[];
 function fieldPaths(v: unknown, prefix: Path = []): Path[] {

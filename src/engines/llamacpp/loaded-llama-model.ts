@@ -7,7 +7,7 @@ import {
 import { ApiError } from '../../errors.ts';
 import { resolveParams } from '../descriptors.ts';
 import type {
-  Capability, ChatMessage, ChatResult, EmbeddingResult, GenerateOptions, GenerationResult, LoadedModel, PromptPiece, ResponseFormat,
+  Capability, ChatMessage, ChatResult, EmbeddingResult, GenerateOptions, GenerationResult, InfillOptions, LoadedModel, PromptPiece, ResponseFormat,
   TokenLogprob, ToolFunction, ToolOptions,
 } from '../engine.ts';
 import { DecodeLoop, type KvSequence } from './decode-loop.ts';
@@ -125,6 +125,7 @@ export class LoadedLlamaModel implements LoadedModel {
   #disposed: Promise<void> | undefined;
   /** The JSON grammar holds no per-generation state, so one serves every json_object request. */
   #jsonGrammar: Promise<LlamaGrammar> | undefined;
+  #repoTokens: { repo?: Token; file?: Token } | undefined;
   #vocab: number | undefined;
   #eog: number[] | undefined;
   /** Token texts and bytes for logprobs (special tokens with their own text), filled as asked for. */
@@ -163,7 +164,7 @@ export class LoadedLlamaModel implements LoadedModel {
 
   async complete(prompt: string | readonly PromptPiece[], options: GenerateOptions): Promise<GenerationResult> {
     const s = this.#sampling(options.params, options.choice);
-    const tokens = options.suffix !== undefined ? this.#infillTokens(prompt, options.suffix)
+    const tokens = options.suffix !== undefined ? this.#infillTokens(prompt, options.suffix, options.infill ?? {}, s.maxTokens)
       : typeof prompt === 'string' ? this.#textTokens(prompt, true) : this.#promptTokens(prompt);
     const maxTokens = this.#budget(tokens.length, s.maxTokens, 'prompt');
     const grammar = await this.#grammar(options.responseFormat);
@@ -171,18 +172,49 @@ export class LoadedLlamaModel implements LoadedModel {
   }
 
   /**
-   * A fill-in-the-middle prompt as llama-server's /infill builds it (prefix, suffix, middle:
-   * PSM order), the texts tokenized without their special tokens, after BOS when the model
-   * adds one. The answer is the middle, ended by the model's end-of-generation tokens.
+   * A fill-in-the-middle prompt as llama-server's /infill builds it (`format_infill`): the
+   * extra files (after the repository token and a name, each after the file-separator token
+   * and its name, or a `--- snippet ---` line when the model has no such tokens), BOS when the
+   * model adds one, then prefix, the typed `prompt`, suffix, middle (PSM order). Texts are
+   * tokenized without their special tokens (the typed prompt with them, as llama-server
+   * does). The answer is the middle, ended by the model's end-of-generation tokens.
    */
-  #infillTokens(prompt: string | readonly PromptPiece[], suffix: string): Token[] {
+  #infillTokens(prompt: string | readonly PromptPiece[], suffix: string, infill: InfillOptions, maxTokens: number | undefined): Token[] {
     const { prefix, suffix: suf, middle } = this.#p.model.tokens.infill;
     if (prefix == null || suf == null || middle == null) {
       throw new ApiError('model_not_capable', `'suffix': this model has no fill-in-the-middle tokens (a code model's <|fim_prefix|>, <|fim_suffix|>, <|fim_middle|>)`, { param: 'suffix' });
     }
     if (typeof prompt !== 'string') throw new ApiError('unsupported_feature', `'suffix' goes with a text prompt, not token ids`, { param: 'prompt' });
+    let before = this.#textTokens(prompt, false);
+    let after = this.#textTokens(suffix, false);
+    const typed = infill.prompt ? this.tokenize(infill.prompt, { addSpecial: false, parseSpecial: true }) as Token[] : [];
+    let extra = infill.extra?.length ? this.#infillExtra(infill.extra) : [];
+    if (infill.fit) {
+      // llama-server's shares: the prefix's last ¾ batch, the suffix's first ¼ batch less the
+      // markers and the typed prompt, and the extra files' last tokens in what is left of the context.
+      const batch = this.#p.params.n_batch as number;
+      const ctx = this.#p.context!.contextSize;
+      before = before.slice(Math.max(0, before.length - Math.floor((3 * batch) / 4)));
+      after = after.slice(0, Math.max(0, Math.floor(batch / 4) - (2 + typed.length)));
+      const room = Math.max(0, ctx - batch - 2 * Math.max(0, maxTokens ?? 0));
+      extra = extra.slice(Math.max(0, extra.length - room));
+    }
     const bos = beginningToken(this.#p.model);
-    return [...(bos != null ? [bos] : []), prefix, ...this.#textTokens(prompt, false), suf, ...this.#textTokens(suffix, false), middle];
+    return [...extra, ...(bos != null ? [bos] : []), prefix, ...before, ...typed, suf, ...after, middle];
+  }
+
+  /** llama-server's repository-level context for /infill's `input_extra`. */
+  #infillExtra(files: NonNullable<InfillOptions['extra']>): Token[] {
+    const { repo, file } = this.#repoTokens ??= findRepoTokens(this.#p.model);
+    const out: Token[] = [];
+    if (repo != null) out.push(repo, ...this.#textTokens('myproject\n', false));
+    for (const f of files) {
+      if (file != null) out.push(file, ...this.#textTokens(`${f.filename}\n`, false));
+      else out.push(...this.#textTokens('\n\n--- snippet ---\n\n', false));
+      out.push(...this.#textTokens(f.text, false));
+    }
+    if (file != null) out.push(file, ...this.#textTokens('filename\n', false));
+    return out;
   }
 
   promptText(prompt: readonly PromptPiece[]): string {
@@ -720,4 +752,28 @@ function normalize(v: readonly number[]): number[] {
   for (const x of v) sum += x * x;
   const norm = Math.sqrt(sum);
   return norm > 0 ? v.map((x) => x / norm) : [...v];
+}
+
+/** Texts llama.cpp takes for the repository-name and file-separator FIM tokens when the GGUF names no ids. */
+const FIM_REPO_TEXTS = ['<|fim_repo|>', '<|repo_name|>', '<fim-repo>', '<REPO>', '<reponame>'];
+const FIM_FILE_TEXTS = ['<|file_sep|>', '<|fim_sep|>', '<fim-sep>', '<file_sep>'];
+
+/**
+ * The repository-name and file-separator tokens of a code model (Qwen2.5-Coder's
+ * `<|repo_name|>`, `<|file_sep|>`), by GGUF key or by their text as llama.cpp finds them;
+ * node-llama-cpp exposes only prefix, suffix and middle.
+ */
+function findRepoTokens(model: LlamaModel): { repo?: Token; file?: Token } {
+  const ggml = (model.fileInfo.metadata.tokenizer as { ggml?: Record<string, unknown> } | undefined)?.ggml ?? {};
+  const byText = (texts: string[]): Token | undefined => {
+    for (const text of texts) {
+      const ids = model.tokenize(text, true);
+      if (ids.length === 1 && model.detokenize(ids, true) === text) return ids[0];
+    }
+    return undefined;
+  };
+  const byKey = (key: string) => (typeof ggml[key] === 'number' ? (ggml[key] as Token) : undefined);
+  const repo = byKey('fim_rep_token_id') ?? byText(FIM_REPO_TEXTS);
+  const file = byKey('fim_sep_token_id') ?? byText(FIM_FILE_TEXTS);
+  return { ...(repo !== undefined ? { repo } : {}), ...(file !== undefined ? { file } : {}) };
 }

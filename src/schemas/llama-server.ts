@@ -1,0 +1,72 @@
+import { KeepAliveField } from './common.ts';
+import { Type, type Static } from './typebox.ts';
+
+// llama-server's native /completion and /infill, for the editors' code completion (llama.vim,
+// llama.vscode) and scripts written against llama-server, with the model named on a server
+// of many models. Its other fields (cache_prompt, samplers, t_max_*_ms, response_fields, …)
+// are accepted and ignored.
+
+const sampling = {
+  model: Type.Optional(Type.String({ description: 'Model id; may be left out while exactly one model runs (llama-server serves one).' })),
+  n_predict: Type.Optional(Type.Integer({ description: 'Most tokens to generate; -1 = until the context is full; 0 = read the prompt only (warms the cache) and answer nothing.' })),
+  temperature: Type.Optional(Type.Number()),
+  top_k: Type.Optional(Type.Integer()),
+  top_p: Type.Optional(Type.Number()),
+  min_p: Type.Optional(Type.Number()),
+  seed: Type.Optional(Type.Integer({ description: '-1 = random, as llama-server reads it.' })),
+  stop: Type.Optional(Type.Array(Type.String(), { maxItems: 16 })),
+  repeat_penalty: Type.Optional(Type.Number()),
+  presence_penalty: Type.Optional(Type.Number()),
+  frequency_penalty: Type.Optional(Type.Number()),
+  ignore_eos: Type.Optional(Type.Boolean()),
+  stream: Type.Optional(Type.Boolean({ default: false, description: 'Server-sent events `data: {content, stop: false}` per piece of text, then the whole answer with `stop: true` (no `[DONE]`, as llama-server).' })),
+  ...KeepAliveField,
+};
+
+export const NativeCompletionRequestSchema = Type.Object({
+  prompt: Type.Union([Type.String(), Type.Array(Type.Union([Type.Integer(), Type.String()]), { minItems: 1 })], { description: 'A text (after BOS when the model adds one), or token ids and texts mixed.' }),
+  ...sampling,
+}, { additionalProperties: true, description: 'As llama-server\'s /completion.' });
+export type NativeCompletionRequest = Static<typeof NativeCompletionRequestSchema>;
+
+export const InfillRequestSchema = Type.Object({
+  input_prefix: Type.Optional(Type.String({ default: '', description: 'The text before the gap.' })),
+  input_suffix: Type.Optional(Type.String({ default: '', description: 'The text after the gap.' })),
+  input_extra: Type.Optional(Type.Array(Type.Object({
+    filename: Type.Optional(Type.String({ default: 'tmp' })),
+    text: Type.String(),
+  }, { additionalProperties: true }), { maxItems: 1024, description: 'Other files\' text, shown before the prefix (with the model\'s `<|repo_name|>`/`<|file_sep|>` tokens when it has them).' })),
+  prompt: Type.Optional(Type.String({ default: '', description: 'Text after the prefix that the middle continues (what is typed so far).' })),
+  ...sampling,
+}, { additionalProperties: true, description: 'As llama-server\'s /infill.' });
+export type InfillRequest = Static<typeof InfillRequestSchema>;
+
+const Timings = Type.Object({
+  cache_n: Type.Integer({ description: 'Prompt tokens taken from the cache.' }),
+  prompt_n: Type.Integer({ description: 'Prompt tokens read.' }),
+  prompt_ms: Type.Number(),
+  prompt_per_token_ms: Type.Number(),
+  prompt_per_second: Type.Number(),
+  predicted_n: Type.Integer(),
+  predicted_ms: Type.Number(),
+  predicted_per_token_ms: Type.Number(),
+  predicted_per_second: Type.Number(),
+});
+
+export const NativeCompletionResponseSchema = Type.Object({
+  index: Type.Integer(),
+  content: Type.String({ description: 'The generated text (the middle, for /infill); a stream\'s last event has it empty.' }),
+  tokens: Type.Array(Type.Integer(), { description: 'Empty: ids are not returned.' }),
+  id_slot: Type.Integer(),
+  stop: Type.Boolean({ description: 'True on the whole answer and a stream\'s last event.' }),
+  model: Type.Optional(Type.String()),
+  tokens_predicted: Type.Optional(Type.Integer()),
+  tokens_evaluated: Type.Optional(Type.Integer({ description: 'Prompt tokens, cached ones included.' })),
+  tokens_cached: Type.Optional(Type.Integer({ description: 'Tokens the sequence keeps after the answer (prompt and answer).' })),
+  has_new_line: Type.Optional(Type.Boolean()),
+  stop_type: Type.Optional(Type.Union([Type.Literal('eos'), Type.Literal('word'), Type.Literal('limit')])),
+  stopping_word: Type.Optional(Type.String()),
+  generation_settings: Type.Optional(Type.Object({ n_ctx: Type.Integer(), n_predict: Type.Integer(), model: Type.String() }, { additionalProperties: true })),
+  timings: Type.Optional(Timings),
+});
+export type NativeCompletionResponse = Static<typeof NativeCompletionResponseSchema>;
