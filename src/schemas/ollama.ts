@@ -212,7 +212,7 @@ export const OllamaShowRequestSchema = Type.Object({
 export type OllamaShowRequest = Static<typeof OllamaShowRequestSchema>;
 
 export const OllamaShowSchema = Type.Object({
-  modelfile: Type.String({ description: 'Empty: models here are model objects, not Modelfiles.' }),
+  modelfile: Type.String({ description: 'A Modelfile that says the same (FROM the id, SYSTEM, PARAMETER under Ollama\'s names, LICENSE), as `ollama show --modelfile` prints it; the template is the GGUF\'s own and left out.' }),
   parameters: Type.String({ description: 'The model object\'s run parameters, one `name value` per line (`ctx_len` also as Ollama\'s `num_ctx`).' }),
   template: Type.String({ description: 'Empty: the template is the GGUF\'s own (POST /apply-template renders it).' }),
   system: Type.Optional(Type.String({ description: 'The system message used when a chat has none (the `pre_prompt` run parameter), when set.' })),

@@ -17,7 +17,7 @@ import { countTokens, sendEventStream } from '../openai/inference.ts';
 import { resolveOllamaName } from './ollama-names.ts';
 import { ollamaParams, toOllamaFormat, toOllamaMessages } from './ollama-request.ts';
 import ollamaBlobRoutes from './blobs.ts';
-import ollamaCreateRoutes from './create.ts';
+import ollamaCreateRoutes, { modelfileOf } from './create.ts';
 import ollamaPullRoutes from './pull.ts';
 
 const tags = ['ollama'];
@@ -290,7 +290,7 @@ export default async function ollamaRoutes(app: FastifyInstance) {
     const info: Record<string, unknown> = { 'general.architecture': arch, 'general.parameter_count': h.parameter_count };
     if (arch) for (const k of ['context_length', 'embedding_length', 'block_count']) if (h[k] !== undefined) info[`${arch}.${k}`] = h[k];
     return {
-      modelfile: '',
+      modelfile: modelfileOf(entry.id, params, metadata.license),
       parameters: Object.entries({ ...(params.ctx_len !== undefined ? { num_ctx: params.ctx_len } : {}), ...params }).map(([k, v]) => `${k} ${typeof v === 'string' ? v : JSON.stringify(v)}`).join('\n'),
       template: '',
       ...(typeof params.pre_prompt === 'string' && params.pre_prompt !== '' ? { system: params.pre_prompt } : {}),
