@@ -42,7 +42,9 @@ export function toAnthropicMessages(body: Pick<MessagesRequest, 'system' | 'mess
       if (block.type === 'tool_result' && m.role === 'user') {
         if (typeof block.tool_use_id !== 'string') throw new ApiError('missing_required_parameter', `${at} is a tool_result without its 'tool_use_id'`, { param: `${at}.tool_use_id` });
         if (texts.length > 0) throw new ApiError('invalid_value', `${at}: tool_result blocks come before the message's text`, { param: at });
-        calls.answer(block.tool_use_id, block.content === undefined ? '' : blocksText(block.content, `${at}.content`), `${at}.tool_use_id`);
+        const result = block.content === undefined ? '' : blocksText(block.content, `${at}.content`);
+        // Chat templates have no error flag for a tool message: the model reads it in the text.
+        calls.answer(block.tool_use_id, block.is_error === true ? `Error: ${result}` : result, `${at}.tool_use_id`);
       } else if (block.type === 'tool_use' && m.role === 'assistant') {
         if (typeof block.id !== 'string' || typeof block.name !== 'string') {
           throw new ApiError('missing_required_parameter', `${at} is a tool_use without its 'id' or 'name'`, { param: `${at}.${typeof block.id !== 'string' ? 'id' : 'name'}` });

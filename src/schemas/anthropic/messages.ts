@@ -14,6 +14,7 @@ export const ContentBlockSchema = Type.Object(
     name: Type.Optional(Type.String()),
     input: Type.Optional(Type.Unknown({ description: 'A `tool_use` block\'s arguments (an object).' })),
     tool_use_id: Type.Optional(Type.String()),
+    is_error: Type.Optional(Type.Boolean({ description: 'A `tool_result` that reports a failed tool: the model reads its text after `Error: `.' })),
     content: Type.Optional(Type.Union([Type.String(), Type.Array(Type.Object({ type: Type.String(), text: Type.Optional(Type.String()) }, { additionalProperties: true }))], {
       description: 'A `tool_result` block\'s answer: text, or text blocks.',
     })),

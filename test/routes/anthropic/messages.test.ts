@@ -119,6 +119,18 @@ t.test('tools: a forced call is a tool_use block whose input follows the schema,
     ],
   });
   t.equal(turn.usage.input_tokens + turn.usage.cache_read_input_tokens!, chat.usage!.prompt_tokens, 'the same prompt as the chat messages');
+
+  // A failed tool's result (is_error) reaches the model as its text after 'Error: ' (Claude Code marks failures so).
+  const count = async (result: Record<string, unknown>) => (await anthropic.messages.countTokens({
+    model: 'qwen', tools: tools as Anthropic.Tool[],
+    messages: [
+      { role: 'user', content: 'Weather in Paris?' },
+      { role: 'assistant', content: [{ type: 'tool_use', id: use.id, name: use.name, input: use.input }] },
+      { role: 'user', content: [{ type: 'tool_result', tool_use_id: use.id, ...result } as Anthropic.ToolResultBlockParam] },
+    ],
+  })).input_tokens;
+  t.equal(await count({ content: 'no such city', is_error: true }), await count({ content: 'Error: no such city' }), 'is_error shows in the text');
+  t.ok(await count({ content: 'no such city', is_error: true }) > await count({ content: 'no such city', is_error: false }));
 });
 
 t.test('a thought comes as a thinking block, streamed as thinking_delta', async (t) => {
