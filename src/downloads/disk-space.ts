@@ -21,14 +21,14 @@ export async function freeBytes(dir: string): Promise<number> {
 }
 
 /** Throws 507 insufficient_storage naming the need and the free space when `needed` bytes will not fit in `dir`. */
-export async function ensureFreeSpace(dir: string, needed: number, what: string): Promise<void> {
+export async function ensureFreeSpace(dir: string, needed: number, what: string, verb = 'download', param = 'model'): Promise<void> {
   if (needed <= 0) return;
   const free = await freeBytes(dir);
   if (free < needed + DISK_HEADROOM_BYTES) {
     throw new ApiError(
       'insufficient_storage',
-      `not enough disk space to download ${what}: it needs ${formatBytes(needed)} and ${dir} has ${formatBytes(free)} free`,
-      { param: 'model' },
+      `not enough disk space to ${verb} ${what}: it needs ${formatBytes(needed)} and ${dir} has ${formatBytes(free)} free`,
+      { param },
     );
   }
 }

@@ -4,6 +4,7 @@ import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { ensureFreeSpace } from '../downloads/disk-space.ts';
 import { ApiError } from '../errors.ts';
 
 /** `sha256:<hex>` (Ollama's form) or `sha256-<hex>` (its file names); the hex in lower case. */
@@ -34,9 +35,14 @@ export class BlobStore {
     return (await stat(this.pathOf(hex)).catch(() => undefined))?.isFile() ?? false;
   }
 
-  /** Streams `body` into the blob `hex`; a body whose sha256 differs is a 400 and leaves nothing. */
-  async put(hex: string, body: Readable, param: string): Promise<{ size: number; existed: boolean }> {
+  /**
+   * Streams `body` into the blob `hex`; a body whose sha256 differs is a 400 and leaves nothing.
+   * A declared `length` the disk cannot hold is a 507 before a byte is written; a disk that
+   * fills up meanwhile is one too.
+   */
+  async put(hex: string, body: Readable, param: string, length?: number): Promise<{ size: number; existed: boolean }> {
     await mkdir(this.dir, { recursive: true });
+    if (length !== undefined) await ensureFreeSpace(this.dir, length, `sha256:${hex}`, 'store', param);
     const tmp = path.join(this.dir, `.upload-${randomUUID()}`);
     const hash = createHash('sha256');
     let size = 0;
@@ -48,7 +54,9 @@ export class BlobStore {
       },
     });
     try {
-      await pipeline(body, tap, createWriteStream(tmp, { flags: 'wx' }));
+      await pipeline(body, tap, createWriteStream(tmp, { flags: 'wx' })).catch((err: NodeJS.ErrnoException) => {
+        throw err.code === 'ENOSPC' ? new ApiError('insufficient_storage', `the disk filled up while storing sha256:${hex} (${size} bytes written)`, { param }) : err;
+      });
       const got = hash.digest('hex');
       if (got !== hex) {
         throw new ApiError('invalid_value', `the body's sha256 is ${got}, not the digest it was sent under (sha256:${hex}); nothing was kept`, { param });

@@ -40,7 +40,8 @@ export default async function ollamaBlobRoutes(app: FastifyInstance) {
     const hex = parseDigest((request.params as { digest: string }).digest, 'digest');
     // No body at all is an empty file (Fastify parses nothing then).
     const body = request.body instanceof Readable ? request.body : Readable.from([]);
-    const { existed } = await blobs.put(hex, body, 'digest');
+    const length = Number(request.headers['content-length']);
+    const { existed } = await blobs.put(hex, body, 'digest', Number.isSafeInteger(length) && length > 0 ? length : undefined);
     return reply.code(existed ? 200 : 201).send();
   });
 }

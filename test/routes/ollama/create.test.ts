@@ -173,6 +173,18 @@ t.test('/api/blobs and /api/create files: the upload `ollama create` makes of FR
   t.same((await readdir(path.join(dir, '.blobs'))).filter((f) => !f.startsWith('sha256-')), [], 'a wrong or cut upload leaves no file behind');
   t.equal((await app.inject({ method: 'HEAD', url: blob })).statusCode, 404);
 
+  // A declared length no disk has is refused before a byte is read.
+  const huge = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const req = http.request(`${url}${blob}`, { method: 'POST', headers: { 'content-length': String(1e15) } }, (res) => {
+      let text = '';
+      res.on('data', (c: Buffer) => (text += c));
+      res.on('end', () => resolve({ status: res.statusCode!, body: text }));
+    });
+    req.on('error', reject);
+    req.write(bytes.subarray(0, 1000));
+  });
+  t.equal(huge.status, 507);
+  t.match(JSON.parse(huge.body).error, { code: 'insufficient_storage', param: 'digest', message: /not enough disk space to store sha256:/ });
   const up = await app.inject({ method: 'POST', url: blob, payload: bytes, headers: { 'content-type': 'application/json' } });
   t.equal(up.statusCode, 201, up.body);
   t.equal((await app.inject({ method: 'POST', url: blob, payload: bytes, headers: { 'content-type': 'application/octet-stream' } })).statusCode, 200, 'already stored');
