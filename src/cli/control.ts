@@ -25,3 +25,22 @@ export async function controlCommand(config: Config, action: Action, id: string)
     return 1;
   }
 }
+
+/** `modeld cp <source> <destination>`: Ollama's copy on the running server (binaries hard-linked). */
+export async function copyCommand(config: Config, source: string, destination: string): Promise<number> {
+  const client = new ServerClient(config);
+  if (!(await client.reachable())) {
+    console.error(`modeld: no modeld server answers at ${client.base}; start one with \`modeld serve\``);
+    return 1;
+  }
+  try {
+    const from = await client.request<{ id: string }>('GET', modelPath(source));
+    await client.request('POST', '/api/copy', { source: from.id, destination });
+    const made = await client.request<{ id: string }>('GET', modelPath(destination.replace(/:latest$/i, '')));
+    console.log(`copied ${from.id} to ${made.id}`);
+    return 0;
+  } catch (err) {
+    console.error(`modeld: cp ${source} ${destination}: ${(err as Error).message}`);
+    return 1;
+  }
+}

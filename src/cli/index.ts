@@ -1,5 +1,5 @@
 import type { Config } from '../config/config.ts';
-import { controlCommand } from './control.ts';
+import { controlCommand, copyCommand } from './control.ts';
 import { listCommand } from './ls.ts';
 import { buildProgram } from './program.ts';
 import { pullCommand } from './pull.ts';
@@ -17,4 +17,4 @@ async function serve(config: Config): Promise<void> {
   }
 }
 
-await buildProgram({ serve, ls: listCommand, pull: pullCommand, control: controlCommand }).parseAsync(process.argv);
+await buildProgram({ serve, ls: listCommand, pull: pullCommand, control: controlCommand, copy: copyCommand }).parseAsync(process.argv);

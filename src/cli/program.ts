@@ -8,6 +8,7 @@ export interface CliActions {
   ls(config: Config, opts: { json: boolean }): Promise<number>;
   pull(config: Config, model: string, opts: PullOptions): Promise<number>;
   control(config: Config, action: 'rm' | 'start' | 'stop', id: string): Promise<number>;
+  copy(config: Config, source: string, destination: string): Promise<number>;
 }
 
 /** Option name (commander's camelCase) → the config key it sets, for the flags the CLI has. */
@@ -99,6 +100,15 @@ export function buildProgram(actions: CliActions, env: NodeJS.ProcessEnv = proce
         if (config) process.exitCode = await actions.control(config, action, id);
       });
   }
+
+  clientOptions(program.command('cp').description('copy a model as `ollama cp` does: a new model object whose downloaded binaries are hard links of the source\'s (on the running server)'))
+    .argument('<source>', 'model id or folder alias')
+    .argument('<destination>', 'the new model: a name (id <name>/model) or <folder>/<file>')
+    .addOption(ignoredModelsDir())
+    .action(async (source: string, destination: string, _opts, cmd: Command) => {
+      const config = configFrom(cmd);
+      if (config) process.exitCode = await actions.copy(config, source, destination);
+    });
 
   // Usage errors in one line, as every other error: commander's own would be followed by the
   // whole help page, which buries the line that says what was wrong.

@@ -192,7 +192,7 @@ t.test('environment settings apply to serve unless a flag is given: --no-jit, -p
   const configs = async (argv: string[], env: NodeJS.ProcessEnv): Promise<Config> => {
     let got: Config | undefined;
     const stub = async () => 0;
-    const program = buildProgram({ serve: async (c) => void (got = c), ls: stub, pull: stub, control: stub }, env);
+    const program = buildProgram({ serve: async (c) => void (got = c), ls: stub, pull: stub, control: stub, copy: stub }, env);
     // A usage error throws here instead of ending the test process.
     for (const c of [program, ...program.commands]) c.exitOverride();
     await program.parseAsync(['serve', ...argv], { from: 'user' });
@@ -206,7 +206,7 @@ t.test('environment settings apply to serve unless a flag is given: --no-jit, -p
   t.match(await configs(['--jit'], env), { jit: true }, '--jit overrides MODELD_JIT=false');
   t.match(await configs(['--jit', '--no-jit'], {}), { jit: false }, 'the last of the two wins');
 
-  const help = buildProgram({ serve: async () => {}, ls: async () => 0, pull: async () => 0, control: async () => 0 }, env)
+  const help = buildProgram({ serve: async () => {}, ls: async () => 0, pull: async () => 0, control: async () => 0, copy: async () => 0 }, env)
     .commands.find((c) => c.name() === 'serve')!.helpInformation().replace(/\s+/g, ' ');
   t.match(help, /port to listen on \(default 1337, env MODELD_PORT=4242\)/, 'help shows the value that applies');
   t.match(help, /env MODELD_JIT=false; set to false\)/);

@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import t from 'tap';
 import { buildApp } from '../../src/app.ts';
-import { controlCommand } from '../../src/cli/control.ts';
+import { controlCommand, copyCommand } from '../../src/cli/control.ts';
 import { listCommand } from '../../src/cli/ls.ts';
 import { pullCommand, type PullOptions } from '../../src/cli/pull.ts';
 import { loadConfig, type Config } from '../../src/config/config.ts';
@@ -110,6 +110,18 @@ t.test('modeld pull: org/repo, a direct URL and a local path; rm, start and stop
   const stop = await captureCli(() => controlCommand(config, 'stop', 'mine'));
   t.equal(stop.code, 0);
   t.equal(stop.stdout, 'mine/model: stopped');
+  // `modeld cp`: Ollama's copy. A file outside the models folder stays shared, named by its path;
+  // a downloaded one is hard-linked into the new folder.
+  const cp = await captureCli(() => copyCommand(config, 'mine', 'yours:latest'));
+  t.equal(cp.code, 0, cp.stderr);
+  t.equal(cp.stdout, 'copied mine/model to yours/model');
+  t.equal((await (await fetch(`http://127.0.0.1:${config.port}/v1/models/yours`)).json()).source_url, path.join(home, 'llms', 'mine.gguf'));
+  const pulledCopy = await captureCli(() => copyCommand(config, 'tiny-GGUF/tiny.Q8_0', 'q8-copy'));
+  t.equal(pulledCopy.code, 0, pulledCopy.stderr);
+  t.equal((await stat(path.join(modelsDir, 'q8-copy', 'tiny.Q8_0.gguf'))).ino, (await stat(path.join(modelsDir, 'tiny-GGUF', 'tiny.Q8_0.gguf'))).ino, 'the same file');
+  const taken = await captureCli(() => copyCommand(config, 'mine', 'yours'));
+  t.equal(taken.code, 1);
+  t.match(taken.stderr, /modeld: cp mine yours: .*'yours\/model' already exists/);
   const rm = await captureCli(() => controlCommand(config, 'rm', 'mine'));
   t.equal(rm.code, 0);
   t.equal(rm.stdout, 'deleted mine/model');
