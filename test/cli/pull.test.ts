@@ -115,7 +115,7 @@ t.test('modeld pull: org/repo, a direct URL and a local path; rm, start and stop
   const cp = await captureCli(() => copyCommand(config, 'mine', 'yours:latest'));
   t.equal(cp.code, 0, cp.stderr);
   t.equal(cp.stdout, 'copied mine/model to yours/model');
-  t.equal((await (await fetch(`http://127.0.0.1:${config.port}/v1/models/yours`)).json()).source_url, path.join(home, 'llms', 'mine.gguf'));
+  t.equal(((await (await fetch(`http://127.0.0.1:${config.port}/v1/models/yours`)).json()) as { source_url: string }).source_url, path.join(home, 'llms', 'mine.gguf'));
   const pulledCopy = await captureCli(() => copyCommand(config, 'tiny-GGUF/tiny.Q8_0', 'q8-copy'));
   t.equal(pulledCopy.code, 0, pulledCopy.stderr);
   t.equal((await stat(path.join(modelsDir, 'q8-copy', 'tiny.Q8_0.gguf'))).ino, (await stat(path.join(modelsDir, 'tiny-GGUF', 'tiny.Q8_0.gguf'))).ino, 'the same file');
