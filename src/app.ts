@@ -12,6 +12,7 @@ import metricsPlugin from './plugins/metrics.ts';
 import servicesPlugin from './plugins/services.ts';
 import swaggerPlugin from './plugins/swagger.ts';
 import classificationRoutes from './routes/classification/index.ts';
+import rerankRoutes from './routes/rerank/index.ts';
 import downloadRoutes from './routes/downloads/index.ts';
 import modelRoutes from './routes/models/index.ts';
 import systemRoutes from './routes/system/index.ts';
@@ -94,6 +95,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   await app.register(completionRoutes);
   await app.register(embeddingRoutes);
   await app.register(classificationRoutes);
+  await app.register(rerankRoutes);
   await app.register(tokenizerRoutes);
   await app.register(llamaServerRoutes);
   await app.register(anthropicRoutes);

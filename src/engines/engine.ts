@@ -92,6 +92,12 @@ export interface ClassificationItem {
   scores?: LabelScore[];
 }
 
+/** Relevance scores of documents for a query (a cross-encoder reranker), in the documents' order. */
+export interface RankResult {
+  scores: number[];
+  usage: { prompt_tokens: number };
+}
+
 export interface ClassificationResult {
   data: ClassificationItem[];
   usage: { items: number; prompt_tokens?: number; total_tokens?: number };
@@ -314,6 +320,12 @@ export interface LoadedModel {
   dispose(): Promise<void>;
   /** Present with the `classification` capability; `signal` drops the request's work. */
   classify?(inputs: ClassificationInput[], options: ClassifyOptions, signal: AbortSignal): Promise<ClassificationResult>;
+  /**
+   * Scores each document's relevance to the query (llama-server's and Jina's /v1/rerank): a
+   * text classifier that reads a sentence pair, as cross-encoder rerankers do. Absent, or a
+   * 400 model_not_capable, when the model is no such classifier.
+   */
+  rank?(query: string, documents: string[], signal: AbortSignal): Promise<RankResult>;
 }
 
 export interface Engine {

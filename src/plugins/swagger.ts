@@ -33,6 +33,7 @@ export default fp(
           { name: 'system', description: 'Health, status, engines, metrics' },
           { name: 'classifications', description: 'ONNX image and text classifiers (not in OpenAI)' },
           { name: 'tokenizer', description: "llama-server's tokenizer routes (not in OpenAI)" },
+          { name: 'rerank', description: 'Documents ranked by relevance to a query with a cross-encoder (llama-server, Jina, Cohere; not in OpenAI)' },
           { name: 'llama-server', description: "llama-server's native /completion and /infill, in its own answer shape (not in OpenAI)" },
           { name: 'anthropic', description: "Anthropic's Messages API, as llama-server and Ollama offer it" },
           { name: 'ollama', description: "Ollama's native API (chat, generate, embed, model lists)" },

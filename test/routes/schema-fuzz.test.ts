@@ -23,6 +23,10 @@ await mkdir(path.join(dir, 'text'));
 writeTextClassifierOnnx(path.join(dir, 'text/text.onnx'));
 writeTokenizerJson(path.join(dir, 'text/tokenizer.json'));
 await writeFile(path.join(dir, 'text/model.json'), '{}');
+await mkdir(path.join(dir, 'ranker'));
+writeTextClassifierOnnx(path.join(dir, 'ranker/ranker.onnx'), { tokenTypeIds: true, classes: 1, labels: ['relevance'] });
+writeTokenizerJson(path.join(dir, 'ranker/tokenizer.json'));
+await writeFile(path.join(dir, 'ranker/model.json'), '{}');
 await mkdir(path.join(dir, 'img'));
 writeImageClassifierOnnx(path.join(dir, 'img/img.onnx'), { size: 8, classes: 3, labels: ['cat', 'dog', 'bird'] });
 await writeFile(path.join(dir, 'img/model.json'), JSON.stringify({ metadata: { preprocess: { scale: 1 / 255 } } }));
@@ -48,6 +52,7 @@ const bases: Record<string, Record<string, unknown>> = {
   '/v1/completions#echo': { model: 'chatml', prompt: [[1, 2, 3], 'x'], max_tokens: 2, echo: true },
   '/v1/embeddings': { model: 'embedder', input: ['hello', 'world'], encoding_format: 'float' },
   '/v1/classifications': { model: 'text', input: ['a b'], top_k: 2 },
+  '/v1/rerank': { model: 'ranker', query: 'good film', documents: ['a movie', { text: 'bad' }], top_n: 1, return_documents: true },
   '/tokenize': { model: 'chatml', content: 'hello', with_pieces: true },
   '/detokenize': { model: 'chatml', tokens: [1, 2, 3] },
   '/apply-template': { model: 'qwen', messages: user, tools: [tool] },

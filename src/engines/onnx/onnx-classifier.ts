@@ -2,7 +2,7 @@ import type { InferenceSession, Tensor as OrtTensor } from 'onnxruntime-node';
 import { ApiError } from '../../errors.ts';
 import { readOnnxHeader } from '../../registry/headers/onnx-header.ts';
 import type {
-  Capability, ClassificationInput, ClassificationItem, ClassificationResult, ClassifyOptions, LoadedModel, LoadSpec,
+  Capability, ClassificationInput, ClassificationItem, ClassificationResult, ClassifyOptions, LoadedModel, LoadSpec, RankResult,
 } from '../engine.ts';
 import { MetadataError, parseClassifierMetadata } from './classifier-metadata.ts';
 import { DynamicBatcher } from './dynamic-batcher.ts';
@@ -17,7 +17,8 @@ import { activate, labelOf, toItem } from './scores.ts';
 import { checkRawText, DEFAULT_MAX_CHARS, TextEncoder, type Encoded } from './text-input.ts';
 
 type Row = Float32Array | Uint8Array | Encoded | string;
-type RowOutput = { scores: number[] } | { label: string };
+/** A row's class scores after the output's activation, and its raw output for reranking. */
+type RowOutput = { scores: number[]; raw: number[] } | { label: string };
 
 /** Load parameters of the onnx engine after precedence and validation. */
 export interface OnnxLoadParams {
@@ -62,12 +63,15 @@ export class OnnxClassifier implements LoadedModel {
   readonly #batcher: DynamicBatcher<Row, RowOutput>;
   /** Lone rows run as a batch of two, so that batched and unbatched rows round alike. */
   readonly #padLoneRows: boolean;
+  /** `metadata.output.activation` as the model object sets it, if it does (rank's defaults differ from classify's). */
+  readonly #relevanceActivation: OutputPlan['activation'] | undefined;
   #disposed: Promise<void> | undefined;
 
   private constructor(init: {
     ort: Ort; session: InferenceSession; spec: LoadSpec; params: OnnxLoadParams; provider: 'cpu' | 'cuda';
-    mapping?: Mapping; unmappable?: string; labels?: string[]; labelSource: string;
+    mapping?: Mapping; unmappable?: string; labels?: string[]; labelSource: string; activation?: OutputPlan['activation'];
   }) {
+    this.#relevanceActivation = init.activation;
     this.#ort = init.ort;
     this.#session = init.session;
     this.#spec = init.spec;
@@ -143,7 +147,7 @@ export class OnnxClassifier implements LoadedModel {
         unmappable = err.message;
       }
       signal.throwIfAborted();
-      return new OnnxClassifier({ ort, session, spec, params, provider, mapping, unmappable, labels: labelInfo.labels, labelSource: labelInfo.source });
+      return new OnnxClassifier({ ort, session, spec, params, provider, mapping, unmappable, labels: labelInfo.labels, labelSource: labelInfo.source, activation: output.activation });
     } catch (err) {
       await session.release().catch(() => undefined);
       throw err;
@@ -216,6 +220,32 @@ export class OnnxClassifier implements LoadedModel {
     return { data, usage: { items: inputs.length, ...(tokens !== undefined ? { prompt_tokens: tokens, total_tokens: tokens } : {}) } };
   }
 
+  /**
+   * Relevance of each document to the query, for a text classifier that reads sentence pairs
+   * (a cross-encoder): one output column is a logit, its sigmoid the relevance (as
+   * sentence-transformers' CrossEncoder scores it); two columns are (irrelevant, relevant),
+   * the second's softmax probability. `metadata.output.activation`, when set, replaces either
+   * default (`none` gives the raw logit, as llama-server's /rerank does).
+   */
+  async rank(query: string, documents: string[], signal: AbortSignal): Promise<RankResult> {
+    if (this.#disposed) throw new ApiError('model_stopped', `the model '${this.#spec.id}' was stopped`);
+    const m = this.#mapping;
+    const classes = m?.output.kind === 'scores' ? (m.output.classes ?? 1) : undefined;
+    if (!m?.text || classes === undefined || classes > 2) {
+      const what = !m ? `cannot be fed by modeld (${this.#unmappable})` : !m.text ? `does not read token ids (${m.input.kind} input)` : classes === undefined ? 'answers labels, not scores' : `scores ${classes} classes`;
+      throw new ApiError('model_not_capable', `the model '${this.#spec.id}' is not a reranker: it ${what}; a cross-encoder takes input_ids (a query and a document as a pair) and scores one or two classes`, { param: 'model' });
+    }
+    const enc = m.text;
+    const rows = documents.map((d, i) => enc.encodePair(query, d, `documents[${i}]`));
+    signal.throwIfAborted();
+    const outputs = await this.#batcher.add(rows, signal);
+    const scores = outputs.map((o) => {
+      const raw = (o as { raw: number[] }).raw;
+      return raw.length === 1 ? activate(raw, this.#relevanceActivation ?? 'sigmoid')[0]! : activate(raw, this.#relevanceActivation ?? 'softmax')[1]!;
+    });
+    return { scores, usage: { prompt_tokens: rows.reduce((a, r) => a + r.ids.length, 0) } };
+  }
+
   /** Builds the feeds of one batch, runs the session once and splits the output by row. */
   async #run(rows: Row[]): Promise<RowOutput[]> {
     const m = this.#mapping!;
@@ -243,7 +273,7 @@ export class OnnxClassifier implements LoadedModel {
     const classes = out.dims[1] ?? 1;
     for (let i = 0; i < rows.length; i++) {
       const row = Array.from({ length: classes }, (_, j) => Number(values[i * classes + j]));
-      outputs.push({ scores: activate(row, m.output.activation) });
+      outputs.push({ scores: activate(row, m.output.activation), raw: row });
     }
     return outputs;
   }

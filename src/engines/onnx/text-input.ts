@@ -101,9 +101,46 @@ export class TextEncoder {
     return enc;
   }
 
-  #withSpecials(tokens: string[]): { tokens: string[]; token_type_ids?: number[] } {
+  #withSpecials(tokens: string[], pair: string[] | null = null): { tokens: string[]; token_type_ids?: number[] } {
     const post = this.#tok.post_processor;
-    return post ? post(tokens, null, true) : { tokens };
+    return post ? post(tokens, pair, true) : { tokens: pair ? [...tokens, ...pair] : tokens };
+  }
+
+  /**
+   * Tokenises a sentence pair as one input with the tokenizer's pair template (`[CLS] A [SEP]
+   * B [SEP]`, type ids 0 then 1), as cross-encoder rerankers read a query and a document. Too
+   * long, it is cut as Hugging Face's `longest_first` cuts it, or it is a 400 input_too_long
+   * naming `param` when truncation is off.
+   */
+  encodePair(text: string, pair: string, param: string): Encoded {
+    const { max_length: max, truncation, max_chars } = this.settings;
+    for (const t of [text, pair]) {
+      if (t.length > max_chars) throw new ApiError('input_too_long', `'${param}' has ${t.length} characters; this model accepts up to ${max_chars} (metadata.preprocess.max_chars)`, { param });
+    }
+    let a = this.#tok.tokenize(text, { add_special_tokens: false });
+    let b = this.#tok.tokenize(pair, { add_special_tokens: false });
+    const specials = this.#withSpecials([], []).tokens.length;
+    const room = max - specials;
+    if (a.length + b.length > room) {
+      if (!truncation) {
+        throw new ApiError('input_too_long', `'${param}' with the query is ${a.length + b.length + specials} tokens; this model accepts up to ${max} and truncation is off (metadata.preprocess.truncation)`, { param });
+      }
+      // Hugging Face tokenizers' longest_first, in closed form: the shorter keeps its length
+      // when the longer fits beside it, else each gets half (the longer one the odd token).
+      const short = Math.min(a.length, b.length);
+      let keepShort = short;
+      let keepLong = short > room ? short : Math.max(short, room - short);
+      if (keepShort + keepLong > room) {
+        keepShort = Math.floor(room / 2);
+        keepLong = keepShort + (room % 2);
+      }
+      const [keepA, keepB] = a.length <= b.length ? [keepShort, keepLong] : [keepLong, keepShort];
+      a = a.slice(0, keepA);
+      b = b.slice(0, keepB);
+    }
+    const out = this.#withSpecials(a, b);
+    const ids = out.tokens.map((t) => this.#vocab.get(t) ?? this.#unk);
+    return { ids, typeIds: out.token_type_ids ?? new Array(ids.length).fill(0) };
   }
 
   /** Tokenises one text with special tokens; truncates or answers 400 input_too_long. */
