@@ -69,6 +69,7 @@ t.test('a hub that answers what its client cannot read, or a file name too long 
     nulls: '[null]',
     oddpath: JSON.stringify([entry(5)]),
     long: JSON.stringify([entry(`${'x'.repeat(300)}-Q4_K_M.gguf`)]),
+    climb: JSON.stringify([entry('../../other/repo/resolve/main/evil-Q4_K_M.gguf'), entry('/abs-Q4_K_M.gguf'), entry('fine-Q8_0.gguf')]),
   };
   const hub = createServer((req, res) => {
     const m = req.url!.match(/^\/api\/models\/odd\/([^/]+)\/tree/);
@@ -83,6 +84,10 @@ t.test('a hub that answers what its client cannot read, or a file name too long 
     t.equal(res.statusCode, 502, repo);
     t.match(res.json().error, { code: 'source_unreachable', param: 'source_url', message: new RegExp(`^the Hugging Face hub at ${origin} answered what this server cannot read for 'odd/${repo}': `) }, repo);
   }
+  // Paths that climb out of the repository are not taken: their resolve URLs would be another repository's.
+  const climb = await create(app, { source_url: 'odd/climb' });
+  t.equal(climb.statusCode, 201, climb.body);
+  t.same(climb.json().data.map((m: { metadata: { binaries: Array<{ url: string }> } }) => m.metadata.binaries[0]!.url), [`${origin}/odd/climb/resolve/main/fine-Q8_0.gguf`]);
   const long = await create(app, { source_url: 'odd/long' });
   t.equal(long.statusCode, 400, 'a 307-byte file name cannot name a model object (it was ENAMETOOLONG, a 500)');
   t.match(long.json().error, { code: 'invalid_model_id', param: 'id', message: /is 307 bytes; a new id's folder and file names may have at most 192/ });

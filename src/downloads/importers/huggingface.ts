@@ -84,6 +84,9 @@ export async function listRepoFiles(repo: string, revision: string, o: HubOption
   try {
     for await (const f of listFiles({ repo: { type: 'model', name: repo }, revision, recursive: true, ...hubParams(o) })) {
       if (f.type !== 'file') continue;
+      // A hub lists repository paths; one that climbs out of the repository (`..`) or starts at
+      // the root would make its resolve URL another resource of the same host.
+      if (typeof f.path === 'string' && f.path.split('/').some((seg) => seg === '' || seg === '.' || seg === '..')) continue;
       out.push({ path: f.path, size: f.lfs?.size ?? f.size, ...(f.lfs?.oid ? { sha256: f.lfs.oid } : {}), url: resolveUrl(o.hubUrl, repo, revision, f.path) });
     }
   } catch (err) {
