@@ -403,7 +403,9 @@ export class ModelRegistry extends EventEmitter {
     const newId = `${folder}/${file}`;
     const dir = path.join(this.modelsDir, folder);
     const target = path.join(dir, `${file}.json`);
-    if (this.#entries.has(newId) || (await lstat(target).catch(() => undefined))) throw modelExists([newId]);
+    // A taken id is the request's field that named it, not `id`.
+    const exists = () => new ApiError('model_exists', modelExists([newId]).message, { param });
+    if (this.#entries.has(newId) || (await lstat(target).catch(() => undefined))) throw exists();
     const placed: string[] = [];
     let createdDir = false;
     try {
@@ -414,7 +416,9 @@ export class ModelRegistry extends EventEmitter {
         await mkdir(path.dirname(to), { recursive: true });
         if (await placeFile(f.from, to, param)) placed.push(to);
       }
-      await createExclusive(target, serialize(object), newId);
+      await createExclusive(target, serialize(object), newId).catch((err: unknown) => {
+        throw err instanceof ApiError && err.code === 'model_exists' ? exists() : err;
+      });
     } catch (err) {
       for (const f of placed) await rm(f, { force: true });
       if (createdDir) {

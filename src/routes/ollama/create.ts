@@ -138,6 +138,7 @@ export default async function ollamaCreateRoutes(app: FastifyInstance) {
     if (new Set(placed.map((p) => p.rel)).size !== placed.length) throw new ApiError('invalid_value', `'files' names one file twice`, { param: 'files' });
     return { object: { metadata: { binaries } } as ModelObjectFile, files: placed, digests: binaries.map((b) => b.sha256) };
   }
+
   app.post('/api/copy', {
     schema: {
       tags, summary: 'Copy a model (Ollama)',
@@ -156,7 +157,7 @@ export default async function ollamaCreateRoutes(app: FastifyInstance) {
 
   app.post('/api/create', {
     schema: {
-      tags, summary: 'Create a model from another (Ollama)',
+      tags, summary: 'Create a model (Ollama)',
       description:
         'A new model `model`, as `ollama create` makes one from a Modelfile\'s FROM, SYSTEM, PARAMETER and LICENSE: built `from` an existing model (its object, binaries hard-linked as /api/copy does), or from GGUF `files` uploaded to /api/blobs (hard-linked into the new folder, then dropped from the upload area). ' +
         '`system` becomes its `pre_prompt` (the system message when a chat has none) and `parameters` (Ollama\'s names) its run parameters. `adapters`, `template`, `messages` and `quantize` are a 400 unsupported_feature naming the field. Streams `reading model metadata`, `creating model object`, `success` as NDJSON unless `stream: false`.',

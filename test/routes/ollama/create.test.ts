@@ -60,7 +60,7 @@ t.test('/api/copy refusals name the field and change nothing', async (t) => {
   const before = (await readdir(dir)).sort();
   const taken = await post('/api/copy', { source: 'pulled', destination: 'mine' });
   t.equal(taken.statusCode, 409);
-  t.match(taken.json().error, { code: 'model_exists', message: /'mine\/model' already exists/ });
+  t.match(taken.json().error, { code: 'model_exists', param: 'destination', message: /'mine\/model' already exists/ });
   const missing = await post('/api/copy', { source: 'nothing-here', destination: 'x' });
   t.equal(missing.statusCode, 404);
   t.match(missing.json().error, { code: 'model_not_found' });
@@ -129,7 +129,7 @@ t.test('/api/create refusals name the field', async (t) => {
     [{ model: 'x' }, 400, 'missing_required_parameter', 'from'],
     [{ from: 'mine' }, 400, 'missing_required_parameter', 'model'],
     [{ model: 'x', from: 'nothing-here' }, 404, 'model_not_found', 'model'],
-    [{ model: 'mario', from: 'mine' }, 409, 'model_exists', 'id'],
+    [{ model: 'mario', from: 'mine' }, 409, 'model_exists', 'model'],
   ];
   for (const [payload, status, code, param] of cases) {
     const res = await post('/api/create', payload);
