@@ -241,6 +241,8 @@ export class OnnxClassifier implements LoadedModel {
     const outputs = await this.#batcher.add(rows, signal);
     const scores = outputs.map((o) => {
       const raw = (o as { raw: number[] }).raw;
+      // An output whose class count the shape leaves open shows it only now.
+      if (raw.length > 2) throw new ApiError('model_not_capable', `the model '${this.#spec.id}' is not a reranker: it scores ${raw.length} classes; a cross-encoder scores one or two`, { param: 'model' });
       return raw.length === 1 ? activate(raw, this.#relevanceActivation ?? 'sigmoid')[0]! : activate(raw, this.#relevanceActivation ?? 'softmax')[1]!;
     });
     return { scores, usage: { prompt_tokens: rows.reduce((a, r) => a + r.ids.length, 0) } };
