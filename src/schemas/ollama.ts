@@ -186,7 +186,7 @@ export const OllamaTagsSchema = Type.Object({
     model: Type.String(),
     modified_at: Type.String(),
     size: Type.Integer(),
-    digest: Type.String({ description: 'Empty: models here are files, not content-addressed blobs.' }),
+    digest: Type.String({ description: 'The sha256 of the model object and its binaries\' names, sizes and checksums (Ollama\'s is its manifest\'s): it changes when the model does.' }),
     details: Details,
   })),
 });

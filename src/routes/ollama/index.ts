@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { ChatResult, GenerateOptions, LoadedModel } from '../../engines/engine.ts';
 import { ApiError } from '../../errors.ts';
@@ -94,6 +96,13 @@ interface Answer {
  */
 const FOREVER_MS = 9_223_372_036_854;
 const expiresAt = (at: Date | null | undefined) => (at ?? new Date(Date.now() + FOREVER_MS)).toISOString();
+
+/**
+ * What Ollama's lists give as `digest` (its manifest's sha256, `ollama list`'s ID): here the
+ * sha256 of the model object and its binaries' names, sizes and checksums, so it changes when
+ * the model does and two copies of one model differ.
+ */
+const digestOf = (e: ModelEntry) => createHash('sha256').update(JSON.stringify([e.id, e.object, e.binaries.map((b) => [path.basename(b.path), b.size, b.sha256])])).digest('hex');
 
 const doneReason = (r: ChatResult) => (r.finishReason === 'length' ? 'length' : 'stop');
 const wireCalls = (r: ChatResult) => r.toolCalls?.map((c) => ({ function: { name: c.name, arguments: JSON.parse(c.arguments) as Record<string, unknown> } }));
@@ -250,13 +259,13 @@ export default async function ollamaRoutes(app: FastifyInstance) {
   app.get('/api/tags', {
     schema: {
       tags, summary: 'List local models (Ollama)',
-      description: 'The GGUF models that are downloaded, as Ollama lists its own (the digest is empty: models here are files).',
+      description: 'The GGUF models that are downloaded, as Ollama lists its own (the digest is the sha256 of the model object and its binaries\' names, sizes and checksums).',
       response: { 200: OllamaTagsSchema },
     },
   }, async () => ({
     models: app.registry.list()
       .filter((e) => (e.engine ?? 'llamacpp') === 'llamacpp' && app.manager.state(e).state !== 'not-downloaded' && !e.problem)
-      .map((e) => ({ name: e.id, model: e.id, modified_at: new Date(e.created * 1000).toISOString(), digest: '', ...details(e) })),
+      .map((e) => ({ name: e.id, model: e.id, modified_at: new Date(e.created * 1000).toISOString(), digest: digestOf(e), ...details(e) })),
   }));
 
   app.get('/api/ps', {
@@ -267,7 +276,7 @@ export default async function ollamaRoutes(app: FastifyInstance) {
   }, async () => ({
     models: app.registry.list()
       .filter((e) => (e.engine ?? 'llamacpp') === 'llamacpp' && app.manager.state(e).state === 'running')
-      .map((e) => ({ name: e.id, model: e.id, digest: '', size_vram: 0, expires_at: expiresAt(app.manager.unloadTime(e.id)), ...details(e) })),
+      .map((e) => ({ name: e.id, model: e.id, digest: digestOf(e), size_vram: 0, expires_at: expiresAt(app.manager.unloadTime(e.id)), ...details(e) })),
   }));
 
   app.post('/api/show', {

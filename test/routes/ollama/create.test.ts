@@ -39,6 +39,9 @@ t.test('/api/copy: a new model whose binary is a hard link; it answers as the so
   t.equal(b.ino, a.ino, 'the same file, not a second copy');
   t.equal(a.nlink, 2);
   t.same(await chat('mine', hi), await chat('base', hi), 'the same answer');
+  const tags = (await app.inject('/api/tags')).json().models as Array<{ name: string; digest: string }>;
+  const digest = (name: string) => tags.find((m) => m.name === name)!.digest;
+  t.not(digest('mine/model'), digest('base/model'), 'a copy has a digest of its own');
 
   t.equal((await app.inject({ method: 'DELETE', url: '/api/delete', payload: { model: 'base' } })).statusCode, 200);
   t.equal((await app.inject('/v1/models/base')).statusCode, 404);

@@ -123,7 +123,8 @@ t.test('/api/embed, /api/embeddings, /api/tags, /api/version, /api/show (names w
   t.same(await (await post('/api/embeddings', { model: 'embedder', prompt: '' })).json(), { embedding: [] }, 'an empty prompt, as Ollama answers it');
   const tags = await (await fetch(`${url}/api/tags`)).json() as { models: Array<Record<string, any>> };
   t.same(tags.models.map((m) => m.name).sort(), ['chatml/model', 'embedder/model', 'qwen/model', 'thinker/model']);
-  t.match(tags.models[0], { details: { format: 'gguf', family: 'llama' }, digest: '' });
+  t.match(tags.models[0], { details: { format: 'gguf', family: 'llama' }, digest: /^[0-9a-f]{64}$/ });
+  t.equal(new Set(tags.models.map((m) => m.digest)).size, tags.models.length, 'each model its own digest (ollama list\'s ID)');
   t.ok(tags.models.every((m) => m.size > 0 && /^\d{4}-/.test(m.modified_at)));
   t.match(await (await fetch(`${url}/api/version`)).json(), { version: /^\d+\.\d+\.\d+/ });
   const show = await (await post('/api/show', { model: 'chatml' })).json() as Record<string, any>;
