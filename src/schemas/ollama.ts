@@ -70,6 +70,7 @@ export type OllamaGenerateRequest = Static<typeof OllamaGenerateRequestSchema>;
 export const OllamaEmbedRequestSchema = Type.Object({
   model,
   input: Type.Union([Type.String(), Type.Array(Type.String(), { minItems: 1 })]),
+  dimensions: Type.Optional(Type.Integer({ minimum: 1, description: 'Keep the first n values of each vector, made unit length again; more than the model gives is a 400.' })),
   ...KeepAliveField,
 }, { additionalProperties: true, description: 'Ollama /api/embed.' });
 export type OllamaEmbedRequest = Static<typeof OllamaEmbedRequestSchema>;

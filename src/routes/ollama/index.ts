@@ -15,6 +15,7 @@ import {
 } from '../../schemas/ollama.ts';
 import { clientSignal } from '../client-signal.ts';
 import { buildToolOptions } from '../openai/chat-request.ts';
+import { shortened } from '../openai/embeddings.ts';
 import { countTokens, sendEventStream } from '../openai/inference.ts';
 import { resolveOllamaName } from './ollama-names.ts';
 import { ollamaParams, toOllamaFormat, toOllamaMessages } from './ollama-request.ts';
@@ -239,7 +240,7 @@ export default async function ollamaRoutes(app: FastifyInstance) {
     const body = request.body as OllamaEmbedRequest;
     const entry = resolveOllamaName(app, body.model);
     const r = await embed(reply, entry, typeof body.input === 'string' ? [body.input] : body.input, body.keep_alive);
-    return { model: entry.id, embeddings: r.vectors, prompt_eval_count: r.promptTokens };
+    return { model: entry.id, embeddings: shortened(r.vectors, body.dimensions, 'dimensions'), prompt_eval_count: r.promptTokens };
   });
 
   app.post('/api/embeddings', {

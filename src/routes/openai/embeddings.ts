@@ -25,10 +25,7 @@ export default async function embeddingRoutes(app: FastifyInstance) {
     const inputs = typeof body.input === 'string' ? [body.input] : body.input;
     const signal = clientSignal(reply);
     const r = await app.manager.run(entry, { capability: 'embedding', signal, keepAlive: body.keep_alive }, (loaded, sig) => loaded.embed!(inputs, sig));
-    const size = r.vectors[0]?.length ?? 0;
-    if (body.dimensions != null && body.dimensions !== size) {
-      throw new ApiError('unsupported_feature', `'dimensions' must be ${size} for this model (vectors are not shortened)`, { param: 'dimensions' });
-    }
+    r.vectors = shortened(r.vectors, body.dimensions, 'dimensions');
     app.metrics.tokens.inc({ model: entry.id, kind: 'embedding' }, r.promptTokens);
     const base64 = body.encoding_format === 'base64';
     const answer: EmbeddingList = {
@@ -38,5 +35,21 @@ export default async function embeddingRoutes(app: FastifyInstance) {
       usage: { prompt_tokens: r.promptTokens, total_tokens: r.promptTokens },
     };
     return answer;
+  });
+}
+
+/**
+ * Vectors cut to their first `dimensions` values and made unit length again, as OpenAI's
+ * `dimensions` and Ollama's shorten them (models trained Matryoshka-style keep their meaning in
+ * the leading values); more than the model gives is a 400 naming `param`.
+ */
+export function shortened(vectors: number[][], dimensions: number | null | undefined, param: string): number[][] {
+  const size = vectors[0]?.length ?? 0;
+  if (dimensions == null || dimensions === size || size === 0) return vectors;
+  if (dimensions > size) throw new ApiError('invalid_value', `'${param}' is ${dimensions}, but this model's vectors have ${size} values`, { param });
+  return vectors.map((v) => {
+    const cut = v.slice(0, dimensions);
+    const norm = Math.sqrt(cut.reduce((a, x) => a + x * x, 0));
+    return norm > 0 ? cut.map((x) => x / norm) : cut;
   });
 }

@@ -8,7 +8,7 @@ export const EmbeddingRequestSchema = Type.Object(
     encoding_format: Type.Optional(Type.Union([Type.Literal('float'), Type.Literal('base64')], {
       description: '`float` (default): arrays of numbers; `base64`: little-endian float32 bytes, as the OpenAI SDKs request by default.',
     })),
-    dimensions: Type.Optional(Type.Union([Type.Integer(), Type.Null()], { description: 'Not supported (400 when it differs from the model\'s size).' })),
+    dimensions: Type.Optional(Type.Union([Type.Integer({ minimum: 1 }), Type.Null()], { description: 'Keep the first n values of each vector, made unit length again (Matryoshka shortening); more than the model gives is a 400.' })),
     user: Type.Optional(Type.String()),
     ...KeepAliveField,
   },

@@ -38,9 +38,18 @@ t.test('a model that cannot embed, and unsupported options: clear 400s', async (
   const err = await client.embeddings.create({ model: 'chatonly', input: 'x' }).then(() => undefined, (e: unknown) => e);
   t.type(err, OpenAI.BadRequestError);
   t.match((err as Error).message, /does not support embedding/);
-  const dims = await client.embeddings.create({ model: 'embedder', input: 'x', dimensions: 8 }).then(() => undefined, (e: unknown) => e);
+  // dimensions: the first n values, unit length again (Matryoshka shortening), as OpenAI and Ollama cut them.
+  const full = (await client.embeddings.create({ model: 'embedder', input: 'x', encoding_format: 'float' })).data[0]!.embedding;
+  const short = (await client.embeddings.create({ model: 'embedder', input: 'x', dimensions: 8, encoding_format: 'float' })).data[0]!.embedding;
+  const norm = Math.sqrt(full.slice(0, 8).reduce((a, x) => a + x * x, 0));
+  t.equal(short.length, 8);
+  short.forEach((x, i) => t.ok(Math.abs(x - full[i]! / norm) < 1e-6, `value ${i}`));
+  const ollama = (await app.inject({ method: 'POST', url: '/api/embed', payload: { model: 'embedder', input: 'x', dimensions: 8 } })).json();
+  t.same(ollama.embeddings[0], short, "Ollama's dimensions cuts alike");
+  const dims = await client.embeddings.create({ model: 'embedder', input: 'x', dimensions: full.length + 1 }).then(() => undefined, (e: unknown) => e);
   t.type(dims, OpenAI.BadRequestError);
   t.equal((dims as InstanceType<typeof OpenAI.BadRequestError>).param, 'dimensions');
+  t.match((dims as Error).message, new RegExp(`'dimensions' is ${full.length + 1}, but this model's vectors have ${full.length} values`));
   const long = await client.embeddings.create({ model: 'embedder', input: 'word '.repeat(300) }).then(() => undefined, (e: unknown) => e);
   t.type(long, OpenAI.BadRequestError);
   const metrics = (await app.inject({ url: '/metrics' })).body;
