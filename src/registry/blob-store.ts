@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -67,6 +67,25 @@ export class BlobStore {
     } finally {
       await rm(tmp, { force: true });
     }
+  }
+
+  /**
+   * Removes what uploads cut short by a crash left: temporary files not written to for
+   * `idleMs` (an upload in progress, of this server or another on the same folder, keeps
+   * writing to its own). Resolves with how many went.
+   */
+  async sweep(idleMs = 10 * 60_000): Promise<number> {
+    const names = await readdir(this.dir).catch(() => [] as string[]);
+    let removed = 0;
+    for (const name of names.filter((n) => n.startsWith('.upload-'))) {
+      const file = path.join(this.dir, name);
+      const st = await stat(file).catch(() => undefined);
+      if (st && Date.now() - st.mtimeMs > idleMs) {
+        await rm(file, { force: true });
+        removed++;
+      }
+    }
+    return removed;
   }
 
   /** Forgets a blob once a model holds it (a hard link keeps the bytes). */

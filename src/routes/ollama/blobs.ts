@@ -15,6 +15,8 @@ const DigestParams = Type.Object({ digest: Type.String({ description: '`sha256:<
  */
 export default async function ollamaBlobRoutes(app: FastifyInstance) {
   const blobs = new BlobStore(app.registry.modelsDir);
+  // A server that died mid-upload left a temporary file; the next start clears it.
+  void blobs.sweep().catch((err: unknown) => app.log.warn({ err }, 'could not clear interrupted blob uploads'));
   // In this plugin's scope only: every body is the raw stream, so the upload is not held to the JSON body limit.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_request, payload, done) => done(null, payload));

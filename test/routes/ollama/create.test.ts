@@ -145,6 +145,22 @@ t.test('/api/create refusals name the field', async (t) => {
   t.equal(empty.statusCode, 200, empty.body);
 });
 
+t.test('BlobStore.sweep: an upload cut short by a crash goes once idle; one being written stays', async (t) => {
+  const { BlobStore } = await import('../../../src/registry/blob-store.ts');
+  const d = await tempDir();
+  const store = new BlobStore(d);
+  await mkdir(store.dir, { recursive: true });
+  const stale = path.join(store.dir, '.upload-stale');
+  const live = path.join(store.dir, '.upload-live');
+  await writeFile(stale, 'x');
+  await writeFile(live, 'y');
+  const { utimes } = await import('node:fs/promises');
+  const hourAgo = new Date(Date.now() - 3600_000);
+  await utimes(stale, hourAgo, hourAgo);
+  t.equal(await store.sweep(), 1);
+  t.same((await readdir(store.dir)).sort(), ['.upload-live']);
+});
+
 t.test('placeFile: a link, the same file again, another file in the way', async (t) => {
   const d = await tempDir();
   await writeFile(path.join(d, 'a'), 'one');
