@@ -94,6 +94,8 @@ export class ModelRegistry extends EventEmitter {
   #entries = new Map<string, ModelEntry>();
   #sorted: ModelEntry[] | undefined;
   #aliases = new Map<string, string>();
+  /** The place() in progress, which the next waits for. */
+  #placing: Promise<unknown> = Promise.resolve();
   #scanning: Promise<void> | undefined;
   #rescan: Promise<void> | undefined;
   #watcher: { close(): Promise<void> } | undefined;
@@ -390,7 +392,15 @@ export class ModelRegistry extends EventEmitter {
    * is a 409 before anything is made, a file of another name already at a binary's place is a
    * 409, and a failure removes what this call made.
    */
-  async place(id: string, param: string, object: ModelObjectFile, files: ReadonlyArray<{ from: string; rel: string }>): Promise<ModelEntry> {
+  place(id: string, param: string, object: ModelObjectFile, files: ReadonlyArray<{ from: string; rel: string }>): Promise<ModelEntry> {
+    // One at a time: two places of one name would share the links the first made, and the
+    // loser's clean-up would remove what the winner's object needs.
+    const run = this.#placing.then(() => this.#place(id, param, object, files));
+    this.#placing = run.catch(() => undefined);
+    return run;
+  }
+
+  async #place(id: string, param: string, object: ModelObjectFile, files: ReadonlyArray<{ from: string; rel: string }>): Promise<ModelEntry> {
     let names: { folder: string; file: string };
     try {
       names = checkNewId(id);
