@@ -147,3 +147,22 @@ t.test('a folder linked to another model folder: deleting the alias leaves the r
   t.ok(existsSync(path.join(dir, 'real/real.gguf')) && existsSync(path.join(dir, 'real/model.json')), 'the real model is whole');
   t.ok(reg.get('real/model'));
 });
+
+t.test('place: two places of one name at once leave the winner whole, whatever the order', async (t) => {
+  // The first places three files, the second one of them: unserialised, the second finished
+  // first, and the first's clean-up then removed the link the second's object named.
+  const dir = await modelsFolder(t);
+  const src = path.join(dir, '..', `src-${path.basename(dir)}`);
+  await mkdir(src, { recursive: true });
+  t.teardown(async () => { await (await import('node:fs/promises')).rm(src, { recursive: true, force: true }); });
+  for (const f of ['a.gguf', 'b.gguf', 'c.gguf']) writeTinyLlamaGguf(path.join(src, f), {});
+  const reg = await registry(dir);
+  const object = (files: string[]) => ({ metadata: { binaries: files.map((f) => ({ path: `./${f}` })) } });
+  const slow = reg.place('same/model', 'model', object(['a.gguf', 'b.gguf', 'c.gguf']) as never, ['a.gguf', 'b.gguf', 'c.gguf'].map((f) => ({ from: path.join(src, f), rel: f })));
+  const quick = reg.place('same/model', 'model', object(['a.gguf']) as never, [{ from: path.join(src, 'a.gguf'), rel: 'a.gguf' }]);
+  const results = await Promise.allSettled([slow, quick]);
+  t.same(results.map((r) => r.status).sort(), ['fulfilled', 'rejected']);
+  const won = (results.find((r) => r.status === 'fulfilled') as PromiseFulfilledResult<{ binaries: Array<{ path: string; present: boolean }> }>).value;
+  t.ok(won.binaries.every((b) => b.present && existsSync(b.path)), 'every binary the winner names is there');
+  t.match((results.find((r) => r.status === 'rejected') as PromiseRejectedResult).reason, { code: 'model_exists', param: 'model' });
+});

@@ -59,13 +59,6 @@ t.test('/api/copy of a downloaded model keeps its URL, links its file, and is no
   t.equal((await chat('team/pulled-copy', hi)).text.length > 0, true);
 });
 
-t.test('/api/copy: of two copies to one name at once, one wins and its binary stays', async (t) => {
-  const both = await Promise.all([0, 1].map(() => post('/api/copy', { source: 'pulled', destination: 'twice' })));
-  t.same(both.map((r) => r.statusCode).sort(), [200, 409]);
-  t.ok((await stat(path.join(dir, 'twice', 'tiny-q8.gguf'))).isFile(), 'the loser removed nothing the winner needs');
-  t.equal((await app.inject('/v1/models/twice')).json().state, 'stopped');
-});
-
 t.test('/api/copy refusals name the field and change nothing', async (t) => {
   const before = (await readdir(dir)).sort();
   const taken = await post('/api/copy', { source: 'pulled', destination: 'mine' });
