@@ -64,6 +64,7 @@ export const NativeCompletionResponseSchema = Type.Object({
   tokens_evaluated: Type.Optional(Type.Integer({ description: 'Prompt tokens, cached ones included.' })),
   tokens_cached: Type.Optional(Type.Integer({ description: 'Tokens the sequence keeps after the answer (prompt and answer).' })),
   has_new_line: Type.Optional(Type.Boolean()),
+  truncated: Type.Optional(Type.Boolean({ description: 'The prompt and the answer filled the context (the answer ended for want of room).' })),
   stop_type: Type.Optional(Type.Union([Type.Literal('eos'), Type.Literal('word'), Type.Literal('limit')])),
   stopping_word: Type.Optional(Type.String()),
   generation_settings: Type.Optional(Type.Object({ n_ctx: Type.Integer(), n_predict: Type.Integer(), model: Type.String() }, { additionalProperties: true })),

@@ -34,6 +34,10 @@ t.test('/completion: llama-server\'s answer shape, whole and streamed', async (t
     timings: { prompt_n: Number, prompt_ms: Number, predicted_n: 6, predicted_ms: Number, predicted_per_second: Number, cache_n: Number },
   });
   t.equal(body.tokens_cached, body.tokens_evaluated + 6);
+  t.equal(body.truncated, false);
+  const full = (await post('/completion', { model: 'plain', prompt: 'hello world', n_predict: -1, ignore_eos: true })).json();
+  t.match(full, { truncated: true, stop_type: 'limit', generation_settings: { n_predict: -1 } }, 'the context filled up');
+  t.equal(full.tokens_evaluated + full.tokens_predicted, 128);
 
   const streamed = await post('/completion', { model: 'plain', prompt: 'hello world', n_predict: 6, stream: true });
   t.match(streamed.headers['content-type'], /^text\/event-stream/);

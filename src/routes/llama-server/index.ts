@@ -88,6 +88,8 @@ export default async function llamaServerRoutes(app: FastifyInstance) {
         index: 0, content, tokens: [], id_slot: 0, stop: true, model: entry.id,
         tokens_predicted: predicted, tokens_evaluated: r.usage.promptTokens, tokens_cached: r.usage.promptTokens + predicted,
         has_new_line: !silent && r.text.includes('\n'),
+        // llama-server's meaning: the prompt and the answer filled the context.
+        truncated: ctx > 0 && r.usage.promptTokens + r.usage.completionTokens >= ctx,
         stop_type: r.finishReason === 'length' ? 'limit' : r.stopSequence !== undefined ? 'word' : 'eos',
         stopping_word: r.stopSequence ?? '',
         generation_settings: { n_ctx: ctx, n_predict: body.n_predict ?? -1, model: entry.id },
