@@ -87,7 +87,8 @@ export class LlamaCppEngine implements Engine {
         const templateProblem = typeof template === 'string' && template.trim() !== ''
           ? chatTemplateProblem(template, { bos: model.tokens.bosString ?? '', eos: model.tokens.eosString ?? '' })
           : undefined;
-        templateProblem?.catch(() => undefined);
+        // A trial that cannot run at all (no worker, no renderer) says nothing about the template.
+        const trial = templateProblem?.catch(() => undefined);
         context = await model.createContext({
           sequences: p.n_parallel as number,
           contextSize: ctxLen,
@@ -97,7 +98,7 @@ export class LlamaCppEngine implements Engine {
           failedCreationRemedy: false,
         });
         made.push(context);
-        chatTemplateSetAside = await templateProblem;
+        chatTemplateSetAside = await trial;
         signal.throwIfAborted();
         chatWrapper = this.#chatWrapper(model, p, chatTemplateSetAside !== undefined);
       }
