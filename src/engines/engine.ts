@@ -184,6 +184,11 @@ export interface GenerateOptions {
    * before it. The model must have fill-in-the-middle tokens (a code model's `<|fim_prefix|>`…).
    */
   suffix?: string;
+  /**
+   * Asked after each piece of text has gone out; true ends the answer there as `max_tokens`
+   * would (finish reason `length`): llama-server's `t_max_predict_ms`.
+   */
+  limitWhen?: () => boolean;
   /** llama-server's /infill beyond `suffix` (see {@link InfillOptions}). */
   infill?: InfillOptions;
   /** Stops the generation within one token; the call then rejects with the signal's reason. */

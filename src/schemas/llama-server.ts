@@ -3,7 +3,7 @@ import { Type, type Static } from './typebox.ts';
 
 // llama-server's native /completion and /infill, for the editors' code completion (llama.vim,
 // llama.vscode) and scripts written against llama-server, with the model named on a server
-// of many models. Its other fields (cache_prompt, samplers, t_max_*_ms, response_fields, …)
+// of many models. Its other fields (cache_prompt, samplers, t_max_prompt_ms, response_fields, …)
 // are accepted and ignored.
 
 const sampling = {
@@ -19,6 +19,7 @@ const sampling = {
   presence_penalty: Type.Optional(Type.Number()),
   frequency_penalty: Type.Optional(Type.Number()),
   ignore_eos: Type.Optional(Type.Boolean()),
+  t_max_predict_ms: Type.Optional(Type.Integer({ minimum: 0, description: 'End the answer (stop_type limit) once this many milliseconds have passed since its first token and it holds a new line, as llama-server does for editors\' completion; 0 = no limit.' })),
   stream: Type.Optional(Type.Boolean({ default: false, description: 'Server-sent events `data: {content, stop: false}` per piece of text, then the whole answer with `stop: true` (no `[DONE]`, as llama-server).' })),
   ...KeepAliveField,
 };

@@ -122,6 +122,20 @@ t.test('/infill cuts long inputs as llama-server does instead of refusing them',
   t.equal(res.json().content, (await byIds('coder', expected, 4)).choices[0]!.text, 'the same cut');
 });
 
+t.test('t_max_predict_ms ends the middle once the time is up and a line is complete, as a limit', async (t) => {
+  // The tokenizer puts its space before the text: the new line is the last id.
+  const newline = (await ids('coder', '\n')).at(-1);
+  // Every token a new line: the line is complete at once, and the clock decides.
+  const body = { model: 'coder', input_prefix: 'x = ', input_suffix: '', n_predict: 100, logit_bias: { [newline!]: 100 } };
+  const free = (await post('/infill', body)).json();
+  t.equal(free.tokens_predicted, 100, 'without it: all 100');
+  const cut = (await post('/infill', { ...body, t_max_predict_ms: 1 })).json();
+  t.ok(cut.tokens_predicted > 0 && cut.tokens_predicted < 30, `with 1 ms: ${cut.tokens_predicted} tokens`);
+  t.match(cut, { stop_type: 'limit', has_new_line: true });
+  const noLine = (await post('/infill', { ...body, logit_bias: { [newline!]: -100 }, n_predict: 20, t_max_predict_ms: 1 })).json();
+  t.equal(noLine.tokens_predicted, 20, 'no new line, no cut');
+});
+
 t.test('refusals name llama-server\'s fields', async (t) => {
   const plain = await post('/infill', { model: 'plain', input_prefix: 'a', input_suffix: 'b' });
   t.equal(plain.statusCode, 400);

@@ -78,7 +78,7 @@ const bases: Record<string, Record<string, unknown>> = {
   '/api/show': { model: 'chatml' },
   '/api/pull': { model: 'chatml', stream: false },
   '/completion': { model: 'chatml', prompt: 'hi', n_predict: 3, temperature: 0.5, top_k: 5, top_p: 0.9, min_p: 0.1, seed: 1, stop: ['x'], repeat_penalty: 1.1, ignore_eos: false },
-  '/infill': { model: 'coder', input_prefix: 'a', input_suffix: 'b', input_extra: [{ filename: 'f', text: 't' }], prompt: 'p', n_predict: 3 },
+  '/infill': { model: 'coder', input_prefix: 'a', input_suffix: 'b', input_extra: [{ filename: 'f', text: 't' }], prompt: 'p', n_predict: 3, t_max_predict_ms: 500 },
   '/api/copy': { source: 'chatml', destination: 'copied' },
   '/api/create': { model: 'created', from: 'chatml', system: 's', license: 'l', parameters: { num_ctx: 64, temperature: 0.5, stop: 'x', num_predict: 3 }, stream: false },
   '/v1/models': { id: 'made/one', source_url: path.join(dir, 'spare/spare.gguf'), name: 'n', description: 'd', parameters: { ctx_len: 64 }, metadata: { tags: ['a'] }, skip_existing: true },

@@ -53,6 +53,8 @@ export interface GenerationOptions {
    * opened in the content, which the thought may not open).
    */
   endWhen?: () => boolean;
+  /** Asked after each piece of text; true ends the answer there as a limit does (see GenerateOptions.limitWhen). */
+  limitWhen?: () => boolean;
 }
 
 /**
@@ -90,7 +92,7 @@ export class Generation implements DecodeJob {
   #sent = 0;
   /** Leading tokens whose whole text is past the stop filter (see {@link #emittedTokens}). */
   #emitted = 0;
-  /** `endWhen` ended the answer. */
+  /** `endWhen` or `limitWhen` ended the answer. */
   #ended = false;
 
   constructor(options: GenerationOptions) {
@@ -274,6 +276,10 @@ export class Generation implements DecodeJob {
       }
       if (this.#o.endWhen?.()) {
         this.finishReason = 'stop';
+        this.#ended = true;
+        return false;
+      }
+      if (this.#o.limitWhen?.()) {
         this.#ended = true;
         return false;
       }

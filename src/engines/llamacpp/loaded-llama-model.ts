@@ -443,6 +443,7 @@ export class LoadedLlamaModel implements LoadedModel {
         thought: shape.thought,
         continuesPrompt: shape.continuesPrompt,
         endWhen: shape.endWhen,
+        limitWhen: options.limitWhen,
         signal,
         ...(readers ? { logprobs: { readers, top: options.logprobs!, piece: (t: Token) => this.#tokenPiece(t) } } : {}),
         onText: options.onText,

@@ -53,6 +53,11 @@ class Timings {
     this.#first ??= performance.now();
   }
 
+  /** Milliseconds since the first output (0 before it). */
+  sinceFirst(): number {
+    return this.#first === undefined ? 0 : performance.now() - this.#first;
+  }
+
   of(r: GenerationResult, predicted: number) {
     const end = performance.now();
     const first = this.#first ?? end;
@@ -96,13 +101,18 @@ export default async function llamaServerRoutes(app: FastifyInstance) {
         timings: timings.of(r, predicted),
       };
     };
+    // t_max_predict_ms: llama-server ends an editor's completion once the time is up and a line is complete.
+    const limitMs = body.t_max_predict_ms ?? 0;
+    let newLine = false;
+    const limitWhen = limitMs > 0 ? () => newLine && timings.sinceFirst() > limitMs : undefined;
     const once = (loaded: LoadedModel, options: Pick<GenerateOptions, 'signal' | 'onText'>) => {
       ctx = Number(loaded.info?.ctx_len ?? 0);
       return generate(loaded, {
-        params, ...options,
+        params, ...options, ...(limitWhen ? { limitWhen } : {}),
         onStart: (prompt) => timings.started(prompt),
         onText: (text) => {
           timings.output();
+          if (text.includes('\n')) newLine = true;
           if (!silent) options.onText?.(text);
         },
       });
