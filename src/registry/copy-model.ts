@@ -1,11 +1,11 @@
 import { constants } from 'node:fs';
 import { copyFile } from 'node:fs/promises';
 import path from 'node:path';
-import { randomUUID } from 'node:crypto';
 import { ApiError } from '../errors.ts';
 import { isRemote, type BinaryRef } from './binaries.ts';
 import { link, rename, rm, stat } from './fs-now.ts';
 import type { ModelObjectFile } from './model-object-schema.ts';
+import { NO_HARD_LINKS, tempName } from './temp-files.ts';
 
 /** What a copy of a model object needs: the new object, and the source's files to place in the new folder. */
 export interface CopyPlan {
@@ -39,9 +39,6 @@ export function planCopy(source: { folder: string; object: ModelObjectFile; bina
   return { object, files };
 }
 
-/** Errors that mean the file system keeps no hard links here: the file is copied instead. */
-const NO_HARD_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EMLINK', 'EXDEV']);
-
 /**
  * Puts `from` at `to` as a hard link (instant, no extra disk; deleting either name leaves the
  * other), or, where links are not possible, as a copy written under a temporary name first, so
@@ -60,7 +57,7 @@ export async function placeFile(from: string, to: string, param: string): Promis
     }
     if (!NO_HARD_LINKS.has(code)) throw err;
   }
-  const tmp = path.join(path.dirname(to), `.${path.basename(to)}.copy-${randomUUID()}`);
+  const tmp = tempName(path.dirname(to), path.basename(to));
   try {
     await copyFile(from, tmp, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE);
     await stat(to).then(

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Dirent } from 'node:fs';
 import os from 'node:os';
@@ -8,6 +7,7 @@ import { ENGINE_NAMES, type EngineName } from '../engines/engine.ts';
 import { BinaryFieldError, isBinaryName, isInside, isRemote, resolveBinaries, type BinaryRef } from './binaries.ts';
 import { link, lstat, mkdir, readdir, readlink, realpath, rename, rm, rmdir, stat, unlink, writeFile } from './fs-now.ts';
 import { placeFile, planCopy } from './copy-model.ts';
+import { NO_HARD_LINKS, tempName } from './temp-files.ts';
 import { HeaderCache } from './headers/header-cache.ts';
 import { parseModelId } from './ids.ts';
 import type { ModelObjectFile } from './model-object-schema.ts';
@@ -323,7 +323,7 @@ export class ModelRegistry extends EventEmitter {
     checkNewModelObject(obj, engineOf(obj));
     const dir = path.join(this.modelsDir, folder);
     await this.#ensureFolder(dir, id);
-    const tmp = tempName(dir, file);
+    const tmp = tempName(dir, `${file}.json`);
     try {
       await writeFile(tmp, serialize(obj), { flag: 'wx' });
       await rename(tmp, path.join(dir, `${file}.json`));
@@ -414,8 +414,7 @@ export class ModelRegistry extends EventEmitter {
     const dir = path.join(this.modelsDir, folder);
     const target = path.join(dir, `${file}.json`);
     // A taken id is the request's field that named it, not `id`.
-    const exists = () => new ApiError('model_exists', modelExists([newId]).message, { param });
-    if (this.#entries.has(newId) || (await lstat(target).catch(() => undefined))) throw exists();
+    if (this.#entries.has(newId) || (await lstat(target).catch(() => undefined))) throw modelExists([newId], param);
     const placed: string[] = [];
     let createdDir = false;
     try {
@@ -426,9 +425,7 @@ export class ModelRegistry extends EventEmitter {
         await mkdir(path.dirname(to), { recursive: true });
         if (await placeFile(f.from, to, param)) placed.push(to);
       }
-      await createExclusive(target, serialize(object), newId).catch((err: unknown) => {
-        throw err instanceof ApiError && err.code === 'model_exists' ? exists() : err;
-      });
+      await createExclusive(target, serialize(object), newId, param);
     } catch (err) {
       for (const f of placed) await rm(f, { force: true });
       if (createdDir) {
@@ -621,35 +618,29 @@ const MAX_NEW_SEGMENT_BYTES = 192;
 
 const quoteList = (ids: string[]) => ids.map((id) => `'${id}'`).join(', ');
 
-function modelExists(ids: string[]): ApiError {
+function modelExists(ids: string[], param = 'id'): ApiError {
   const many = ids.length > 1;
-  return new ApiError('model_exists', `the model${many ? 's' : ''} ${quoteList(ids)} already exist${many ? '' : 's'}; delete ${many ? 'them' : 'it'} or choose another id`, { param: 'id' });
+  return new ApiError('model_exists', `the model${many ? 's' : ''} ${quoteList(ids)} already exist${many ? '' : 's'}; delete ${many ? 'them' : 'it'} or choose another id`, { param });
 }
 
 const serialize = (obj: ModelObjectFile) => JSON.stringify(obj, null, 2) + '\n';
-
-/** A hidden (never scanned), unique name beside the target: concurrent writers never share one. */
-const tempName = (dir: string, file: string) => path.join(dir, `.${file}.json.tmp-${process.pid}-${randomUUID()}`);
-
-/** File systems without hard links answer these to link(). */
-const NO_HARD_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EMLINK']);
 
 /**
  * Creates `target` with `text`, failing with 409 when it exists. The text is written to a
  * temporary file first and hard-linked into place, so the object appears complete and at most
  * one creator succeeds; where links are not supported, an exclusive open ('wx') stands in.
  */
-async function createExclusive(target: string, text: string, id: string): Promise<void> {
-  const tmp = tempName(path.dirname(target), path.basename(target, '.json'));
+async function createExclusive(target: string, text: string, id: string, param = 'id'): Promise<void> {
+  const tmp = tempName(path.dirname(target), path.basename(target));
   try {
     await writeFile(tmp, text, { flag: 'wx' });
     await link(tmp, target);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? '';
-    if (code === 'EEXIST') throw modelExists([id]);
+    if (code === 'EEXIST') throw modelExists([id], param);
     if (!NO_HARD_LINKS.has(code)) throw err;
     await writeFile(target, text, { flag: 'wx' }).catch((e: NodeJS.ErrnoException) => {
-      throw e.code === 'EEXIST' ? modelExists([id]) : e;
+      throw e.code === 'EEXIST' ? modelExists([id], param) : e;
     });
   } finally {
     await rm(tmp, { force: true });

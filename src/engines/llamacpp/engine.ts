@@ -84,11 +84,10 @@ export class LlamaCppEngine implements Engine {
       if (!embeddingModel) {
         // Tried in a worker while the context is made; awaited before node-llama-cpp renders the template.
         const template = (model.fileInfo.metadata.tokenizer as { chat_template?: unknown } | undefined)?.chat_template;
-        const templateProblem = typeof template === 'string' && template.trim() !== ''
-          ? chatTemplateProblem(template, { bos: model.tokens.bosString ?? '', eos: model.tokens.eosString ?? '' })
-          : undefined;
         // A trial that cannot run at all (no worker, no renderer) says nothing about the template.
-        const trial = templateProblem?.catch(() => undefined);
+        const trial = typeof template === 'string' && template.trim() !== ''
+          ? chatTemplateProblem(template, { bos: model.tokens.bosString ?? '', eos: model.tokens.eosString ?? '' }).catch(() => undefined)
+          : undefined;
         context = await model.createContext({
           sequences: p.n_parallel as number,
           contextSize: ctxLen,
@@ -139,7 +138,7 @@ export class LlamaCppEngine implements Engine {
    * The GGUF's own template through node-llama-cpp; Jan's prompt pieces for a model without one.
    * A template set aside (it would hang or exhaust the process) is not rendered at all: the
    * format is chosen from the model's name and architecture, as node-llama-cpp does for a
-   * template that fails, and llama-server falls back to a default format for one it cannot run.
+   * template that fails.
    */
   #chatWrapper(model: LlamaModel, p: Record<string, unknown>, setAside: boolean): ChatWrapper {
     const tokenizer = model.fileInfo.metadata.tokenizer as { chat_template?: unknown } | undefined;

@@ -6,6 +6,7 @@ import {
 } from 'node-llama-cpp';
 import { ApiError } from '../../errors.ts';
 import { resolveParams } from '../descriptors.ts';
+import { unitLength } from '../unit-length.ts';
 import type {
   Capability, ChatMessage, ChatResult, EmbeddingResult, GenerateOptions, GenerationResult, InfillOptions, LoadedModel, PromptPiece, ResponseFormat,
   TokenLogprob, ToolFunction, ToolOptions,
@@ -391,7 +392,7 @@ export class LoadedLlamaModel implements LoadedModel {
       }
       promptTokens += tokens.length;
       const { vector } = await ctx.getEmbeddingFor(tokens);
-      vectors.push(normalize(vector));
+      vectors.push(unitLength(vector));
     }
     return { vectors, promptTokens };
   }
@@ -747,13 +748,6 @@ function embeddingTokens(model: LlamaModel, text: string): Token[] {
   return tokens;
 }
 
-/** Unit length, as OpenAI's embeddings and llama-server's are. */
-function normalize(v: readonly number[]): number[] {
-  let sum = 0;
-  for (const x of v) sum += x * x;
-  const norm = Math.sqrt(sum);
-  return norm > 0 ? v.map((x) => x / norm) : [...v];
-}
 
 /** Texts llama.cpp takes for the repository-name and file-separator FIM tokens when the GGUF names no ids. */
 const FIM_REPO_TEXTS = ['<|fim_repo|>', '<|repo_name|>', '<fim-repo>', '<REPO>', '<reponame>'];

@@ -222,8 +222,8 @@ export class OnnxClassifier implements LoadedModel {
 
   /**
    * Relevance of each document to the query, for a text classifier that reads sentence pairs
-   * (a cross-encoder): one output column is a logit, its sigmoid the relevance (as
-   * sentence-transformers' CrossEncoder scores it); two columns are (irrelevant, relevant),
+   * (a cross-encoder): one output column is a logit, its sigmoid the relevance (the 0–1
+   * mapping bge-reranker's model card and sentence-transformers give); two columns are (irrelevant, relevant),
    * the second's softmax probability. `metadata.output.activation`, when set, replaces either
    * default (`none` gives the raw logit, as llama-server's /rerank does).
    */

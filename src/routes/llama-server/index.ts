@@ -30,12 +30,11 @@ type Body = NativeCompletionRequest | InfillRequest;
 /** The request's sampling fields as run parameters; `n_predict` -1 is no limit, 0 reads the prompt only. */
 function nativeParams(app: FastifyInstance, entry: ModelEntry, body: Body): Record<string, unknown> {
   const n = body.n_predict;
-  const named = requestParams(app, entry, {
+  return requestParams(app, entry, {
     ...body,
     seed: body.seed === -1 ? undefined : body.seed,
     max_tokens: n === undefined || n < 0 ? undefined : Math.max(1, n),
   }, (name) => (name === 'max_tokens' ? 'n_predict' : name));
-  return named;
 }
 
 /** Times one generation as llama-server's `timings` report it. */

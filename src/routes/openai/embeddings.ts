@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { unitLength } from '../../engines/unit-length.ts';
 import { ApiError } from '../../errors.ts';
 import { errorResponses } from '../../schemas/common.ts';
 import { EmbeddingListSchema, EmbeddingRequestSchema, type EmbeddingList, type EmbeddingRequest } from '../../schemas/openai/embeddings.ts';
@@ -47,9 +48,5 @@ export function shortened(vectors: number[][], dimensions: number | null | undef
   const size = vectors[0]?.length ?? 0;
   if (dimensions == null || dimensions === size || size === 0) return vectors;
   if (dimensions > size) throw new ApiError('invalid_value', `'${param}' is ${dimensions}, but this model's vectors have ${size} values`, { param });
-  return vectors.map((v) => {
-    const cut = v.slice(0, dimensions);
-    const norm = Math.sqrt(cut.reduce((a, x) => a + x * x, 0));
-    return norm > 0 ? cut.map((x) => x / norm) : cut;
-  });
+  return vectors.map((v) => unitLength(v.slice(0, dimensions)));
 }
