@@ -28,12 +28,10 @@ const { app } = await buildTestApp(t, { modelsDir: dir, config: LLAMA_TEST_CONFI
 
 t.test('a model whose template runs away loads without it and answers on the real engine; the server goes on', async (t) => {
   for (const [model, said] of [['runaway', /did not finish rendering a four-message chat within 3 s/], ['hugerange', /took more than 256 MiB/]] as const) {
-    const ticks = setInterval(() => undefined, 50);
     let lag = 0;
     let last = Date.now();
     const watch = setInterval(() => { lag = Math.max(lag, Date.now() - last); last = Date.now(); }, 20);
     const start = await app.inject({ method: 'POST', url: `/v1/models/${model}/start` });
-    clearInterval(ticks);
     clearInterval(watch);
     t.equal(start.statusCode, 200, `${model}: ${start.body.slice(0, 300)}`);
     t.ok(lag < 1000, `${model}: the event loop kept turning during the load (longest gap ${lag} ms)`);

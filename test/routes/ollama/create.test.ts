@@ -182,12 +182,11 @@ t.test('/api/blobs and /api/create files: the upload `ollama create` makes of FR
   const wrong = await app.inject({ method: 'POST', url: `/api/blobs/sha256:${'a'.repeat(64)}`, payload: bytes, headers: { 'content-type': 'application/json' } });
   t.equal(wrong.statusCode, 400);
   t.match(wrong.json().error, { code: 'invalid_value', param: 'digest', message: new RegExp(`the body's sha256 is ${hex}, not the digest`) });
-  const cut = await new Promise<void>((resolve) => {
+  await new Promise<void>((resolve) => {
     const req = http.request(`${url}${blob}`, { method: 'POST', headers: { 'content-length': String(bytes.length), 'content-type': 'application/octet-stream' } });
     req.on('error', () => resolve());
     req.write(bytes.subarray(0, 100_000), () => setTimeout(() => { req.destroy(); resolve(); }, 200));
   });
-  void cut;
   await new Promise((r) => setTimeout(r, 300));
   t.same((await readdir(path.join(dir, '.blobs'))).filter((f) => !f.startsWith('sha256-')), [], 'a wrong or cut upload leaves no file behind');
   t.equal((await app.inject({ method: 'HEAD', url: blob })).statusCode, 404);
