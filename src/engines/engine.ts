@@ -7,7 +7,7 @@ export const ENGINE_NAMES = ['llamacpp', 'onnx', 'api', 'tensorrt'] as const;
 export type EngineName = (typeof ENGINE_NAMES)[number];
 
 /** `tokenize`: the model's tokenizer can be used on its own (tokenize, detokenize, the chat template's prompt). */
-export type Capability = 'chat' | 'completion' | 'embedding' | 'classification' | 'tokenize';
+export type Capability = 'chat' | 'completion' | 'embedding' | 'classification' | 'rerank' | 'tokenize';
 
 /**
  * A load failed because of what the model object says (classifier metadata that does not fit
@@ -326,9 +326,10 @@ export interface LoadedModel {
   /** Present with the `classification` capability; `signal` drops the request's work. */
   classify?(inputs: ClassificationInput[], options: ClassifyOptions, signal: AbortSignal): Promise<ClassificationResult>;
   /**
-   * Scores each document's relevance to the query (llama-server's and Jina's /v1/rerank): a
-   * text classifier that reads a sentence pair, as cross-encoder rerankers do. Absent, or a
-   * 400 model_not_capable, when the model is no such classifier.
+   * Scores each document's relevance to the query (capability `rerank`; llama-server's and
+   * Jina's /v1/rerank): a cross-encoder that reads the query and the document as one input (an
+   * ONNX text classifier over a sentence pair, or a GGUF with llama.cpp's rank pooling). A 400
+   * model_not_capable when the model is no such model.
    */
   rank?(query: string, documents: string[], signal: AbortSignal): Promise<RankResult>;
 }

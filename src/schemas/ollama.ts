@@ -220,6 +220,6 @@ export const OllamaShowSchema = Type.Object({
   license: Type.Optional(Type.String({ description: 'The model object\'s `metadata.license`, when set.' })),
   details: Details,
   model_info: Type.Record(Type.String(), Type.Unknown(), { description: 'Header facts under GGUF key names (general.architecture, <arch>.context_length, ...).' }),
-  capabilities: Type.Array(Type.String(), { description: '`completion` and `tools` for chat models, `embedding` for embedding ones.' }),
+  capabilities: Type.Array(Type.String(), { description: '`completion` and `tools` for chat models, `embedding` for embedding ones, none for rerankers (/v1/rerank serves them).' }),
   modified_at: Type.String(),
 });

@@ -790,6 +790,19 @@ export interface TinyLlamaOptions {
   vocabFrom?: string;
   /** Extra metadata appended last; a key the writer already writes takes this value instead. */
   extraMetadata?: GgufMetadata;
+  /**
+   * `general.architecture`; default `'llama'`. `'qwen3'` is the same graph plus Qwen3's per-head
+   * RMS norms of queries and keys (`attn_q_norm`, `attn_k_norm`), as Qwen3-Reranker has.
+   */
+  architecture?: 'llama' | 'qwen3';
+  /**
+   * Makes a reranker as llama.cpp runs one: `<arch>.pooling_type` rank (4). With `labels`
+   * (qwen3 only: llama.cpp's llama graph has no classifier head) it also writes
+   * `<arch>.classifier.output_labels` and a seeded `cls.output.weight`, as convert_hf_to_gguf
+   * does for Qwen3-Reranker (`["yes", "no"]`); `template` is `tokenizer.chat_template.rerank`
+   * (`{query}`, `{document}`).
+   */
+  reranker?: { labels?: string[]; template?: string };
 }
 
 export interface WrittenTinyLlama extends WrittenGguf {
@@ -878,23 +891,29 @@ export function writeTinyLlamaGguf(path: string, opts: TinyLlamaOptions = {}): W
     ];
   }
   if (opts.chatTemplate !== undefined) tokenizer.push(['tokenizer.chat_template', gv.str(opts.chatTemplate)]);
+  const arch = opts.architecture ?? 'llama';
+  const rerank = opts.reranker;
+  if (rerank?.labels && arch !== 'qwen3') throw new Error('a classifier head (reranker.labels) needs architecture qwen3');
+  if (rerank?.template !== undefined) tokenizer.push(['tokenizer.chat_template.rerank', gv.str(rerank.template)]);
 
   const name = opts.name ?? (shapeName === 'tiny' ? 'tiny-llama' : `${shapeName}-shape`);
   const metadata: GgufMetadata = [
-    ['general.architecture', gv.str('llama')],
+    ['general.architecture', gv.str(arch)],
     ['general.name', gv.str(name)],
     ['general.file_type', gv.u32(LLAMA_FILE_TYPE[quant])],
     ...(quant === 'Q8_0' ? ([['general.quantization_version', gv.u32(2)]] as GgufMetadata) : []),
-    ['llama.vocab_size', gv.u32(vocabSize)],
-    ['llama.context_length', gv.u32(nCtx)],
-    ['llama.embedding_length', gv.u32(nEmbd)],
-    ['llama.block_count', gv.u32(nLayer)],
-    ['llama.feed_forward_length', gv.u32(nFf)],
-    ['llama.attention.head_count', gv.u32(nHead)],
-    ['llama.attention.head_count_kv', gv.u32(nHeadKv)],
-    ['llama.attention.layer_norm_rms_epsilon', gv.f32(opts.rmsEpsilon ?? base.rmsEpsilon)],
-    ['llama.rope.dimension_count', gv.u32(headDim)],
-    ['llama.rope.freq_base', gv.f32(opts.ropeFreqBase ?? base.ropeFreqBase)],
+    [`${arch}.vocab_size`, gv.u32(vocabSize)],
+    [`${arch}.context_length`, gv.u32(nCtx)],
+    [`${arch}.embedding_length`, gv.u32(nEmbd)],
+    [`${arch}.block_count`, gv.u32(nLayer)],
+    [`${arch}.feed_forward_length`, gv.u32(nFf)],
+    [`${arch}.attention.head_count`, gv.u32(nHead)],
+    [`${arch}.attention.head_count_kv`, gv.u32(nHeadKv)],
+    [`${arch}.attention.layer_norm_rms_epsilon`, gv.f32(opts.rmsEpsilon ?? base.rmsEpsilon)],
+    [`${arch}.rope.dimension_count`, gv.u32(headDim)],
+    [`${arch}.rope.freq_base`, gv.f32(opts.ropeFreqBase ?? base.ropeFreqBase)],
+    ...(rerank ? ([[`${arch}.pooling_type`, gv.u32(4)]] as GgufMetadata) : []),
+    ...(rerank?.labels ? ([[`${arch}.classifier.output_labels`, gv.arr('string', rerank.labels)]] as GgufMetadata) : []),
     ...tokenizer,
   ];
   // An extra key already written replaces its value (to write broken files); a new one is appended.
@@ -911,15 +930,17 @@ export function writeTinyLlamaGguf(path: string, opts: TinyLlamaOptions = {}): W
     type: quant,
     data: randomTensor(shape, deriveSeed(seed, stream++), std),
   });
-  const norm = (tensorName: string): GgufTensor => ({
+  const norm = (tensorName: string, n = nEmbd): GgufTensor => ({
     name: tensorName,
-    shape: [nEmbd],
+    shape: [n],
     type: 'F32',
-    data: constantTensor(nEmbd, 1),
+    data: constantTensor(n, 1),
   });
 
   const tensors: GgufTensor[] = [weight('token_embd.weight', [nEmbd, vocabSize]), norm('output_norm.weight')];
   if (!tie) tensors.push(weight('output.weight', [nEmbd, vocabSize]));
+  // F32 whatever the quant: a head of 1–2 rows is no whole Q8_0 block wide.
+  if (rerank?.labels) tensors.push({ name: 'cls.output.weight', shape: [nEmbd, rerank.labels.length], type: 'F32', data: randomTensor([nEmbd, rerank.labels.length], deriveSeed(seed, 999), 1) });
   for (let i = 0; i < nLayer; i++) {
     const p = `blk.${i}.`;
     tensors.push(
@@ -928,6 +949,7 @@ export function writeTinyLlamaGguf(path: string, opts: TinyLlamaOptions = {}): W
       weight(`${p}attn_k.weight`, [nEmbd, nEmbdKv]),
       weight(`${p}attn_v.weight`, [nEmbd, nEmbdKv]),
       weight(`${p}attn_output.weight`, [nEmbd, nEmbd]),
+      ...(arch === 'qwen3' ? [norm(`${p}attn_q_norm.weight`, headDim), norm(`${p}attn_k_norm.weight`, headDim)] : []),
       norm(`${p}ffn_norm.weight`),
       weight(`${p}ffn_gate.weight`, [nEmbd, nFf]),
       weight(`${p}ffn_down.weight`, [nFf, nEmbd]),
@@ -936,6 +958,79 @@ export function writeTinyLlamaGguf(path: string, opts: TinyLlamaOptions = {}): W
   }
   const written = writeGguf(path, { metadata, tensors });
   return { ...written, vocabSize, embeddingLength: nEmbd, layers: nLayer, contextLength: nCtx, quant };
+}
+
+/**
+ * Writes a tiny BERT-architecture cross-encoder (`<arch>.pooling_type` rank) as llama.cpp runs
+ * bge-reranker and jina-reranker GGUFs: bidirectional attention, learned positions, token
+ * types, a `cls` dense + tanh and a one-logit `cls.output` head. It keeps the tiny SPM
+ * vocabulary but says to add EOS and SEP (`</s>`, and `<|im_end|>` as the separator), so the pair reads
+ * `[BOS] query [EOS] [SEP] document [EOS]` as llama-server lays out a reranker's input.
+ */
+export function writeTinyBertRerankerGguf(path: string, opts: { seed?: number; contextLength?: number; layers?: number } = {}): WrittenGguf & { sepToken: number } {
+  const nEmbd = 64;
+  const nHead = 4;
+  const nFf = 128;
+  const nLayer = opts.layers ?? 2;
+  const nCtx = opts.contextLength ?? 256;
+  const seed = opts.seed ?? 1;
+  const vocab = buildTinyVocab();
+  // A control token of the vocabulary stands in for BERT's [SEP].
+  const sepToken = vocab.tokens.indexOf('<|im_end|>');
+  const metadata: GgufMetadata = [
+    ['general.architecture', gv.str('bert')],
+    ['general.name', gv.str('tiny-bert-reranker')],
+    ['general.file_type', gv.u32(LLAMA_FILE_TYPE.F32)],
+    ['bert.context_length', gv.u32(nCtx)],
+    ['bert.embedding_length', gv.u32(nEmbd)],
+    ['bert.block_count', gv.u32(nLayer)],
+    ['bert.feed_forward_length', gv.u32(nFf)],
+    ['bert.attention.head_count', gv.u32(nHead)],
+    ['bert.attention.layer_norm_epsilon', gv.f32(1e-12)],
+    ['bert.attention.causal', gv.bool(false)],
+    ['bert.pooling_type', gv.u32(4)],
+    ['tokenizer.ggml.model', gv.str('llama')],
+    ['tokenizer.ggml.pre', gv.str('default')],
+    ['tokenizer.ggml.tokens', gv.arr('string', vocab.tokens)],
+    ['tokenizer.ggml.scores', gv.arr('float32', vocab.scores)],
+    ['tokenizer.ggml.token_type', gv.arr('int32', vocab.tokenTypes)],
+    ['tokenizer.ggml.token_type_count', gv.u32(2)],
+    ['tokenizer.ggml.unknown_token_id', gv.u32(0)],
+    ['tokenizer.ggml.bos_token_id', gv.u32(1)],
+    ['tokenizer.ggml.eos_token_id', gv.u32(2)],
+    ['tokenizer.ggml.seperator_token_id', gv.u32(sepToken)],
+    ['tokenizer.ggml.add_bos_token', gv.bool(true)],
+    ['tokenizer.ggml.add_eos_token', gv.bool(true)],
+    ['tokenizer.ggml.add_sep_token', gv.bool(true)],
+  ];
+  let stream = 0;
+  const weight = (name: string, shape: number[], std = 0.05): GgufTensor => ({ name, shape, type: 'F32', data: randomTensor(shape, deriveSeed(seed, stream++), std) });
+  const constant = (name: string, n: number, value: number): GgufTensor => ({ name, shape: [n], type: 'F32', data: constantTensor(n, value) });
+  const layerNorm = (prefix: string): GgufTensor[] => [constant(`${prefix}.weight`, nEmbd, 1), constant(`${prefix}.bias`, nEmbd, 0)];
+  const tensors: GgufTensor[] = [
+    weight('token_embd.weight', [nEmbd, vocab.tokens.length], 0.5),
+    weight('token_types.weight', [nEmbd, 2], 0.5),
+    weight('position_embd.weight', [nEmbd, nCtx], 0.1),
+    ...layerNorm('token_embd_norm'),
+    weight('cls.weight', [nEmbd, nEmbd], 0.3),
+    constant('cls.bias', nEmbd, 0),
+    weight('cls.output.weight', [nEmbd, 1], 0.5),
+    constant('cls.output.bias', 1, 0),
+  ];
+  for (let i = 0; i < nLayer; i++) {
+    const p = `blk.${i}.`;
+    tensors.push(
+      weight(`${p}attn_q.weight`, [nEmbd, nEmbd]),
+      weight(`${p}attn_k.weight`, [nEmbd, nEmbd]),
+      weight(`${p}attn_v.weight`, [nEmbd, nEmbd]),
+      weight(`${p}attn_output.weight`, [nEmbd, nEmbd]),
+      ...layerNorm(`${p}attn_output_norm`),
+      weight(`${p}ffn_up.weight`, [nEmbd, nFf]),
+      weight(`${p}ffn_down.weight`, [nFf, nEmbd]),
+      ...layerNorm(`${p}layer_output_norm`),
+    );
+  }
+  return { ...writeGguf(path, { metadata, tensors }), sepToken };
 }
 
 // ---------------------------------------------------------------------------

@@ -5,6 +5,8 @@ import { chatTemplateProblem } from './chat-template-check.ts';
 import { JanChatWrapper, parsePromptTemplate } from './jan-chat-wrapper.ts';
 import { describeRuntime, getLlamaRuntime, runtimeHint, singleThreadPool, type LlamaGpuOption, type LlamaRuntimeInfo } from './llama-runtime.ts';
 import { beginningToken, LoadedLlamaModel } from './loaded-llama-model.ts';
+import { RerankPrompt } from './rerank-prompt.ts';
+import { ModelObjectError } from '../engine.ts';
 
 export interface LlamaCppEngineOptions {
   /** GPU backend: "auto", "cuda", "vulkan", "metal", or "false"/"cpu" for CPU only. Default "auto". */
@@ -17,6 +19,10 @@ export interface LlamaCppEngineOptions {
 const DEFAULT_CTX_LEN = 4096;
 /** GGUF `<arch>.pooling_type` value that means "no pooling" (a generative model). */
 const POOLING_NONE = 0;
+/** GGUF `<arch>.pooling_type` of a reranker: llama.cpp runs the model's relevance head on the pair. */
+const POOLING_RANK = 4;
+/** Architectures whose rank head llama.cpp already ends with a softmax (Qwen3-Reranker's yes/no): their output is the score. */
+const NORMALIZED_RANK_ARCHS = new Set(['qwen3', 'qwen3vl']);
 
 function gpuOption(gpu: string | undefined): LlamaGpuOption {
   if (gpu === undefined || gpu === 'auto') return 'auto';
@@ -32,7 +38,7 @@ function gpuOption(gpu: string | undefined): LlamaGpuOption {
 export class LlamaCppEngine implements Engine {
   readonly name = 'llamacpp' as const;
   readonly descriptors = LLAMACPP_DESCRIPTORS;
-  readonly capabilities: ReadonlySet<Capability> = new Set<Capability>(['chat', 'completion', 'embedding', 'tokenize']);
+  readonly capabilities: ReadonlySet<Capability> = new Set<Capability>(['chat', 'completion', 'embedding', 'rerank', 'tokenize']);
   readonly #options: LlamaCppEngineOptions;
   #runtime: LlamaRuntimeInfo | undefined;
 
@@ -76,7 +82,9 @@ export class LlamaCppEngine implements Engine {
       const arch = String(meta.general?.architecture ?? '');
       const pooling = meta[arch]?.pooling_type;
       const embeddingModel = spec.metadata.task === 'embedding' || (typeof pooling === 'number' && pooling !== POOLING_NONE);
-      const wantEmbedding = (p.embedding as boolean | undefined) ?? embeddingModel;
+      const reranker = pooling === POOLING_RANK ? { prompt: new RerankPrompt(model), relevance: rerankRelevance(arch, spec.metadata) } : undefined;
+      // A reranker's only context is this one: it runs the relevance head.
+      const wantEmbedding = reranker !== undefined || ((p.embedding as boolean | undefined) ?? embeddingModel);
 
       let context: LlamaContext | undefined;
       let chatWrapper: ChatWrapper | undefined;
@@ -111,7 +119,7 @@ export class LlamaCppEngine implements Engine {
       signal.throwIfAborted();
       const pipelineSampling = context !== undefined && singleThreadPool();
       return new LoadedLlamaModel({
-        id: spec.id, llama, model, context, embeddingContext, embeddingContextSize, chatWrapper, params: p, onBatch: spec.onBatch, pipelineSampling,
+        id: spec.id, llama, model, context, embeddingContext, embeddingContextSize, reranker, chatWrapper, params: p, onBatch: spec.onBatch, pipelineSampling,
         facts: {
           engine: 'llamacpp',
           ctx_len: context?.contextSize ?? embeddingContextSize,
@@ -121,7 +129,8 @@ export class LlamaCppEngine implements Engine {
           pipelined_sampling: pipelineSampling,
           gpu_layers: model.gpuLayers,
           flash_attn: context?.flashAttention ?? false,
-          embedding: Boolean(embeddingContext),
+          embedding: Boolean(embeddingContext) && !reranker,
+          ...(reranker ? { reranker: true } : {}),
           ...(chatWrapper ? { chat_template: chatWrapper.wrapperName } : {}),
           ...(chatTemplateSetAside ? { chat_template_set_aside: `the GGUF's tokenizer.chat_template: ${chatTemplateSetAside}` } : {}),
           backend: info,
@@ -159,4 +168,19 @@ export class LlamaCppEngine implements Engine {
 
   /** Models are disposed by their owner (the manager); the backend lives as long as the process. */
   async dispose(): Promise<void> {}
+}
+
+/**
+ * How a GGUF reranker's head output becomes `relevance_score`: the sigmoid of its logit (0–1, as
+ * the ONNX cross-encoders score and as Jina and Cohere answer), or the output as it is for the
+ * heads llama.cpp already ends with a softmax; `metadata.output.activation: "none"` keeps
+ * the raw logit, as llama-server's /rerank returns it.
+ */
+function rerankRelevance(arch: string, metadata: Record<string, unknown>): (output: number) => number {
+  const activation = (metadata.output as { activation?: unknown } | undefined)?.activation;
+  if (activation !== undefined && activation !== 'sigmoid' && activation !== 'none') {
+    throw new ModelObjectError(`metadata.output.activation ${JSON.stringify(activation)} does not apply to a GGUF reranker: "sigmoid" (the default) or "none" (the raw logit)`, 'metadata.output.activation');
+  }
+  if (activation === 'none' || NORMALIZED_RANK_ARCHS.has(arch)) return (output) => output;
+  return (output) => 1 / (1 + Math.exp(-output));
 }

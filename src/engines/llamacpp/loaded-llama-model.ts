@@ -8,7 +8,7 @@ import { ApiError } from '../../errors.ts';
 import { resolveParams } from '../descriptors.ts';
 import { unitLength } from '../unit-length.ts';
 import type {
-  Capability, ChatMessage, ChatResult, EmbeddingResult, GenerateOptions, GenerationResult, InfillOptions, LoadedModel, PromptPiece, ResponseFormat,
+  Capability, ChatMessage, ChatResult, EmbeddingResult, GenerateOptions, GenerationResult, InfillOptions, LoadedModel, PromptPiece, RankResult, ResponseFormat,
   TokenLogprob, ToolFunction, ToolOptions,
 } from '../engine.ts';
 import { DecodeLoop, type KvSequence } from './decode-loop.ts';
@@ -16,6 +16,7 @@ import { LLAMACPP_DESCRIPTORS } from './descriptors.ts';
 import { Generation, type RepeatPenalty, type TokenPiece } from './generation.ts';
 import { rawTokenBytes } from './token-bytes.ts';
 import { createLogprobReaders, createNativeSampler, disposeLogprobReaders, nativeContext, nativeGrammarState, type NativeSamplerConfig } from './native-context.ts';
+import type { RerankPrompt } from './rerank-prompt.ts';
 import { SequencePool } from './sequence-pool.ts';
 import type { ThoughtSegment } from './thought-split.ts';
 import { plainText, templateText } from './llama-text.ts';
@@ -30,6 +31,12 @@ export interface LoadedLlamaModelParts {
   embeddingContext?: LlamaEmbeddingContext;
   /** Tokens the embedding context holds (an input must be shorter). */
   embeddingContextSize?: number;
+  /**
+   * Set for a reranker (GGUF pooling type rank), whose embedding context yields a relevance
+   * head's output instead of an embedding: how a pair is laid out, and how the head's first
+   * value becomes the score.
+   */
+  reranker?: { prompt: RerankPrompt; relevance: (output: number) => number };
   chatWrapper?: ChatWrapper;
   /** Run parameters in effect after the load (every scope), the base of each request's. */
   params: Record<string, unknown>;
@@ -154,7 +161,7 @@ export class LoadedLlamaModel implements LoadedModel {
         },
       });
     }
-    if (parts.embeddingContext) caps.add('embedding');
+    if (parts.embeddingContext) caps.add(parts.reranker ? 'rerank' : 'embedding');
     this.capabilities = caps;
     this.concurrency = parts.context?.totalSequences ?? 1;
   }
@@ -395,6 +402,25 @@ export class LoadedLlamaModel implements LoadedModel {
       vectors.push(unitLength(vector));
     }
     return { vectors, promptTokens };
+  }
+
+  /**
+   * Scores each document against the query through the reranker's head, one pair per
+   * evaluation as node-llama-cpp's embedding context runs them (every pair is laid out first,
+   * so a document too long even cut fails the request before any work).
+   */
+  async rank(query: string, documents: string[], signal: AbortSignal): Promise<RankResult> {
+    const { reranker, embeddingContext: ctx } = this.#p;
+    if (!reranker || !ctx) throw new ApiError('model_not_capable', `the model '${this.#p.id}' is not a reranker`, { param: 'model' });
+    const limit = (this.#p.embeddingContextSize ?? 0) - 1;
+    const inputs = documents.map((d, i) => reranker.prompt.tokens(query, d, limit, `documents[${i}]`));
+    const scores: number[] = [];
+    for (const tokens of inputs) {
+      signal.throwIfAborted();
+      const { vector } = await ctx.getEmbeddingFor(tokens);
+      scores.push(reranker.relevance(vector[0] ?? 0));
+    }
+    return { scores, usage: { prompt_tokens: inputs.reduce((n, t) => n + t.length, 0) } };
   }
 
   /** Waits for running generations to end (the manager aborts them first), then frees native memory. */

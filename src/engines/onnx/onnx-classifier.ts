@@ -48,7 +48,7 @@ interface Mapping {
  * inputs and `metadata.preprocess`, and a dynamic batcher in front of `session.run`.
  */
 export class OnnxClassifier implements LoadedModel {
-  readonly capabilities: ReadonlySet<Capability> = new Set<Capability>(['classification']);
+  readonly capabilities: ReadonlySet<Capability> = new Set<Capability>(['classification', 'rerank']);
   readonly concurrency: number;
   readonly #ort: Ort;
   readonly #session: InferenceSession;

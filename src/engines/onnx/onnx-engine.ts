@@ -24,7 +24,7 @@ function ortVersion(): string | undefined {
 export class OnnxEngine implements Engine {
   readonly name = 'onnx' as const;
   readonly descriptors: readonly ParamDescriptor[];
-  readonly capabilities: ReadonlySet<Capability> = new Set<Capability>(['classification']);
+  readonly capabilities: ReadonlySet<Capability> = new Set<Capability>(['classification', 'rerank']);
 
   constructor(options: OnnxEngineOptions = {}) {
     this.descriptors = onnxDescriptors(options.threads && options.threads > 0 ? options.threads : physicalCores());

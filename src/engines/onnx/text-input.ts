@@ -3,6 +3,7 @@ import path from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { expandHome } from '../../config/config.ts';
 import { ApiError } from '../../errors.ts';
+import { longestFirst } from '../longest-first.ts';
 import { MetadataError, type Preprocess } from './classifier-metadata.ts';
 
 export const DEFAULT_MAX_CHARS = 100_000;
@@ -125,16 +126,7 @@ export class TextEncoder {
       if (!truncation) {
         throw new ApiError('input_too_long', `'${param}' with the query is ${a.length + b.length + specials} tokens; this model accepts up to ${max} and truncation is off (metadata.preprocess.truncation)`, { param });
       }
-      // Hugging Face tokenizers' longest_first, in closed form: the shorter keeps its length
-      // when the longer fits beside it, else each gets half (the longer one the odd token).
-      const short = Math.min(a.length, b.length);
-      let keepShort = short;
-      let keepLong = short > room ? short : Math.max(short, room - short);
-      if (keepShort + keepLong > room) {
-        keepShort = Math.floor(room / 2);
-        keepLong = keepShort + (room % 2);
-      }
-      const [keepA, keepB] = a.length <= b.length ? [keepShort, keepLong] : [keepLong, keepShort];
+      const [keepA, keepB] = longestFirst(a.length, b.length, room);
       a = a.slice(0, keepA);
       b = b.slice(0, keepB);
     }

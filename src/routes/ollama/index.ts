@@ -307,7 +307,8 @@ export default async function ollamaRoutes(app: FastifyInstance) {
       ...(typeof metadata.license === 'string' ? { license: metadata.license } : {}),
       details: details(entry).details,
       model_info: Object.fromEntries(Object.entries(info).filter(([, v]) => v !== undefined)),
-      capabilities: embedding ? ['embedding'] : ['completion', 'tools'],
+      // A reranker (pooling type rank) does none of Ollama's things; /v1/rerank serves it.
+      capabilities: h.pooling_type === 4 ? [] : embedding ? ['embedding'] : ['completion', 'tools'],
       modified_at: new Date(entry.created * 1000).toISOString(),
     };
   });

@@ -10,15 +10,15 @@ const ALIASES = ['/rerank', '/reranking', '/v1/reranking'];
 /**
  * POST /v1/rerank: documents ordered by their relevance to a query, from a cross-encoder
  * (llama-server's, Jina's and Cohere's shape), for retrieval pipelines that rerank what a
- * vector search found. It queues and batches like /v1/classifications on the same model.
+ * vector search found. On an ONNX model it queues and batches like /v1/classifications.
  */
 export default async function rerankRoutes(app: FastifyInstance) {
   const schema = {
     tags: ['rerank'],
     summary: 'Rerank documents for a query',
     description:
-      'Scores each document\'s relevance to `query` with a cross-encoder (an ONNX text classifier that reads the pair as `[CLS] query [SEP] document [SEP]`), most relevant first; `top_n` keeps the best n, `return_documents` (default true) echoes the texts. ' +
-      'Too long a pair loses tokens from its longer text first. A model that is no such classifier is a 400 model_not_capable. Also answered on /rerank, /reranking and /v1/reranking, as llama-server does.',
+      'Scores each document\'s relevance to `query` with a cross-encoder, most relevant first: an ONNX text classifier that reads the pair as `[CLS] query [SEP] document [SEP]`, or a GGUF reranker (llama.cpp\'s rank pooling: bge-reranker, jina-reranker, Qwen3-Reranker) that reads it as llama-server lays it out. `top_n` keeps the best n, `return_documents` (default true) echoes the texts. ' +
+      'Too long a pair loses tokens from its longer text first. A model that is no cross-encoder is a 400 model_not_capable. Also answered on /rerank, /reranking and /v1/reranking, as llama-server does.',
     body: RerankRequestSchema,
     response: { 200: RerankResponseSchema, ...errorResponses },
   };
@@ -26,7 +26,7 @@ export default async function rerankRoutes(app: FastifyInstance) {
     const body = request.body as RerankRequest;
     const entry = app.registry.resolve(body.model);
     const texts = body.documents.map((d) => (typeof d === 'string' ? d : d.text));
-    const result = await app.manager.run(entry, { capability: 'classification', signal: clientSignal(reply), keepAlive: body.keep_alive }, (loaded, signal) => {
+    const result = await app.manager.run(entry, { capability: 'rerank', signal: clientSignal(reply), keepAlive: body.keep_alive }, (loaded, signal) => {
       if (!loaded.rank) throw notReranker(entry.id, entry.engine);
       return loaded.rank(body.query, texts, signal);
     });
@@ -46,5 +46,5 @@ export default async function rerankRoutes(app: FastifyInstance) {
 }
 
 function notReranker(id: string, engine: string | undefined) {
-  return new ApiError('model_not_capable', `the model '${id}' (engine ${engine ?? 'llamacpp'}) does not rerank here; a reranker is an ONNX cross-encoder (a text classifier that reads a query and a document as a pair)`, { param: 'model' });
+  return new ApiError('model_not_capable', `the model '${id}' (engine ${engine ?? 'llamacpp'}) does not rerank; a reranker is a cross-encoder: an ONNX text classifier that reads a query and a document as a pair, or a GGUF whose pooling type is rank`, { param: 'model' });
 }

@@ -69,7 +69,7 @@ t.test('image classifier: exact scores from known weights, PNG/WebP/JPEG, labels
   const dir = await tempDir();
   const fx = writeImageClassifierOnnx(path.join(dir, 'img.onnx'), { size: 8, classes: 4 });
   const m = await load(t, fx.path, { preprocess: { scale: 1 / 255 } });
-  t.same([...m.capabilities], ['classification']);
+  t.same([...m.capabilities], ['classification', 'rerank']);
   const pixels = Array.from({ length: 64 }, (_, i) => (i * 37 + 11) % 256);
   const expected = softmax(fx.reference(Float32Array.from(pixels, (v) => v * (1 / 255))));
   const best = expected.indexOf(Math.max(...expected));
