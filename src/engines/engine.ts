@@ -289,6 +289,8 @@ export interface LoadedModel {
   readonly concurrency: number;
   /** Facts about the loaded instance, shown in the model state. */
   readonly info?: Record<string, unknown>;
+  /** The model's own chat template source (a GGUF's Jinja), as llama-server's /props gives it. */
+  readonly chatTemplate?: string;
   /**
    * Continues a raw prompt (capability `completion`): a text, or token ids taken verbatim (no
    * BOS added, as OpenAI and llama-server take them), or ids and texts mixed (llama-server's

@@ -17,7 +17,7 @@ const digest = (s: string) => createHash('sha256').update(s).digest();
  */
 function isPublic(url: string): boolean {
   const p = url.split('?')[0]!;
-  return p === '/health' || p === '/openapi.json' || p === '/docs' || p.startsWith('/docs/');
+  return p === '/health' || p === '/v1/health' || p === '/openapi.json' || p === '/docs' || p.startsWith('/docs/');
 }
 
 /**

@@ -171,6 +171,12 @@ export class ModelManager extends EventEmitter {
     return new Date(slot.unloadsAt ?? Date.now() + slot.keepAliveMs);
   }
 
+  /** The loaded instance of a running model, for what its state does not carry (its chat template). */
+  loaded(id: string): LoadedModel | undefined {
+    const slot = this.#slots.get(id);
+    return slot?.state === 'running' ? slot.loaded : undefined;
+  }
+
   runningIds(): string[] {
     return [...this.#slots].filter(([, s]) => s.state === 'running').map(([id]) => id).sort();
   }

@@ -2,7 +2,7 @@ import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { apiServer } from '../engines/api/api-server.ts';
 import type { ModelEntry } from '../registry/registry.ts';
-import type { Model, ModelState } from '../schemas/models.ts';
+import type { Model, ModelState, RouterStatus } from '../schemas/models.ts';
 import type { ModelStateView } from './model-manager.ts';
 
 /**
@@ -55,6 +55,7 @@ export function toWireModel(app: FastifyInstance, entry: ModelEntry): Model {
     description: o.description ?? '',
     state: s.state,
     ...(s.error ? { error: s.error } : {}),
+    status: routerStatus(s.state),
     ...(s.queue ? { queue: s.queue } : {}),
     ...(s.progress ? { progress: s.progress as Model['progress'] } : {}),
     source_url: o.source_url ?? primary?.url ?? primary?.path ?? (entry.engine === 'api' ? apiServer(o.metadata?.api, undefined).url : undefined) ?? entry.folder,
@@ -87,14 +88,26 @@ const staticJson = new WeakMap<ModelEntry, string>();
 export function wireModelJson(app: FastifyInstance, entry: ModelEntry): string {
   let head = staticJson.get(entry);
   if (head === undefined) {
-    const { state: _s, error: _e, queue: _q, progress: _p, ...rest } = toWireModel(app, entry);
+    const { state: _s, error: _e, status: _st, queue: _q, progress: _p, ...rest } = toWireModel(app, entry);
     head = JSON.stringify(rest).slice(0, -1);
     staticJson.set(entry, head);
   }
   const s = stateOf(app, entry);
   let tail = `,"state":${JSON.stringify(s.state)}`;
   if (s.error) tail += `,"error":${JSON.stringify(s.error)}`;
+  tail += `,"status":${JSON.stringify(routerStatus(s.state))}`;
   if (s.queue) tail += `,"queue":${JSON.stringify(s.queue)}`;
   if (s.progress) tail += `,"progress":${JSON.stringify(s.progress)}`;
   return `${head}${tail}}`;
+}
+
+/** A model state as llama-server's router mode names it (its web UI reads `status.value`). */
+export function routerStatus(state: ModelStateView['state']): RouterStatus {
+  switch (state) {
+    case 'running': return { value: 'loaded' };
+    case 'starting': return { value: 'loading' };
+    case 'downloading': return { value: 'downloading' };
+    case 'error': return { value: 'unloaded', failed: true };
+    default: return { value: 'unloaded' };
+  }
 }

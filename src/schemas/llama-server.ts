@@ -72,3 +72,41 @@ export const NativeCompletionResponseSchema = Type.Object({
   timings: Type.Optional(Timings),
 });
 export type NativeCompletionResponse = Static<typeof NativeCompletionResponseSchema>;
+
+// llama-server's router mode: models loaded and unloaded by name, properties per model.
+
+export const RouterModelBodySchema = Type.Object({
+  model: Type.String({ description: 'The model\'s id (or a name that resolves to it).' }),
+}, { additionalProperties: true });
+export type RouterModelBody = Static<typeof RouterModelBodySchema>;
+
+export const RouterSuccessSchema = Type.Object({ success: Type.Literal(true) });
+
+export const PropsQuerySchema = Type.Object({
+  model: Type.Optional(Type.String({ description: 'The model to describe; without it the router answers for itself.' })),
+  autoload: Type.Optional(Type.Union([Type.Literal('true'), Type.Literal('false'), Type.Literal('1'), Type.Literal('0')], {
+    description: 'Load the model first when it does not run (default true); false answers 409 model_not_running instead.',
+  })),
+});
+export type PropsQuery = Static<typeof PropsQuerySchema>;
+
+export const RouterPropsSchema = Type.Object({
+  role: Type.Optional(Type.Literal('router', { description: 'Only in the router\'s own answer (no `model`).' })),
+  models_autoload: Type.Optional(Type.Boolean({ description: 'Whether requests load models on demand (MODELD_JIT).' })),
+  default_generation_settings: Type.Object({
+    params: Type.Record(Type.String(), Type.Unknown(), { description: 'The model\'s sampling defaults under llama-server\'s names (`n_predict` -1: no limit).' }),
+    n_ctx: Type.Integer({ description: 'Context per slot (per parallel sequence), tokens.' }),
+  }),
+  total_slots: Type.Optional(Type.Integer({ description: 'Parallel sequences (n_parallel).' })),
+  model_alias: Type.String(),
+  model_path: Type.String(),
+  modalities: Type.Optional(Type.Object({ vision: Type.Boolean(), audio: Type.Boolean() })),
+  endpoint_slots: Type.Optional(Type.Boolean({ description: 'False: /slots is not served.' })),
+  endpoint_props: Type.Optional(Type.Boolean({ description: 'False: POST /props is not served.' })),
+  endpoint_metrics: Type.Optional(Type.Boolean()),
+  chat_template: Type.Optional(Type.String({ description: 'The GGUF\'s own Jinja chat template; empty when it has none.' })),
+  bos_token: Type.Optional(Type.String()),
+  eos_token: Type.Optional(Type.String()),
+  build_info: Type.String(),
+  is_sleeping: Type.Optional(Type.Boolean()),
+});

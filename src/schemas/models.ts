@@ -28,6 +28,18 @@ export const ProgressSchema = Type.Object(
   { $id: 'Progress' },
 );
 
+/** llama-server's router-mode `status` of a listed model, derived from `state`. */
+export const RouterStatusSchema = Type.Object(
+  {
+    value: Type.Union([Type.Literal('loaded'), Type.Literal('loading'), Type.Literal('unloaded'), Type.Literal('downloading')], {
+      description: 'running → loaded; starting → loading; downloading; anything else → unloaded.',
+    }),
+    failed: Type.Optional(Type.Literal(true, { description: 'The model is in the error state (llama-server: its instance failed).' })),
+  },
+  { description: 'The model\'s state as llama-server\'s router mode lists it (`GET /models`), for its web UI and router clients.' },
+);
+export type RouterStatus = Static<typeof RouterStatusSchema>;
+
 export const ModelSchema = Type.Object(
   {
     id: Type.String({ description: '`<folder>/<file>`: where the model object lies in the models folder.' }),
@@ -38,6 +50,7 @@ export const ModelSchema = Type.Object(
     description: Type.String(),
     state: ModelStateEnum,
     error: Type.Optional(Type.String({ description: 'Why the model is in the error state, naming the file and the field.' })),
+    status: RouterStatusSchema,
     queue: Type.Optional(Type.Ref('Queue')),
     progress: Type.Optional(Type.Ref('Progress')),
     source_url: Type.String(),

@@ -5,6 +5,7 @@ import t from 'tap';
 import { ERROR_CODES } from '../../src/errors.ts';
 import { buildTestApp, tempDir } from '../helpers/app.ts';
 import { CHATML_TEMPLATE, LLAMA_TEST_CONFIG, QWEN_TOOLS_TEMPLATE, writeFixtureModel } from '../helpers/llama-fixtures.ts';
+import { writeTinyBertRerankerGguf } from '../helpers/gguf-writer.ts';
 import { writeImageClassifierOnnx, writeTextClassifierOnnx, writeTokenizerJson } from '../helpers/onnx-writer.ts';
 
 // Bad input gets a clear error, never a crash: every field of every request body (nested ones
@@ -27,6 +28,9 @@ await mkdir(path.join(dir, 'ranker'));
 writeTextClassifierOnnx(path.join(dir, 'ranker/ranker.onnx'), { tokenTypeIds: true, classes: 1, labels: ['relevance'] });
 writeTokenizerJson(path.join(dir, 'ranker/tokenizer.json'));
 await writeFile(path.join(dir, 'ranker/model.json'), '{}');
+await mkdir(path.join(dir, 'bertrank'));
+writeTinyBertRerankerGguf(path.join(dir, 'bertrank/bertrank.gguf'), { contextLength: 64 });
+await writeFile(path.join(dir, 'bertrank/model.json'), '{}');
 await mkdir(path.join(dir, 'img'));
 writeImageClassifierOnnx(path.join(dir, 'img/img.onnx'), { size: 8, classes: 3, labels: ['cat', 'dog', 'bird'] });
 await writeFile(path.join(dir, 'img/model.json'), JSON.stringify({ metadata: { preprocess: { scale: 1 / 255 } } }));
@@ -53,6 +57,7 @@ const bases: Record<string, Record<string, unknown>> = {
   '/v1/embeddings': { model: 'embedder', input: ['hello', 'world'], encoding_format: 'float' },
   '/v1/classifications': { model: 'text', input: ['a b'], top_k: 2 },
   '/v1/rerank': { model: 'ranker', query: 'good film', documents: ['a movie', { text: 'bad' }], top_n: 1, return_documents: true },
+  '/v1/rerank#gguf': { model: 'bertrank', query: 'good film', documents: ['a movie', { text: 'bad' }], top_n: 1 },
   '/tokenize': { model: 'chatml', content: 'hello', with_pieces: true },
   '/detokenize': { model: 'chatml', tokens: [1, 2, 3] },
   '/apply-template': { model: 'qwen', messages: user, tools: [tool] },
@@ -84,6 +89,7 @@ const bases: Record<string, Record<string, unknown>> = {
   '/v1/models': { id: 'made/one', source_url: path.join(dir, 'spare/spare.gguf'), name: 'n', description: 'd', parameters: { ctx_len: 64 }, metadata: { tags: ['a'] }, skip_existing: true },
   '/v1/models/{id}/start': { ctx_len: 64, n_parallel: 1, threads: 1, n_batch: 64, keep_alive: '1m' },
   '/v1/models/start': { model: 'spare', ctx_len: 64 },
+  '/models/load': { model: 'spare' },
 };
 
 /** The model a route's valid request makes, deleted after each so the next finds its name free. */
@@ -180,7 +186,7 @@ for (const [route, base] of Object.entries(bases)) {
       // Leave the fixtures as they were: a created object goes, a started model stops.
       if (template === '/v1/models' && res.statusCode < 300) await app.inject({ method: 'DELETE', url: `/v1/models/${res.json().id ?? 'made/one'}` });
       if (made[template] && res.statusCode < 300) await app.inject({ method: 'DELETE', url: '/api/delete', payload: { model: made[template] } });
-      if (template.endsWith('start')) await app.inject({ method: 'POST', url: '/v1/models/spare/stop' });
+      if (template.endsWith('start') || template === '/models/load') await app.inject({ method: 'POST', url: '/v1/models/spare/stop' });
     };
     for (const p of paths) {
       const label = p.join('.');

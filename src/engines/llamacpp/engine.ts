@@ -130,6 +130,8 @@ export class LlamaCppEngine implements Engine {
           gpu_layers: model.gpuLayers,
           flash_attn: context?.flashAttention ?? false,
           embedding: Boolean(embeddingContext) && !reranker,
+          ...(model.tokens.bosString != null ? { bos_token: model.tokens.bosString } : {}),
+          ...(model.tokens.eosString != null ? { eos_token: model.tokens.eosString } : {}),
           ...(reranker ? { reranker: true } : {}),
           ...(chatWrapper ? { chat_template: chatWrapper.wrapperName } : {}),
           ...(chatTemplateSetAside ? { chat_template_set_aside: `the GGUF's tokenizer.chat_template: ${chatTemplateSetAside}` } : {}),

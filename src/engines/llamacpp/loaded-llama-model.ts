@@ -166,6 +166,11 @@ export class LoadedLlamaModel implements LoadedModel {
     this.concurrency = parts.context?.totalSequences ?? 1;
   }
 
+  get chatTemplate(): string | undefined {
+    const template = (this.#p.model.fileInfo.metadata.tokenizer as { chat_template?: unknown } | undefined)?.chat_template;
+    return typeof template === 'string' ? template : undefined;
+  }
+
   get info(): Record<string, unknown> {
     return { ...this.#p.facts, batching: batchingState(this.#batches), prompt_cache: { ...this.#cache } };
   }

@@ -8,6 +8,7 @@ import {
   type InfillRequest, type NativeCompletionRequest, type NativeCompletionResponse,
 } from '../../schemas/llama-server.ts';
 import { clientSignal } from '../client-signal.ts';
+import llamaServerRouterRoutes from './router.ts';
 import { countTokens, requestParams, sendEventStream } from '../openai/inference.ts';
 
 const tags = ['llama-server'];
@@ -78,6 +79,7 @@ class Timings {
  * completion (llama.vim, llama.vscode) and scripts written against llama-server.
  */
 export default async function llamaServerRoutes(app: FastifyInstance) {
+  await app.register(llamaServerRouterRoutes);
   /** One generation answered in llama-server's shape, whole or as server-sent events. */
   async function answer(reply: FastifyReply, entry: ModelEntry, body: Body, generate: (loaded: LoadedModel, options: GenerateOptions) => Promise<GenerationResult>) {
     const params = nativeParams(app, entry, body);

@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import { errorResponses } from '../../schemas/common.ts';
 import {
   ModelControlSchema, ModelDeletedSchema, ModelListSchema, ModelRefBodySchema, ModelStateSchema, StartBodySchema,
@@ -13,12 +13,13 @@ const tags = ['models'];
 
 /** The model table (OpenAI) and Jan model control. */
 export default async function modelRoutes(app: FastifyInstance) {
-  app.get('/v1/models', {
-    schema: { tags: ['openai', ...tags], summary: 'List models', description: 'Every model object in the models folder, sorted by id.', response: { 200: ModelListSchema, ...errorResponses } },
-  }, async (_request, reply) => {
+  const list = { tags: ['openai', ...tags], summary: 'List models', description: 'Every model object in the models folder, sorted by id. Also answered on /models, as llama-server\'s router mode lists its models there (each with its `status`).', response: { 200: ModelListSchema, ...errorResponses } };
+  const listModels = async (_request: unknown, reply: FastifyReply) => {
     const data = app.registry.list().map((e) => wireModelJson(app, e));
     return reply.type('application/json; charset=utf-8').send(`{"object":"list","data":[${data.join(',')}]}`);
-  });
+  };
+  app.get('/v1/models', { schema: list }, listModels);
+  app.get('/models', { schema: { ...list, hide: true } }, listModels);
 
   modelRoute(app, {
     method: 'GET', suffix: '',

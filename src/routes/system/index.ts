@@ -7,9 +7,9 @@ import { EngineListSchema, HealthSchema, StatusSchema, StatusUpdateSchema } from
 const tags = ['system'];
 
 const systemRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  app.get('/health', {
-    schema: { tags, summary: 'Liveness', description: 'Answers once the server listens; needs no API key.', security: [], response: { 200: HealthSchema } },
-  }, async () => ({ status: 'ok' as const }));
+  const health = { tags, summary: 'Liveness', description: 'Answers once the server listens; needs no API key. Also on /v1/health, as llama-server answers it.', security: [], response: { 200: HealthSchema } };
+  app.get('/health', { schema: health }, async () => ({ status: 'ok' as const }));
+  app.get('/v1/health', { schema: { ...health, hide: true } }, async () => ({ status: 'ok' as const }));
 
   const status = () => ({
     status: app.manager.activeRequests > 0 ? ('active' as const) : ('sleeping' as const),

@@ -1,0 +1,156 @@
+import type { ServerResponse } from 'node:http';
+import type { FastifyInstance } from 'fastify';
+import { ApiError } from '../../errors.ts';
+import { OPENAPI_INFO } from '../../plugins/swagger.ts';
+import type { ModelEntry } from '../../registry/registry.ts';
+import { routerStatus, stateOf } from '../../runtime/model-view.ts';
+import { errorResponses } from '../../schemas/common.ts';
+import {
+  PropsQuerySchema, RouterModelBodySchema, RouterPropsSchema, RouterSuccessSchema, type PropsQuery, type RouterModelBody,
+} from '../../schemas/llama-server.ts';
+import { openEventStream } from '../event-stream.ts';
+
+const tags = ['llama-server'];
+
+/** Seconds between SSE comments that keep proxies from closing a quiet stream. */
+const SSE_HEARTBEAT_MS = 15_000;
+
+/** Run parameters under the names llama-server's `default_generation_settings.params` uses. */
+const GENERATION_PARAMS: Array<[ours: string, theirs: string]> = [
+  ['temperature', 'temperature'], ['top_k', 'top_k'], ['top_p', 'top_p'], ['min_p', 'min_p'], ['seed', 'seed'], ['stop', 'stop'],
+  ['repeat_penalty', 'repeat_penalty'], ['repeat_last_n', 'repeat_last_n'], ['presence_penalty', 'presence_penalty'], ['frequency_penalty', 'frequency_penalty'],
+];
+
+/**
+ * llama-server's router mode (`llama-server --models-dir`), over modeld's own model table: the
+ * llama-server web UI and router clients list models with a `status` (GET /models, /v1/models),
+ * load and unload them (POST /models/load, /models/unload), read a model's properties
+ * (GET /props?model=) and follow state changes (GET /models/sse).
+ */
+export default async function llamaServerRouterRoutes(app: FastifyInstance) {
+  app.post('/models/load', {
+    schema: {
+      tags, summary: 'Load a model (llama-server router)',
+      description: 'As POST /v1/models/{id}/start, answered `{success: true}` once the model runs. A model that already runs is a success too (llama-server refuses it; nothing is lost by taking it).',
+      body: RouterModelBodySchema, response: { 200: RouterSuccessSchema, ...errorResponses },
+    },
+  }, async (request) => {
+    await app.manager.start(app.registry.resolve((request.body as RouterModelBody).model));
+    return { success: true as const };
+  });
+
+  app.post('/models/unload', {
+    schema: {
+      tags, summary: 'Unload a model (llama-server router)',
+      description: 'As POST /v1/models/{id}/stop, answered `{success: true}` once its memory is freed; a model that does not run is a 409 model_not_running, as llama-server refuses it.',
+      body: RouterModelBodySchema, response: { 200: RouterSuccessSchema, ...errorResponses },
+    },
+  }, async (request) => {
+    const entry = app.registry.resolve((request.body as RouterModelBody).model);
+    const { state } = stateOf(app, entry);
+    if (state !== 'running' && state !== 'starting') throw notRunning(entry);
+    await app.manager.stop(entry.id);
+    return { success: true as const };
+  });
+
+  app.get('/props', {
+    schema: {
+      tags, summary: 'Server or model properties (llama-server)',
+      description:
+        'With `model`: that model\'s properties as llama-server reports them (`default_generation_settings` with `n_ctx` per slot and the sampling defaults, `total_slots`, `model_path`, `chat_template`, `bos_token`, `eos_token`), loading it first unless `autoload=false`. ' +
+        'Without: the router\'s own answer (`role: "router"`), as llama-server in router mode gives it.',
+      querystring: PropsQuerySchema, response: { 200: RouterPropsSchema, ...errorResponses },
+    },
+  }, async (request) => {
+    const { model, autoload } = request.query as PropsQuery;
+    if (model === undefined) {
+      return {
+        role: 'router', model_alias: 'modeld', model_path: 'none',
+        default_generation_settings: { params: {}, n_ctx: 0 },
+        build_info: `modeld ${OPENAPI_INFO.version}`, models_autoload: app.config.jit,
+      };
+    }
+    const entry = app.registry.resolve(model);
+    if (autoload !== 'false' && autoload !== '0') await app.manager.start(entry);
+    else if (stateOf(app, entry).state !== 'running') throw notRunning(entry);
+    return modelProps(app, entry);
+  });
+
+  app.get('/models/sse', {
+    schema: {
+      tags, summary: 'Model state events (llama-server router)',
+      description:
+        'Server-Sent Events, one `data:` JSON per change, in llama-server\'s shape: `{model, event: "model_status", data: {status}}` (status as in the model list: loading, loaded, unloaded, downloading; `failed: true` for an error), ' +
+        '`{model, event: "download_progress", data: {<url>: {done, total}}}` while a model downloads, and `{model: "*", event: "models_reload"}` when the models folder changes.',
+    },
+  }, async (_request, reply) => {
+    const raw = openEventStream(reply);
+    const send = (data: unknown) => raw.write(`data: ${JSON.stringify(data)}\n\n`);
+    const onState = (id: string) => {
+      const entry = app.registry.get(id);
+      if (entry) send({ model: id, event: 'model_status', data: statusData(app, entry) });
+    };
+    const onProgress = (id: string, progress: { downloaded_bytes: number; total_bytes: number | null }) => {
+      const entry = app.registry.get(id);
+      const url = entry?.binaries.find((b) => b.url)?.url ?? id;
+      send({ model: id, event: 'download_progress', data: { [url]: { done: progress.downloaded_bytes, total: progress.total_bytes } } });
+    };
+    const onEnd = (id: string) => onState(id);
+    const onChange = () => send({ model: '*', event: 'models_reload' });
+    const heartbeat = setInterval(() => raw.write(': keep-alive\n\n'), SSE_HEARTBEAT_MS);
+    app.manager.on('state', onState);
+    app.downloads.on('progress', onProgress);
+    app.downloads.on('end', onEnd);
+    app.registry.on('change', onChange);
+    openStreams.add(raw);
+    raw.on('close', () => {
+      clearInterval(heartbeat);
+      app.manager.off('state', onState);
+      app.downloads.off('progress', onProgress);
+      app.downloads.off('end', onEnd);
+      app.registry.off('change', onChange);
+      openStreams.delete(raw);
+    });
+  });
+
+  // The event stream never ends by itself: closing the server ends it, or close would wait on it.
+  const openStreams = new Set<ServerResponse>();
+  app.addHook('preClose', async () => {
+    for (const raw of openStreams) raw.end();
+  });
+}
+
+function notRunning(entry: ModelEntry): ApiError {
+  return new ApiError('model_not_running', `the model '${entry.id}' is not running`, { param: 'model' });
+}
+
+function statusData(app: FastifyInstance, entry: ModelEntry) {
+  const s = routerStatus(stateOf(app, entry).state);
+  return { status: s.value, ...(s.failed ? { failed: true } : {}) };
+}
+
+/** What llama-server's /props says of a model, from the running model's state. */
+function modelProps(app: FastifyInstance, entry: ModelEntry) {
+  const s = app.manager.state(entry);
+  const params = s.params ?? {};
+  const info = s.info ?? {};
+  const generation: Record<string, unknown> = {};
+  for (const [ours, theirs] of GENERATION_PARAMS) if (params[ours] !== undefined) generation[theirs] = params[ours];
+  generation.n_predict = typeof params.max_tokens === 'number' ? params.max_tokens : -1;
+  const loaded = app.manager.loaded(entry.id);
+  return {
+    default_generation_settings: { params: generation, n_ctx: typeof info.ctx_len === 'number' ? info.ctx_len : 0 },
+    total_slots: typeof info.n_parallel === 'number' ? info.n_parallel : 1,
+    model_alias: entry.id,
+    model_path: entry.binaries[0]?.path ?? entry.file,
+    modalities: { vision: false, audio: false },
+    endpoint_slots: false,
+    endpoint_props: false,
+    endpoint_metrics: true,
+    chat_template: loaded?.chatTemplate ?? '',
+    bos_token: typeof info.bos_token === 'string' ? info.bos_token : '',
+    eos_token: typeof info.eos_token === 'string' ? info.eos_token : '',
+    build_info: `modeld ${OPENAPI_INFO.version}`,
+    is_sleeping: false,
+  };
+}

@@ -1,0 +1,91 @@
+import t from 'tap';
+import { buildTestApp, modelsFolder } from '../helpers/app.ts';
+import { CHATML_TEMPLATE, LLAMA_TEST_CONFIG, writeFixtureModel } from '../helpers/llama-fixtures.ts';
+
+// llama-server's router mode over modeld's table, on real node-llama-cpp: the list's `status`,
+// /models/load and /models/unload, /props per model, and the /models/sse event stream.
+const dir = await modelsFolder(t);
+const chatFile = await writeFixtureModel(dir, 'chat', { gguf: { chatTemplate: CHATML_TEMPLATE, contextLength: 512 }, parameters: { ctx_len: 384, n_parallel: 2, temperature: 0.5, top_k: 7 } });
+await writeFixtureModel(dir, 'plain', { parameters: { ctx_len: 256, n_parallel: 1 } });
+const { app } = await buildTestApp(t, { modelsDir: dir, config: LLAMA_TEST_CONFIG });
+const get = (url: string) => app.inject({ method: 'GET', url });
+const post = (url: string, payload: Record<string, unknown>) => app.inject({ method: 'POST', url, payload });
+const statusOf = async (url: string, id: string) => (await get(url)).json().data.find((m: { id: string }) => m.id === id).status;
+
+t.test('load and unload by name; the list shows each model\'s status', async (t) => {
+  t.same(await statusOf('/v1/models', 'chat/model'), { value: 'unloaded' });
+  t.same(await statusOf('/models', 'chat/model'), { value: 'unloaded' }, 'llama-server\'s list path');
+  const load = await post('/models/load', { model: 'chat' });
+  t.equal(load.statusCode, 200, load.body);
+  t.same(load.json(), { success: true });
+  t.same(await statusOf('/models', 'chat/model'), { value: 'loaded' });
+  t.same((await get('/v1/models/chat/model')).json().status, { value: 'loaded' }, 'one model too');
+  t.same((await post('/models/load', { model: 'chat' })).json(), { success: true }, 'loading a loaded model is no error');
+
+  const unload = await post('/models/unload', { model: 'chat' });
+  t.same(unload.json(), { success: true });
+  t.same(await statusOf('/models', 'chat/model'), { value: 'unloaded' });
+  const again = await post('/models/unload', { model: 'chat' });
+  t.equal(again.statusCode, 409);
+  t.match(again.json().error, { code: 'model_not_running', param: 'model' });
+  const missing = await post('/models/load', { model: 'nope' });
+  t.equal(missing.statusCode, 404);
+  t.match(missing.json().error, { param: 'model' });
+  t.match((await post('/models/load', {})).json().error, { code: 'missing_required_parameter', param: 'model' });
+});
+
+t.test('/props: the router without a model, the model\'s properties with one', async (t) => {
+  const router = (await get('/props')).json();
+  t.match(router, { role: 'router', default_generation_settings: { n_ctx: 0 }, models_autoload: true });
+  t.match(router.build_info, /^modeld /);
+
+  const off = await get('/props?model=chat&autoload=false');
+  t.equal(off.statusCode, 409, 'autoload=false does not load it');
+  t.match(off.json().error, { code: 'model_not_running' });
+
+  const res = await get('/props?model=chat');
+  t.equal(res.statusCode, 200, res.body);
+  const props = res.json();
+  t.match(props, {
+    default_generation_settings: { n_ctx: 384, params: { temperature: 0.5, top_k: 7, n_predict: -1 } },
+    total_slots: 2, model_alias: 'chat/model', model_path: chatFile,
+    chat_template: CHATML_TEMPLATE, bos_token: '<s>', eos_token: '</s>', endpoint_slots: false,
+  });
+  t.equal(props.role, undefined);
+  t.equal((await get('/props?model=plain&autoload=true')).json().chat_template, '', 'a GGUF without a template');
+  t.equal((await get('/props?model=chat&autoload=maybe')).statusCode, 400);
+  await post('/models/unload', { model: 'plain' });
+});
+
+t.test('/models/sse streams each model\'s state changes as llama-server\'s events', async (t) => {
+  const address = await app.listen({ port: 0, host: '127.0.0.1' });
+  const abort = new AbortController();
+  t.teardown(() => abort.abort());
+  const res = await fetch(`${address}/models/sse`, { signal: abort.signal });
+  t.equal(res.status, 200);
+  t.match(res.headers.get('content-type'), /text\/event-stream/);
+  const reader = res.body!.getReader();
+  const events: Array<{ model: string; event: string; data?: { status?: string } }> = [];
+  let buffer = '';
+  const until = async (done: () => boolean) => {
+    while (!done()) {
+      const { value, done: ended } = await reader.read();
+      if (ended) break;
+      buffer += new TextDecoder().decode(value);
+      const records = buffer.split('\n\n');
+      buffer = records.pop()!;
+      for (const r of records) if (r.startsWith('data: ')) events.push(JSON.parse(r.slice(6)));
+    }
+  };
+  const statuses = () => events.filter((e) => e.model === 'plain/model' && e.event === 'model_status').map((e) => e.data!.status);
+  await fetch(`${address}/models/load`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"model":"plain"}' });
+  await until(() => statuses().includes('loaded'));
+  t.same(statuses(), ['loading', 'loaded']);
+  await fetch(`${address}/models/unload`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"model":"plain"}' });
+  await until(() => statuses().at(-1) === 'unloaded');
+  t.same(statuses().slice(2).filter((s) => s !== 'unloaded'), [], 'stopping and stopped both read unloaded');
+});
+
+t.test('/v1/health answers as /health', async (t) => {
+  t.same((await get('/v1/health')).json(), { status: 'ok' });
+});
