@@ -89,3 +89,18 @@ t.test('/models/sse streams each model\'s state changes as llama-server\'s event
 t.test('/v1/health answers as /health', async (t) => {
   t.same((await get('/v1/health')).json(), { status: 'ok' });
 });
+
+t.test('llama-server\'s paths without /v1: /chat/completions and /responses as OpenAI\'s, /completions as its native one', async (t) => {
+  const chat = await post('/chat/completions', { model: 'chat', messages: [{ role: 'user', content: 'hi' }], max_tokens: 2, ignore_eos: true });
+  t.equal(chat.statusCode, 200, chat.body);
+  t.match(chat.json(), { object: 'chat.completion', choices: [{ message: { role: 'assistant' } }], usage: { completion_tokens: 2 } });
+  const responses = await post('/responses', { model: 'chat', input: 'hi', max_output_tokens: 16 });
+  t.equal(responses.statusCode, 200, responses.body);
+  t.match(responses.json(), { object: 'response' });
+  const native = await post('/completions', { model: 'chat', prompt: 'hi', n_predict: 2, ignore_eos: true });
+  t.equal(native.statusCode, 200, native.body);
+  t.match(native.json(), { content: String, stop: true, tokens_predicted: 2 });
+  const doc = (await get('/openapi.json')).json();
+  t.notOk(doc.paths['/chat/completions'], 'aliases stay out of the document');
+  await post('/models/unload', { model: 'chat' });
+});

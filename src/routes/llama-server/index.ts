@@ -10,6 +10,7 @@ import {
 import { clientSignal } from '../client-signal.ts';
 import llamaServerRouterRoutes from './router.ts';
 import { countTokens, requestParams, sendEventStream } from '../openai/inference.ts';
+import { postAt } from '../route-aliases.ts';
 
 const tags = ['llama-server'];
 
@@ -135,7 +136,7 @@ export default async function llamaServerRoutes(app: FastifyInstance) {
     }, { done: false });
   }
 
-  app.post('/completion', {
+  postAt(app, '/completion', ['/completions'], {
     schema: {
       tags, summary: 'Complete a prompt (llama-server)',
       description:

@@ -10,6 +10,7 @@ import { randomId } from '../ids.ts';
 import { rejectUnsupported, toChatMessages, toResponseFormat, toToolOptions } from './chat-request.ts';
 import { answerSignal, answerUsage, countTokens, requestParams, sendEventStream, unixNow, wireUsage } from './inference.ts';
 import { chatLogprobs } from './logprobs.ts';
+import { postAt } from '../route-aliases.ts';
 
 const callId = () => randomId('call_', 24);
 
@@ -54,7 +55,7 @@ class StreamedCalls {
 
 /** POST /v1/chat/completions: OpenAI chat, plain or streamed. */
 export default async function chatRoutes(app: FastifyInstance) {
-  app.post('/v1/chat/completions', {
+  postAt(app, '/v1/chat/completions', ['/chat/completions'], {
     schema: {
       tags: ['openai'], summary: 'Create a chat completion',
       description: 'Answers through the model\'s own chat template (GGUF), or Jan\'s pre_prompt/user_prompt/ai_prompt for a model without one. With `tools`, the template shows them to the model and calls come back as `tool_calls` (finish_reason `tool_calls`), in the template\'s own call syntax or, for a template without tool support, node-llama-cpp\'s. A reasoning model\'s thought (its template\'s thought segment) comes as `reasoning_content`, apart from `content`. `stream: true` answers with server-sent events in the OpenAI chunk shape ending `data: [DONE]`. A stopped model is loaded first; a full queue is a 503 queue_full with retry-after; a client that disconnects frees its place within one token.',

@@ -12,6 +12,7 @@ import { listedInput, ResponseStore } from './response-store.ts';
 import { inputItems, rejectUnsupportedState, toResponseMessages, toResponseTools, toTextFormat, type InputItem } from './responses-request.ts';
 import { countTokens, requestParams, sendEventStream, unixNow } from './inference.ts';
 import { chatLogprobs } from './logprobs.ts';
+import { postAt } from '../route-aliases.ts';
 
 
 type OutputText = { type: 'output_text'; text: string; annotations: unknown[]; logprobs?: ReturnType<typeof wireLogprobs> };
@@ -171,7 +172,7 @@ export default async function responseRoutes(app: FastifyInstance) {
     return found;
   };
 
-  app.post('/v1/responses', {
+  postAt(app, '/v1/responses', ['/responses'], {
     schema: {
       tags: ['openai'], summary: 'Create a response (Responses API)',
       description: 'OpenAI\'s Responses API over the same models as chat: `input` (a string, or message, function_call and function_call_output items) with `instructions` goes through the model\'s chat template; the answer\'s `output` holds the thought (a `reasoning` item), the text (a `message`) and the calls (`function_call` items). Answers are kept in memory (unless `store: false`), the 1,000 most recently used: `previous_response_id` continues one, its inputs and output coming before the new input. `stream: true` answers with the Responses API\'s named server-sent events, from `response.created` to `response.completed` (or `response.incomplete` when max_output_tokens ran out).',
