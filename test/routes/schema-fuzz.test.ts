@@ -69,6 +69,8 @@ const bases: Record<string, Record<string, unknown>> = {
     ],
   },
   '/v1/messages/count_tokens': { model: 'qwen', messages: user, system: 's' },
+  '/v1/chat/completions/input_tokens': { model: 'qwen', messages: user, tools: [tool] },
+  '/v1/responses/input_tokens': { model: 'qwen', input: [{ role: 'user', content: [{ type: 'input_text', text: 'hi' }] }], instructions: 'i', tools: [{ type: 'function', name: 'f', parameters: { type: 'object' } }] },
   '/v1/responses': { model: 'qwen', input: [{ role: 'user', content: [{ type: 'input_text', text: 'hi' }] }], instructions: 'i', max_output_tokens: 3, tools: [{ type: 'function', name: 'f', parameters: { type: 'object' } }], store: true },
   '/v1/responses#format': { model: 'chatml', input: 'hi', max_output_tokens: 3, text: { format: { type: 'json_schema', name: 'x', schema: objectSchema } }, top_logprobs: 2, include: ['message.output_text.logprobs'] },
   '/api/chat': {
@@ -98,7 +100,7 @@ const made: Record<string, string> = { '/api/copy': 'copied', '/api/create': 'cr
 const wrong: unknown[] = [null, true, 0, -1, 1.5, 1e12, '', '\u0000\ud800', 'a'.repeat(3000), [], [[]], {}, [1, -5, 1e9]];
 /** Streamed variants see fewer values: what matters there is that a failure ends the stream cleanly. */
 const wrongStreamed: unknown[] = [null, -1, '', {}];
-const generates = /chat|completions?$|messages$|responses|generate|infill/;
+const generates = /\/chat$|chat\/completions$|completions?$|messages$|responses$|generate|infill/;
 
 type Path = (string | number)[];
 function fieldPaths(v: unknown, prefix: Path = []): Path[] {

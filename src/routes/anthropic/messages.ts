@@ -1,6 +1,5 @@
 import type { FastifyInstance } from 'fastify';
 import type { ChatResult, ToolCallDelta } from '../../engines/engine.ts';
-import { ApiError } from '../../errors.ts';
 import {
   CountTokensRequestSchema, CountTokensSchema, MessageSchema, MessagesRequestSchema,
   type AnthropicMessage, type CountTokensRequest, type MessagesRequest,
@@ -8,7 +7,7 @@ import {
 import { errorResponses } from '../../schemas/common.ts';
 import { clientSignal } from '../client-signal.ts';
 import { randomId } from '../ids.ts';
-import { countTokens, requestParams, sendEventStream } from '../openai/inference.ts';
+import { countTokens, promptTokenCount, requestParams, sendEventStream } from '../openai/inference.ts';
 import { toAnthropicMessages, toAnthropicTools } from './messages-request.ts';
 
 
@@ -182,9 +181,6 @@ export default async function anthropicRoutes(app: FastifyInstance) {
     const entry = app.registry.resolve(body.model);
     const messages = toAnthropicMessages(body);
     const tools = toAnthropicTools(body);
-    return app.manager.use(entry, { capability: 'chat', keepAlive: body.keep_alive }, (loaded) => {
-      if (!loaded.renderChat) throw new ApiError('model_not_capable', `the model '${entry.id}' chats through a server whose tokenizer this server cannot read`, { param: 'model' });
-      return { input_tokens: loaded.renderChat(messages, tools).tokens };
-    });
+    return { input_tokens: await promptTokenCount(app, entry, body.keep_alive, messages, tools) };
   });
 }

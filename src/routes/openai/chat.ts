@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { ChatResult, TokenLogprob, ToolCallDelta, ToolCallOut } from '../../engines/engine.ts';
 import { errorResponses } from '../../schemas/common.ts';
+import { InputTokensSchema } from '../../schemas/openai/common.ts';
 import {
   ChatCompletionRequestSchema, ChatCompletionSchema, type ChatCompletion, type ChatCompletionRequest,
 } from '../../schemas/openai/chat.ts';
@@ -8,7 +9,7 @@ import { mapWithLimit } from '../../scheduler/map-with-limit.ts';
 import { clientSignal } from '../client-signal.ts';
 import { randomId } from '../ids.ts';
 import { rejectUnsupported, toChatMessages, toResponseFormat, toToolOptions } from './chat-request.ts';
-import { answerSignal, answerUsage, countTokens, requestParams, sendEventStream, unixNow, wireUsage } from './inference.ts';
+import { answerSignal, answerUsage, countTokens, promptTokenCount, requestParams, sendEventStream, unixNow, wireUsage } from './inference.ts';
 import { chatLogprobs } from './logprobs.ts';
 import { postAt } from '../route-aliases.ts';
 
@@ -55,6 +56,20 @@ class StreamedCalls {
 
 /** POST /v1/chat/completions: OpenAI chat, plain or streamed. */
 export default async function chatRoutes(app: FastifyInstance) {
+  postAt(app, '/v1/chat/completions/input_tokens', ['/chat/completions/input_tokens'], {
+    schema: {
+      tags: ['openai'], summary: 'Count the input tokens of a chat request',
+      description: 'The prompt\'s length in tokens as POST /v1/chat/completions would give it to the model (the chat template and tools included), read from the model\'s tokenizer without a turn in its queue (llama-server\'s input_tokens route).',
+      body: ChatCompletionRequestSchema,
+      response: { 200: InputTokensSchema, ...errorResponses },
+    },
+  }, async (request) => {
+    const body = request.body as ChatCompletionRequest;
+    const entry = app.registry.resolve(body.model);
+    const input_tokens = await promptTokenCount(app, entry, body.keep_alive, toChatMessages(body.messages), toToolOptions(body));
+    return { object: 'response.input_tokens' as const, input_tokens };
+  });
+
   postAt(app, '/v1/chat/completions', ['/chat/completions'], {
     schema: {
       tags: ['openai'], summary: 'Create a chat completion',

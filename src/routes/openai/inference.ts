@@ -1,7 +1,7 @@
 import { setMaxListeners } from 'node:events';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { resolveParams } from '../../engines/descriptors.ts';
-import type { TokenUsage } from '../../engines/engine.ts';
+import type { ChatMessage, TokenUsage, ToolOptions } from '../../engines/engine.ts';
 import { ApiError, isApiError } from '../../errors.ts';
 import type { ModelEntry } from '../../registry/registry.ts';
 import { SAMPLING_PARAM_NAMES } from '../../schemas/openai/common.ts';
@@ -109,6 +109,18 @@ export function countTokens(app: FastifyInstance, model: string, usage: TokenUsa
 }
 
 export const unixNow = () => Math.floor(Date.now() / 1000);
+
+/**
+ * The prompt's length in tokens as a chat would give it to the model (template and tools
+ * included), from the model's tokenizer without a turn in its queue: Anthropic's count_tokens,
+ * OpenAI's and llama-server's input_tokens.
+ */
+export function promptTokenCount(app: FastifyInstance, entry: ModelEntry, keepAlive: unknown, messages: ChatMessage[], tools?: ToolOptions): Promise<number> {
+  return app.manager.use(entry, { capability: 'chat', keepAlive }, (loaded) => {
+    if (!loaded.renderChat) throw new ApiError('model_not_capable', `the model '${entry.id}' chats through a server whose tokenizer this server cannot read`, { param: 'model' });
+    return loaded.renderChat(messages, tools).tokens;
+  });
+}
 
 /** How a stream's frames are written. */
 export interface EventStreamStyle {

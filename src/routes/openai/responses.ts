@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { ChatResult, TokenLogprob, ToolCallDelta } from '../../engines/engine.ts';
 import { errorResponses } from '../../schemas/common.ts';
+import { InputTokensSchema } from '../../schemas/openai/common.ts';
 import { ApiError } from '../../errors.ts';
 import {
   ResponseDeletedSchema, ResponseIdParamsSchema, ResponseInputItemListSchema, ResponseInputItemsQuerySchema, ResponseRequestSchema, ResponseSchema,
@@ -10,7 +11,7 @@ import { clientSignal } from '../client-signal.ts';
 import { randomId } from '../ids.ts';
 import { listedInput, ResponseStore } from './response-store.ts';
 import { inputItems, rejectUnsupportedState, toResponseMessages, toResponseTools, toTextFormat, type InputItem } from './responses-request.ts';
-import { countTokens, requestParams, sendEventStream, unixNow } from './inference.ts';
+import { countTokens, promptTokenCount, requestParams, sendEventStream, unixNow } from './inference.ts';
 import { chatLogprobs } from './logprobs.ts';
 import { postAt } from '../route-aliases.ts';
 
@@ -171,6 +172,24 @@ export default async function responseRoutes(app: FastifyInstance) {
     if (!found) throw notFound(id, param);
     return found;
   };
+
+  postAt(app, '/v1/responses/input_tokens', ['/responses/input_tokens'], {
+    schema: {
+      tags: ['openai'], summary: 'Count the input tokens of a response request',
+      description: 'The prompt\'s length in tokens as POST /v1/responses would give it to the model: `instructions`, the stored conversation of `previous_response_id`, `input` and `tools` through the chat template, read from the model\'s tokenizer without a turn in its queue (OpenAI\'s `responses.inputTokens.count`).',
+      body: ResponseRequestSchema,
+      response: { 200: InputTokensSchema, ...errorResponses },
+    },
+  }, async (request) => {
+    const body = request.body as ResponseRequest;
+    const entry = app.registry.resolve(body.model);
+    rejectUnsupportedState(body as Record<string, unknown>);
+    const previous = body.previous_response_id ? stored(body.previous_response_id, 'previous_response_id') : undefined;
+    const history = (previous?.items ?? []).map((item) => ({ item, param: 'previous_response_id' }));
+    const messages = toResponseMessages(body.instructions, [...history, ...inputItems(body.input)]);
+    const input_tokens = await promptTokenCount(app, entry, body.keep_alive, messages, toResponseTools(body));
+    return { object: 'response.input_tokens' as const, input_tokens };
+  });
 
   postAt(app, '/v1/responses', ['/responses'], {
     schema: {

@@ -83,3 +83,9 @@ export const CompletionLogprobsSchema = Type.Union([
   }),
   Type.Null(),
 ], { description: 'With `logprobs` set (legacy OpenAI shape); null otherwise. After a stop sequence, only the tokens wholly before it.' });
+
+/** OpenAI's (and llama-server's) count of a request's input tokens. */
+export const InputTokensSchema = Type.Object({
+  object: Type.Literal('response.input_tokens'),
+  input_tokens: Type.Integer({ description: 'Tokens of the prompt the model would read, chat template and tools included.' }),
+});

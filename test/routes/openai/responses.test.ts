@@ -326,3 +326,27 @@ t.test('a stored call is answered in the next request; left unanswered, the 400 
   t.equal(res.statusCode, 400);
   t.match(res.json().error, { param: 'previous_response_id', message: /function_call_output/ });
 });
+
+t.test('input_tokens counts what a response and a chat read, through the SDK and llama-server\'s paths', async (t) => {
+  const tools = [{ type: 'function' as const, name: 'lookup', description: 'Looks a word up', parameters: { type: 'object', properties: { word: { type: 'string' } } }, strict: false }];
+  const first = await client.responses.create({ model: 'qwen', instructions: 'Be brief.', input: 'what is a cat', tools, max_output_tokens: 3 });
+  const counted = await client.responses.inputTokens.count({ model: 'qwen', instructions: 'Be brief.', input: 'what is a cat', tools });
+  t.same(counted, { object: 'response.input_tokens', input_tokens: first.usage!.input_tokens }, 'the SDK\'s count equals what the response read');
+  // A continuation counts the stored conversation before the new input.
+  const next = await client.responses.create({ model: 'qwen', previous_response_id: first.id, input: 'and a dog', tools, max_output_tokens: 3 });
+  const nextCount = await client.responses.inputTokens.count({ model: 'qwen', previous_response_id: first.id, input: 'and a dog', tools });
+  t.equal(nextCount.input_tokens, next.usage!.input_tokens);
+  t.ok(nextCount.input_tokens > counted.input_tokens);
+
+  const messages = [{ role: 'system' as const, content: 'Be brief.' }, { role: 'user' as const, content: 'hello' }];
+  const chat = await client.chat.completions.create({ model: 'chatml', messages, max_tokens: 2 });
+  for (const path of ['/v1/chat/completions/input_tokens', '/chat/completions/input_tokens']) {
+    const res = await app.inject({ method: 'POST', url: path, payload: { model: 'chatml', messages } });
+    t.same(res.json(), { object: 'response.input_tokens', input_tokens: chat.usage!.prompt_tokens }, path);
+  }
+  const alias = await app.inject({ method: 'POST', url: '/responses/input_tokens', payload: { model: 'qwen', instructions: 'Be brief.', input: 'what is a cat', tools } });
+  t.equal(alias.json().input_tokens, counted.input_tokens, 'llama-server\'s path without /v1');
+  const gone = await app.inject({ method: 'POST', url: '/v1/responses/input_tokens', payload: { model: 'qwen', previous_response_id: 'resp_nope', input: 'x' } });
+  t.equal(gone.statusCode, 404);
+  t.match(gone.json().error, { code: 'response_not_found', param: 'previous_response_id' });
+});
