@@ -12,12 +12,12 @@ export interface AuthOptions {
 const digest = (s: string) => createHash('sha256').update(s).digest();
 
 /**
- * Routes a browser must reach without a key: the health probe, and Swagger UI with its
+ * Routes a browser must reach without a key: the health probes (Ollama's `/` included), and Swagger UI with its
  * document (it describes the API, not the models, and its Authorize button then sends the key).
  */
 function isPublic(url: string): boolean {
   const p = url.split('?')[0]!;
-  return p === '/health' || p === '/v1/health' || p === '/openapi.json' || p === '/docs' || p.startsWith('/docs/');
+  return p === '/' || p === '/health' || p === '/v1/health' || p === '/openapi.json' || p === '/docs' || p.startsWith('/docs/');
 }
 
 /**

@@ -67,6 +67,14 @@ t.test('API keys: every route but /health and the docs needs a bearer key, 401 i
   t.equal((await app.inject({ url: '/v1/models', headers: { 'x-api-key': 'wrong' } })).statusCode, 401);
   t.equal((await app.inject({ url: '/docs/', headers: {} })).statusCode, 200, 'Swagger UI opens without a key');
   t.equal((await app.inject('/openapi.json')).statusCode, 200);
+  t.equal((await app.inject('/v1/health')).statusCode, 200, 'llama-server\'s health path, open too');
+  const root = await app.inject('/');
+  t.equal(root.statusCode, 200, 'Ollama\'s heartbeat is open, as Ollama has no key');
+  t.equal(root.body, 'Ollama is running', 'the exact text Ollama\'s clients look for');
+  t.match(root.headers['content-type'], /^text\/plain/);
+  t.equal((await app.inject({ method: 'HEAD', url: '/' })).statusCode, 200, 'the ollama CLI\'s heartbeat');
+  t.equal((await app.inject('/?x=1')).statusCode, 200);
+  t.equal((await app.inject('/api/tags')).statusCode, 401, 'the rest of Ollama\'s API keeps the key');
   t.equal((await app.inject('/docsx')).statusCode, 401);
 });
 

@@ -7,6 +7,7 @@ import { OPENAPI_INFO } from '../../plugins/swagger.ts';
 import type { ModelEntry } from '../../registry/registry.ts';
 import { metadataOf } from '../../runtime/model-view.ts';
 import { errorResponses } from '../../schemas/common.ts';
+import { Type } from '../../schemas/typebox.ts';
 import {
   OllamaChatRequestSchema, OllamaChatResponseSchema, OllamaEmbeddingsRequestSchema, OllamaEmbeddingsResponseSchema, OllamaEmbedRequestSchema,
   OllamaEmbedResponseSchema, OllamaGenerateRequestSchema,
@@ -312,6 +313,15 @@ export default async function ollamaRoutes(app: FastifyInstance) {
       modified_at: new Date(entry.created * 1000).toISOString(),
     };
   });
+
+  // Ollama's clients find a server by this exact text (and its CLI's heartbeat is HEAD /).
+  app.get('/', {
+    schema: {
+      tags, summary: 'Ollama\'s heartbeat', security: [],
+      description: '`Ollama is running` as text/plain, as Ollama answers: clients detect an Ollama-compatible server by that exact text, and the ollama CLI\'s heartbeat is HEAD /. Needs no API key.',
+      response: { 200: Type.String() },
+    },
+  }, async (_request, reply) => reply.type('text/plain; charset=utf-8').send('Ollama is running'));
 
   app.get('/api/version', {
     schema: { tags, summary: 'Server version (Ollama)', response: { 200: OllamaVersionSchema } },
