@@ -85,7 +85,7 @@ export const RouterSuccessSchema = Type.Object({ success: Type.Literal(true) });
 export const PropsQuerySchema = Type.Object({
   model: Type.Optional(Type.String({ description: 'The model to describe; without it the router answers for itself.' })),
   autoload: Type.Optional(Type.Union([Type.Literal('true'), Type.Literal('false'), Type.Literal('1'), Type.Literal('0')], {
-    description: 'Load the model first when it does not run (default true); false answers 409 model_not_running instead.',
+    description: 'Load the model first when it does not run (default: true, unless the server loads nothing on demand, MODELD_JIT=false); false answers 409 model_not_running instead.',
   })),
 });
 export type PropsQuery = Static<typeof PropsQuerySchema>;

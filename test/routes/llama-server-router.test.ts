@@ -104,3 +104,14 @@ t.test('llama-server\'s paths without /v1: /chat/completions and /responses as O
   t.notOk(doc.paths['/chat/completions'], 'aliases stay out of the document');
   await post('/models/unload', { model: 'chat' });
 });
+
+t.test('without on-demand loading (MODELD_JIT=false), /props loads only when asked to, as llama-server --no-models-autoload', async (t) => {
+  const { app: strict } = await buildTestApp(t, { modelsDir: dir, config: { ...LLAMA_TEST_CONFIG, jit: false } });
+  t.equal((await strict.inject({ method: 'GET', url: '/props' })).json().models_autoload, false);
+  const res = await strict.inject({ method: 'GET', url: '/props?model=plain' });
+  t.equal(res.statusCode, 409);
+  t.match(res.json().error, { code: 'model_not_running' });
+  const asked = await strict.inject({ method: 'GET', url: '/props?model=plain&autoload=1' });
+  t.equal(asked.statusCode, 200, asked.body);
+  t.equal(asked.json().default_generation_settings.n_ctx, 256);
+});

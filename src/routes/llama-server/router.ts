@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { ApiError } from '../../errors.ts';
 import { OPENAPI_INFO } from '../../plugins/swagger.ts';
 import type { ModelEntry } from '../../registry/registry.ts';
+import type { ModelStateView } from '../../runtime/model-manager.ts';
 import { routerStatus, stateOf } from '../../runtime/model-view.ts';
 import { errorResponses } from '../../schemas/common.ts';
 import {
@@ -71,9 +72,36 @@ export default async function llamaServerRouterRoutes(app: FastifyInstance) {
       };
     }
     const entry = app.registry.resolve(model);
-    if (autoload !== 'false' && autoload !== '0') await app.manager.start(entry);
+    // As llama-server's router: autoload unless asked not to, or unless the server loads nothing on demand.
+    const load = autoload === undefined ? app.config.jit : autoload === 'true' || autoload === '1';
+    if (load) await app.manager.start(entry);
     else if (stateOf(app, entry).state !== 'running') throw notRunning(entry);
     return modelProps(app, entry);
+  });
+
+  // One listener per source for every open event stream: a stream only joins the set.
+  const streams = new Set<ServerResponse>();
+  const broadcast = (data: unknown) => {
+    if (streams.size === 0) return;
+    const frame = `data: ${JSON.stringify(data)}\n\n`;
+    for (const raw of streams) raw.write(frame);
+  };
+  const modelStatus = (id: string, state?: ModelStateView['state']) => {
+    const entry = app.registry.get(id);
+    if (!entry) return;
+    const s = routerStatus(state ?? stateOf(app, entry).state);
+    broadcast({ model: id, event: 'model_status', data: { status: s.value, ...(s.failed ? { failed: true } : {}) } });
+  };
+  app.manager.on('state', (id: string, state: ModelStateView['state']) => modelStatus(id, state));
+  app.downloads.on('end', (id: string) => modelStatus(id));
+  app.downloads.on('progress', (id: string, progress: { downloaded_bytes: number; total_bytes: number | null }) => {
+    const url = app.registry.get(id)?.binaries.find((b) => b.url)?.url ?? id;
+    broadcast({ model: id, event: 'download_progress', data: { [url]: { done: progress.downloaded_bytes, total: progress.total_bytes } } });
+  });
+  app.registry.on('change', () => broadcast({ model: '*', event: 'models_reload' }));
+  // An event stream never ends by itself: closing the server ends it, or close would wait on it.
+  app.addHook('preClose', async () => {
+    for (const raw of streams) raw.end();
   });
 
   app.get('/models/sse', {
@@ -85,48 +113,17 @@ export default async function llamaServerRouterRoutes(app: FastifyInstance) {
     },
   }, async (_request, reply) => {
     const raw = openEventStream(reply);
-    const send = (data: unknown) => raw.write(`data: ${JSON.stringify(data)}\n\n`);
-    const onState = (id: string) => {
-      const entry = app.registry.get(id);
-      if (entry) send({ model: id, event: 'model_status', data: statusData(app, entry) });
-    };
-    const onProgress = (id: string, progress: { downloaded_bytes: number; total_bytes: number | null }) => {
-      const entry = app.registry.get(id);
-      const url = entry?.binaries.find((b) => b.url)?.url ?? id;
-      send({ model: id, event: 'download_progress', data: { [url]: { done: progress.downloaded_bytes, total: progress.total_bytes } } });
-    };
-    const onEnd = (id: string) => onState(id);
-    const onChange = () => send({ model: '*', event: 'models_reload' });
     const heartbeat = setInterval(() => raw.write(': keep-alive\n\n'), SSE_HEARTBEAT_MS);
-    app.manager.on('state', onState);
-    app.downloads.on('progress', onProgress);
-    app.downloads.on('end', onEnd);
-    app.registry.on('change', onChange);
-    openStreams.add(raw);
+    streams.add(raw);
     raw.on('close', () => {
       clearInterval(heartbeat);
-      app.manager.off('state', onState);
-      app.downloads.off('progress', onProgress);
-      app.downloads.off('end', onEnd);
-      app.registry.off('change', onChange);
-      openStreams.delete(raw);
+      streams.delete(raw);
     });
-  });
-
-  // The event stream never ends by itself: closing the server ends it, or close would wait on it.
-  const openStreams = new Set<ServerResponse>();
-  app.addHook('preClose', async () => {
-    for (const raw of openStreams) raw.end();
   });
 }
 
 function notRunning(entry: ModelEntry): ApiError {
   return new ApiError('model_not_running', `the model '${entry.id}' is not running`, { param: 'model' });
-}
-
-function statusData(app: FastifyInstance, entry: ModelEntry) {
-  const s = routerStatus(stateOf(app, entry).state);
-  return { status: s.value, ...(s.failed ? { failed: true } : {}) };
 }
 
 /** What llama-server's /props says of a model, from the running model's state. */
