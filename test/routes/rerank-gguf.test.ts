@@ -135,7 +135,8 @@ t.test('a template pair too long keeps the template and cuts the texts', async (
 t.test('what is not a reranker, and a reranker asked for what it does not do', async (t) => {
   const chat = await post('/v1/rerank', { model: 'chat', query: 'q', documents: ['d'] });
   t.equal(chat.statusCode, 400);
-  t.match(chat.json().error, { code: 'model_not_capable', param: 'model', message: /'chat\/model' does not support rerank/ });
+  t.match(chat.json().error, { code: 'model_not_capable', param: 'model', message: /'chat\/model' \(engine llamacpp\) does not rerank; .*a GGUF whose pooling type is rank/ });
+  t.equal((await app.inject({ method: 'GET', url: '/v1/models/chat/model/state' })).json().state, 'stopped', 'refused from its header, not loaded');
   const embed = await post('/v1/embeddings', { model: 'bert', input: 'hello' });
   t.equal(embed.statusCode, 400, 'a reranker\'s head output is no embedding');
   t.match(embed.json().error, { code: 'model_not_capable', message: /supports: tokenize, rerank|supports: rerank/ });

@@ -6,6 +6,7 @@ import { JanChatWrapper, parsePromptTemplate } from './jan-chat-wrapper.ts';
 import { describeRuntime, getLlamaRuntime, runtimeHint, singleThreadPool, type LlamaGpuOption, type LlamaRuntimeInfo } from './llama-runtime.ts';
 import { beginningToken, LoadedLlamaModel } from './loaded-llama-model.ts';
 import { RerankPrompt } from './rerank-prompt.ts';
+import { GGUF_POOLING_RANK } from '../../registry/headers/gguf-header.ts';
 import { ModelObjectError } from '../engine.ts';
 
 export interface LlamaCppEngineOptions {
@@ -19,8 +20,6 @@ export interface LlamaCppEngineOptions {
 const DEFAULT_CTX_LEN = 4096;
 /** GGUF `<arch>.pooling_type` value that means "no pooling" (a generative model). */
 const POOLING_NONE = 0;
-/** GGUF `<arch>.pooling_type` of a reranker: llama.cpp runs the model's relevance head on the pair. */
-const POOLING_RANK = 4;
 /** Architectures whose rank head llama.cpp already ends with a softmax (Qwen3-Reranker's yes/no): their output is the score. */
 const NORMALIZED_RANK_ARCHS = new Set(['qwen3', 'qwen3vl']);
 
@@ -82,7 +81,7 @@ export class LlamaCppEngine implements Engine {
       const arch = String(meta.general?.architecture ?? '');
       const pooling = meta[arch]?.pooling_type;
       const embeddingModel = spec.metadata.task === 'embedding' || (typeof pooling === 'number' && pooling !== POOLING_NONE);
-      const reranker = pooling === POOLING_RANK ? { prompt: new RerankPrompt(model), relevance: rerankRelevance(arch, spec.metadata) } : undefined;
+      const reranker = pooling === GGUF_POOLING_RANK ? { prompt: new RerankPrompt(model), relevance: rerankRelevance(arch, spec.metadata) } : undefined;
       // A reranker's only context is this one: it runs the relevance head.
       const wantEmbedding = reranker !== undefined || ((p.embedding as boolean | undefined) ?? embeddingModel);
 

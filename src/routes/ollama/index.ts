@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import type { ChatResult, GenerateOptions, LoadedModel } from '../../engines/engine.ts';
 import { ApiError } from '../../errors.ts';
 import { OPENAPI_INFO } from '../../plugins/swagger.ts';
+import { GGUF_POOLING_RANK } from '../../registry/headers/gguf-header.ts';
 import type { ModelEntry } from '../../registry/registry.ts';
 import { metadataOf } from '../../runtime/model-view.ts';
 import { errorResponses } from '../../schemas/common.ts';
@@ -309,7 +310,7 @@ export default async function ollamaRoutes(app: FastifyInstance) {
       details: details(entry).details,
       model_info: Object.fromEntries(Object.entries(info).filter(([, v]) => v !== undefined)),
       // A reranker (pooling type rank) does none of Ollama's things; /v1/rerank serves it.
-      capabilities: h.pooling_type === 4 ? [] : embedding ? ['embedding'] : ['completion', 'tools'],
+      capabilities: h.pooling_type === GGUF_POOLING_RANK ? [] : embedding ? ['embedding'] : ['completion', 'tools'],
       modified_at: new Date(entry.created * 1000).toISOString(),
     };
   });

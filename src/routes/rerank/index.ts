@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { ApiError } from '../../errors.ts';
+import { GGUF_POOLING_RANK } from '../../registry/headers/gguf-header.ts';
 import { errorResponses } from '../../schemas/common.ts';
 import { RerankRequestSchema, RerankResponseSchema, type RerankRequest } from '../../schemas/rerank.ts';
 import { clientSignal } from '../client-signal.ts';
@@ -25,6 +26,8 @@ export default async function rerankRoutes(app: FastifyInstance) {
   const handler = async (request: { body: unknown }, reply: Parameters<typeof clientSignal>[0]) => {
     const body = request.body as RerankRequest;
     const entry = app.registry.resolve(body.model);
+    // A GGUF says in its header whether it reranks: a chat model is not loaded just to refuse.
+    if (entry.header.format === 'gguf' && entry.header.pooling_type !== GGUF_POOLING_RANK) throw notReranker(entry.id, entry.engine);
     const texts = body.documents.map((d) => (typeof d === 'string' ? d : d.text));
     const result = await app.manager.run(entry, { capability: 'rerank', signal: clientSignal(reply), keepAlive: body.keep_alive }, (loaded, signal) => {
       if (!loaded.rank) throw notReranker(entry.id, entry.engine);
