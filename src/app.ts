@@ -19,6 +19,7 @@ import systemRoutes from './routes/system/index.ts';
 import chatRoutes from './routes/openai/chat.ts';
 import responseRoutes from './routes/openai/responses.ts';
 import llamaServerRoutes from './routes/llama-server/index.ts';
+import lmStudioRoutes from './routes/lmstudio/index.ts';
 import tokenizerRoutes from './routes/tokenizer/index.ts';
 import anthropicRoutes from './routes/anthropic/messages.ts';
 import ollamaRoutes from './routes/ollama/index.ts';
@@ -100,5 +101,6 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   await app.register(llamaServerRoutes);
   await app.register(anthropicRoutes);
   await app.register(ollamaRoutes);
+  await app.register(lmStudioRoutes);
   return app as unknown as FastifyInstance;
 }

@@ -54,6 +54,8 @@ const bases: Record<string, Record<string, unknown>> = {
   '/v1/chat/completions#format': { model: 'chatml', messages: user, max_tokens: 3, seed: 1, response_format: { type: 'json_schema', json_schema: { name: 'x', schema: objectSchema } } },
   '/v1/completions': { model: 'chatml', prompt: 'hello', max_tokens: 3, logprobs: 2, stop: 'x' },
   '/v1/completions#echo': { model: 'chatml', prompt: [[1, 2, 3], 'x'], max_tokens: 2, echo: true },
+  '/api/v0/chat/completions': { model: 'chatml', messages: user, max_tokens: 3, seed: 1 },
+  '/api/v0/completions': { model: 'chatml', prompt: 'hello', max_tokens: 3, stop: 'x' },
   '/v1/embeddings': { model: 'embedder', input: ['hello', 'world'], encoding_format: 'float' },
   '/v1/classifications': { model: 'text', input: ['a b'], top_k: 2 },
   '/v1/rerank': { model: 'ranker', query: 'good film', documents: ['a movie', { text: 'bad' }], top_n: 1, return_documents: true },

@@ -3,6 +3,8 @@ import type { ModelEntry } from '../../registry/registry.ts';
 import { ModelIdParamsSchema } from '../../schemas/common.ts';
 
 export interface ModelRouteOptions {
+  /** The path the id follows; default `/v1/models`. */
+  prefix?: string;
   method: HTTPMethods | HTTPMethods[];
   /** Path after the id, e.g. "/state" or "" for the model itself. */
   suffix: string;
@@ -11,9 +13,10 @@ export interface ModelRouteOptions {
 }
 
 /**
- * Registers a per-model route twice: `/v1/models/:id<suffix>` (documented; the id may carry
+ * Registers a per-model route twice: `<prefix>/:id<suffix>` (documented; the id may carry
  * a percent-encoded slash, as the SDKs send it, or be a folder alias) and
- * `/v1/models/:folder/:file<suffix>` (the raw slash form, hidden from the document).
+ * `<prefix>/:folder/:file<suffix>` (the raw slash form, hidden from the document); the prefix
+ * is `/v1/models` unless another API's model routes say otherwise.
  */
 export function modelRoute(app: FastifyInstance, opts: ModelRouteOptions): void {
   const resolve = (request: FastifyRequest) => {
@@ -22,13 +25,13 @@ export function modelRoute(app: FastifyInstance, opts: ModelRouteOptions): void 
   };
   app.route({
     method: opts.method,
-    url: `/v1/models/:id${opts.suffix}`,
+    url: `${opts.prefix ?? '/v1/models'}/:id${opts.suffix}`,
     schema: { ...opts.schema, params: ModelIdParamsSchema },
     handler: (request, reply) => opts.handler(resolve(request), request, reply),
   });
   app.route({
     method: opts.method,
-    url: `/v1/models/:folder/:file${opts.suffix}`,
+    url: `${opts.prefix ?? '/v1/models'}/:folder/:file${opts.suffix}`,
     schema: { ...opts.schema, hide: true },
     handler: (request, reply) => {
       // `smol%2Fmodel/start` reaches here as folder 'smol/model', file 'start': an encoded id

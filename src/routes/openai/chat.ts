@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ChatResult, TokenLogprob, ToolCallDelta, ToolCallOut } from '../../engines/engine.ts';
 import { errorResponses } from '../../schemas/common.ts';
 import { InputTokensSchema } from '../../schemas/openai/common.ts';
@@ -12,6 +12,9 @@ import { rejectUnsupported, toChatMessages, toResponseFormat, toToolOptions } fr
 import { answerSignal, answerUsage, countTokens, promptTokenCount, requestParams, sendEventStream, unixNow, wireUsage } from './inference.ts';
 import { chatLogprobs } from './logprobs.ts';
 import { postAt } from '../route-aliases.ts';
+import { AnswerClock } from '../lmstudio/figures.ts';
+import { LmStudioFiguresSchema } from '../../schemas/lmstudio.ts';
+import { Type } from '../../schemas/typebox.ts';
 
 const callId = () => randomId('call_', 24);
 
@@ -70,14 +73,14 @@ export default async function chatRoutes(app: FastifyInstance) {
     return { object: 'response.input_tokens' as const, input_tokens };
   });
 
-  postAt(app, '/v1/chat/completions', ['/chat/completions'], {
-    schema: {
-      tags: ['openai'], summary: 'Create a chat completion',
-      description: 'Answers through the model\'s own chat template (GGUF), or Jan\'s pre_prompt/user_prompt/ai_prompt for a model without one. With `tools`, the template shows them to the model and calls come back as `tool_calls` (finish_reason `tool_calls`), in the template\'s own call syntax or, for a template without tool support, node-llama-cpp\'s. A reasoning model\'s thought (its template\'s thought segment) comes as `reasoning_content`, apart from `content`. `stream: true` answers with server-sent events in the OpenAI chunk shape ending `data: [DONE]`. A stopped model is loaded first; a full queue is a 503 queue_full with retry-after; a client that disconnects frees its place within one token.',
-      body: ChatCompletionRequestSchema,
-      response: { 200: ChatCompletionSchema, ...errorResponses },
-    },
-  }, async (request, reply) => {
+  const chatSchema = {
+    tags: ['openai'], summary: 'Create a chat completion',
+    description: 'Answers through the model\'s own chat template (GGUF), or Jan\'s pre_prompt/user_prompt/ai_prompt for a model without one. With `tools`, the template shows them to the model and calls come back as `tool_calls` (finish_reason `tool_calls`), in the template\'s own call syntax or, for a template without tool support, node-llama-cpp\'s. A reasoning model\'s thought (its template\'s thought segment) comes as `reasoning_content`, apart from `content`. `stream: true` answers with server-sent events in the OpenAI chunk shape ending `data: [DONE]`. A stopped model is loaded first; a full queue is a 503 queue_full with retry-after; a client that disconnects frees its place within one token.',
+    body: ChatCompletionRequestSchema,
+    response: { 200: ChatCompletionSchema, ...errorResponses },
+  };
+  /** The chat answer; `lmStudio` adds LM Studio's `stats`, `model_info` and `runtime` to an answer that is not streamed. */
+  const chat = (lmStudio: boolean) => async (request: FastifyRequest, reply: FastifyReply) => {
     const body = request.body as ChatCompletionRequest;
     const entry = app.registry.resolve(body.model);
     rejectUnsupported(body as Record<string, unknown>);
@@ -98,8 +101,10 @@ export default async function chatRoutes(app: FastifyInstance) {
     const totalUsage = (results: ChatResult[]) => wireUsage(answerUsage(results.map((r) => r.usage), n));
 
     if (!body.stream) {
+      const clock = lmStudio ? new AnswerClock() : undefined;
+      const piece = clock ? { onText: clock.piece, onReasoning: clock.piece } : {};
       const results = await mapWithLimit(choices, parallel, (choice, _index, started) =>
-        app.manager.run(entry, run, (loaded, sig) => loaded.chat!(messages, { params, responseFormat, tools, logprobs, choice, signal: sig, onStart: started })).catch(fail));
+        app.manager.run(entry, run, (loaded, sig) => loaded.chat!(messages, { params, responseFormat, tools, logprobs, choice, signal: sig, onStart: started, ...piece })).catch(fail));
       for (const r of results) countTokens(app, entry.id, r.usage);
       const answer: ChatCompletion = {
         id, object: 'chat.completion', created, model: entry.id, system_fingerprint: null,
@@ -118,7 +123,7 @@ export default async function chatRoutes(app: FastifyInstance) {
         })),
         usage: totalUsage(results),
       };
-      return answer;
+      return clock ? { ...answer, ...clock.figures(app, entry, results) } : answer;
     }
 
     const includeUsage = body.stream_options?.include_usage === true;
@@ -158,5 +163,13 @@ export default async function chatRoutes(app: FastifyInstance) {
       });
       if (includeUsage) emit({ ...base, choices: [], usage: totalUsage(results) });
     });
-  });
+  };
+  postAt(app, '/v1/chat/completions', ['/chat/completions'], { schema: chatSchema }, chat(false));
+  app.post('/api/v0/chat/completions', {
+    schema: {
+      ...chatSchema, tags: ['lmstudio'], summary: 'Create a chat completion (LM Studio)',
+      description: 'As POST /v1/chat/completions, with LM Studio\'s REST API v0 figures beside the answer when it is not streamed: `stats` (tokens_per_second, time_to_first_token, generation_time, stop_reason), `model_info` and `runtime`.',
+      response: { 200: Type.Object({ ...ChatCompletionSchema.properties, ...LmStudioFiguresSchema.properties }), ...errorResponses },
+    },
+  }, chat(true));
 }

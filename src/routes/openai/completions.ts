@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { GenerationResult, LoadedModel, PromptPiece, TokenLogprob } from '../../engines/engine.ts';
 import { ApiError } from '../../errors.ts';
 import { errorResponses } from '../../schemas/common.ts';
@@ -9,6 +9,9 @@ import { randomId } from '../ids.ts';
 import { toResponseFormat } from './chat-request.ts';
 import { answerSignal, answerUsage, countTokens, requestParams, sendEventStream, unixNow, wireUsage } from './inference.ts';
 import { completionLogprobs } from './logprobs.ts';
+import { AnswerClock } from '../lmstudio/figures.ts';
+import { LmStudioFiguresSchema } from '../../schemas/lmstudio.ts';
+import { Type } from '../../schemas/typebox.ts';
 
 function rejectUnsupported(body: CompletionRequest): void {
   if (body.echo === true && body.logprobs != null) {
@@ -26,14 +29,14 @@ function promptText(loaded: LoadedModel, prompt: string | readonly PromptPiece[]
 
 /** POST /v1/completions: raw prompt continuation, one choice per prompt. */
 export default async function completionRoutes(app: FastifyInstance) {
-  app.post('/v1/completions', {
-    schema: {
-      tags: ['openai'], summary: 'Create a completion',
-      description: 'Continues each prompt as is (no chat template). Several prompts, and `n` choices of each, run as parallel requests on the model\'s sequences and decode in shared batches; each is a choice with its index (prompt × n + j). `stream: true` answers with server-sent events ending `data: [DONE]`.',
-      body: CompletionRequestSchema,
-      response: { 200: CompletionSchema, ...errorResponses },
-    },
-  }, async (request, reply) => {
+  const completionSchema = {
+    tags: ['openai'], summary: 'Create a completion',
+    description: 'Continues each prompt as is (no chat template). Several prompts, and `n` choices of each, run as parallel requests on the model\'s sequences and decode in shared batches; each is a choice with its index (prompt × n + j). `stream: true` answers with server-sent events ending `data: [DONE]`.',
+    body: CompletionRequestSchema,
+    response: { 200: CompletionSchema, ...errorResponses },
+  };
+  /** The completion; `lmStudio` adds LM Studio's `stats`, `model_info` and `runtime` to an answer that is not streamed. */
+  const completion = (lmStudio: boolean) => async (request: FastifyRequest, reply: FastifyReply) => {
     const body = request.body as CompletionRequest;
     const entry = app.registry.resolve(body.model);
     rejectUnsupported(body);
@@ -92,10 +95,12 @@ export default async function completionRoutes(app: FastifyInstance) {
     };
 
     if (!body.stream) {
+      const clock = lmStudio ? new AnswerClock() : undefined;
+      const piece = clock ? { onText: clock.piece } : {};
       const results = await mapWithLimit(jobs, parallel, ({ prompt, p, choice }, _index, started) =>
         app.manager.run(entry, run, async (loaded, sig) => {
           const promptShown = shown(loaded, prompt);
-          return { ...(await loaded.complete!(prompt, { ...fim, params, responseFormat, logprobs, choice, signal: sig, onStart: started })), prompt: promptShown };
+          return { ...(await loaded.complete!(prompt, { ...fim, params, responseFormat, logprobs, choice, signal: sig, onStart: started, ...piece })), prompt: promptShown };
         }).catch((err: unknown) => stopOthers(namePrompt(err, p))));
       for (const r of results) countTokens(app, entry.id, r.usage);
       const answer: Completion = {
@@ -105,7 +110,7 @@ export default async function completionRoutes(app: FastifyInstance) {
         })),
         usage: totalUsage(results),
       };
-      return answer;
+      return clock ? { ...answer, ...clock.figures(app, entry, results) } : answer;
     }
 
     const includeUsage = body.stream_options?.include_usage === true;
@@ -144,5 +149,13 @@ export default async function completionRoutes(app: FastifyInstance) {
       });
       if (includeUsage) emit({ ...base, choices: [], usage: totalUsage(results) });
     });
-  });
+  };
+  app.post('/v1/completions', { schema: completionSchema }, completion(false));
+  app.post('/api/v0/completions', {
+    schema: {
+      ...completionSchema, tags: ['lmstudio'], summary: 'Create a completion (LM Studio)',
+      description: 'As POST /v1/completions, with LM Studio\'s REST API v0 figures beside the answer when it is not streamed: `stats`, `model_info` and `runtime`.',
+      response: { 200: Type.Object({ ...CompletionSchema.properties, ...LmStudioFiguresSchema.properties }), ...errorResponses },
+    },
+  }, completion(true));
 }

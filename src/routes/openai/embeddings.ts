@@ -4,6 +4,7 @@ import { ApiError } from '../../errors.ts';
 import { errorResponses } from '../../schemas/common.ts';
 import { EmbeddingListSchema, EmbeddingRequestSchema, type EmbeddingList, type EmbeddingRequest } from '../../schemas/openai/embeddings.ts';
 import { clientSignal } from '../client-signal.ts';
+import { postAt } from '../route-aliases.ts';
 
 /** Little-endian float32 bytes in base64, what the OpenAI SDKs decode. */
 export function toBase64(vector: number[]): string {
@@ -13,7 +14,7 @@ export function toBase64(vector: number[]): string {
 
 /** POST /v1/embeddings. */
 export default async function embeddingRoutes(app: FastifyInstance) {
-  app.post('/v1/embeddings', {
+  postAt(app, '/v1/embeddings', ['/api/v0/embeddings'], {
     schema: {
       tags: ['openai'], summary: 'Create embeddings',
       description: 'One unit-length vector per input, in order. The model must embed: an embedding GGUF (pooling type in its header, or metadata.task "embedding"), or a model started with `embedding: true`; any other is a 400 model_not_capable.',
