@@ -32,6 +32,7 @@ const SECTIONS: SectionDef[] = [
   { name: 'generation', script: 'sections/generation.ts', what: 'decode and TTFT, 1/2/4/8 streams: modeld vs llama-server vs in-process vs llama-bench' },
   { name: 'classification', script: 'sections/classification.ts', what: 'classification req/s and p50/p99 at concurrency 1/8/32, batching on/off, vs raw onnxruntime' },
   { name: 'prefix-reuse', script: 'sections/prefix-reuse.ts', what: '5-turn chat TTFT per turn: modeld vs llama-server cache_prompt' },
+  { name: 'rerank', script: 'sections/rerank.ts', what: 'GGUF reranking: one /v1/rerank request, modeld vs llama-server --reranking (1 and 4 slots), scores compared' },
 ];
 
 const { values } = parseArgs({

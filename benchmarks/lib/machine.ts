@@ -1,8 +1,9 @@
 /** The machine and software a benchmark run measured, for the head of RESULTS.md. */
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { llamaCppBundleCommit, llamaCppBundleRelease, nodeLlamaCppRoot } from '../../scripts/lib/llama-source.ts';
 import { physicalCoreCount } from '../../src/engines/llamacpp/llama-runtime.ts';
 
@@ -45,16 +46,26 @@ function packageVersion(dir: string): string {
   }
 }
 
-/** Asks a child process which llama.cpp binary the runtime would load (the parent must not load one). */
-function llamaBuild(repoRoot: string): string {
+/**
+ * Asks a child process which llama.cpp binary the runtime would load (the parent must not load
+ * one). The child runs a script file, not `-e`: node-llama-cpp tests a prebuilt binary in a
+ * process started with the parent's arguments, which an `-e` script breaks.
+ */
+export function llamaBuild(repoRoot: string): string {
+  const runtime = pathToFileURL(path.join(repoRoot, 'src/engines/llamacpp/llama-runtime.ts')).href;
   const script =
-    "const m = await import('./src/engines/llamacpp/llama-runtime.ts');" +
+    `const m = await import(${JSON.stringify(runtime)});` +
     'const r = await m.getLlamaRuntime({ gpu: false });' +
-    'console.log(m.describeRuntime(r.info)); await m.disposeLlamaRuntime();';
+    'console.log(m.describeRuntime(r.info)); await m.disposeLlamaRuntime();\n';
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'modeld-bench-probe-'));
+  const file = path.join(dir, 'probe.mts');
   try {
-    return execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: repoRoot, encoding: 'utf8', timeout: 120_000 }).trim().split('\n').pop() ?? 'unknown';
+    writeFileSync(file, script);
+    return execFileSync(process.execPath, ['--import', 'tsx', file], { cwd: repoRoot, encoding: 'utf8', timeout: 120_000 }).trim().split('\n').pop() ?? 'unknown';
   } catch (err) {
     return `unknown (${(err as Error).message.split('\n')[0]})`;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 

@@ -967,20 +967,26 @@ export function writeTinyLlamaGguf(path: string, opts: TinyLlamaOptions = {}): W
  * vocabulary but says to add EOS and SEP (`</s>`, and `<|im_end|>` as the separator), so the pair reads
  * `[BOS] query [EOS] [SEP] document [EOS]` as llama-server lays out a reranker's input.
  */
-export function writeTinyBertRerankerGguf(path: string, opts: { seed?: number; contextLength?: number; layers?: number } = {}): WrittenGguf & { sepToken: number } {
-  const nEmbd = 64;
-  const nHead = 4;
-  const nFf = 128;
+export function writeTinyBertRerankerGguf(
+  path: string,
+  opts: { seed?: number; contextLength?: number; layers?: number; embeddingLength?: number; headCount?: number; feedForwardLength?: number; quant?: GgufTensorType } = {},
+): WrittenGguf & { sepToken: number } {
+  const nEmbd = opts.embeddingLength ?? 64;
+  const nHead = opts.headCount ?? 4;
+  const nFf = opts.feedForwardLength ?? 128;
   const nLayer = opts.layers ?? 2;
   const nCtx = opts.contextLength ?? 256;
   const seed = opts.seed ?? 1;
+  // The 2-D weights of the blocks take `quant` (benchmark shapes use Q8_0); embeddings, norms and the head stay F32.
+  const quant = opts.quant ?? 'F32';
   const vocab = buildTinyVocab();
   // A control token of the vocabulary stands in for BERT's [SEP].
   const sepToken = vocab.tokens.indexOf('<|im_end|>');
   const metadata: GgufMetadata = [
     ['general.architecture', gv.str('bert')],
     ['general.name', gv.str('tiny-bert-reranker')],
-    ['general.file_type', gv.u32(LLAMA_FILE_TYPE.F32)],
+    ['general.file_type', gv.u32(LLAMA_FILE_TYPE[quant])],
+    ...(quant === 'Q8_0' ? ([['general.quantization_version', gv.u32(2)]] as GgufMetadata) : []),
     ['bert.context_length', gv.u32(nCtx)],
     ['bert.embedding_length', gv.u32(nEmbd)],
     ['bert.block_count', gv.u32(nLayer)],
@@ -1004,7 +1010,7 @@ export function writeTinyBertRerankerGguf(path: string, opts: { seed?: number; c
     ['tokenizer.ggml.add_sep_token', gv.bool(true)],
   ];
   let stream = 0;
-  const weight = (name: string, shape: number[], std = 0.05): GgufTensor => ({ name, shape, type: 'F32', data: randomTensor(shape, deriveSeed(seed, stream++), std) });
+  const weight = (name: string, shape: number[], std = 0.05, type: GgufTensorType = 'F32'): GgufTensor => ({ name, shape, type, data: randomTensor(shape, deriveSeed(seed, stream++), std) });
   const constant = (name: string, n: number, value: number): GgufTensor => ({ name, shape: [n], type: 'F32', data: constantTensor(n, value) });
   const layerNorm = (prefix: string): GgufTensor[] => [constant(`${prefix}.weight`, nEmbd, 1), constant(`${prefix}.bias`, nEmbd, 0)];
   const tensors: GgufTensor[] = [
@@ -1020,13 +1026,13 @@ export function writeTinyBertRerankerGguf(path: string, opts: { seed?: number; c
   for (let i = 0; i < nLayer; i++) {
     const p = `blk.${i}.`;
     tensors.push(
-      weight(`${p}attn_q.weight`, [nEmbd, nEmbd]),
-      weight(`${p}attn_k.weight`, [nEmbd, nEmbd]),
-      weight(`${p}attn_v.weight`, [nEmbd, nEmbd]),
-      weight(`${p}attn_output.weight`, [nEmbd, nEmbd]),
+      weight(`${p}attn_q.weight`, [nEmbd, nEmbd], 0.05, quant),
+      weight(`${p}attn_k.weight`, [nEmbd, nEmbd], 0.05, quant),
+      weight(`${p}attn_v.weight`, [nEmbd, nEmbd], 0.05, quant),
+      weight(`${p}attn_output.weight`, [nEmbd, nEmbd], 0.05, quant),
       ...layerNorm(`${p}attn_output_norm`),
-      weight(`${p}ffn_up.weight`, [nEmbd, nFf]),
-      weight(`${p}ffn_down.weight`, [nFf, nEmbd]),
+      weight(`${p}ffn_up.weight`, [nEmbd, nFf], 0.05, quant),
+      weight(`${p}ffn_down.weight`, [nFf, nEmbd], 0.05, quant),
       ...layerNorm(`${p}layer_output_norm`),
     );
   }
