@@ -1,5 +1,5 @@
 import { GeneralChatWrapper, resolveChatWrapper, type ChatWrapper, type GgufFileInfo, type LlamaContext, type LlamaEmbeddingContext, type LlamaModel } from 'node-llama-cpp';
-import type { Capability, Engine, EngineStatus, LoadedModel, LoadSpec } from '../engine.ts';
+import { ModelObjectError, type Capability, type Engine, type EngineStatus, type LoadedModel, type LoadSpec } from '../engine.ts';
 import { LLAMACPP_DESCRIPTORS } from './descriptors.ts';
 import { chatTemplateProblem } from './chat-template-check.ts';
 import { JanChatWrapper, parsePromptTemplate } from './jan-chat-wrapper.ts';
@@ -7,7 +7,6 @@ import { describeRuntime, getLlamaRuntime, runtimeHint, singleThreadPool, type L
 import { beginningToken, LoadedLlamaModel } from './loaded-llama-model.ts';
 import { RerankPrompt } from './rerank-prompt.ts';
 import { GGUF_POOLING_RANK } from '../../registry/headers/gguf-header.ts';
-import { ModelObjectError } from '../engine.ts';
 
 export interface LlamaCppEngineOptions {
   /** GPU backend: "auto", "cuda", "vulkan", "metal", or "false"/"cpu" for CPU only. Default "auto". */
