@@ -16,10 +16,9 @@ const tags = ['llama-server'];
 /** Seconds between SSE comments that keep proxies from closing a quiet stream. */
 const SSE_HEARTBEAT_MS = 15_000;
 
-/** Run parameters under the names llama-server's `default_generation_settings.params` uses. */
-const GENERATION_PARAMS: Array<[ours: string, theirs: string]> = [
-  ['temperature', 'temperature'], ['top_k', 'top_k'], ['top_p', 'top_p'], ['min_p', 'min_p'], ['seed', 'seed'], ['stop', 'stop'],
-  ['repeat_penalty', 'repeat_penalty'], ['repeat_last_n', 'repeat_last_n'], ['presence_penalty', 'presence_penalty'], ['frequency_penalty', 'frequency_penalty'],
+/** Run parameters llama-server's `default_generation_settings.params` shows, which modeld names alike. */
+const GENERATION_PARAMS = [
+  'temperature', 'top_k', 'top_p', 'min_p', 'seed', 'stop', 'repeat_penalty', 'repeat_last_n', 'presence_penalty', 'frequency_penalty',
 ];
 
 /**
@@ -132,7 +131,7 @@ function modelProps(app: FastifyInstance, entry: ModelEntry) {
   const params = s.params ?? {};
   const info = s.info ?? {};
   const generation: Record<string, unknown> = {};
-  for (const [ours, theirs] of GENERATION_PARAMS) if (params[ours] !== undefined) generation[theirs] = params[ours];
+  for (const name of GENERATION_PARAMS) if (params[name] !== undefined) generation[name] = params[name];
   generation.n_predict = typeof params.max_tokens === 'number' ? params.max_tokens : -1;
   const loaded = app.manager.loaded(entry.id);
   return {
