@@ -92,6 +92,17 @@ export interface ClassificationItem {
   scores?: LabelScore[];
 }
 
+/** One parallel sequence of a loaded model. */
+export interface SlotView {
+  id: number;
+  /** Tokens the sequence's context holds at most. */
+  nCtx: number;
+  /** A request holds the sequence now. */
+  processing: boolean;
+  /** Tokens whose KV state the sequence keeps (the last conversation's, for the next turn to reuse). */
+  cachedTokens: number;
+}
+
 /** Relevance scores of documents for a query (a cross-encoder reranker), in the documents' order. */
 export interface RankResult {
   scores: number[];
@@ -291,6 +302,8 @@ export interface LoadedModel {
   readonly info?: Record<string, unknown>;
   /** The model's own chat template source (a GGUF's Jinja), as llama-server's /props gives it. */
   readonly chatTemplate?: string;
+  /** The model's parallel sequences as llama-server's /slots shows its slots. */
+  slots?(): SlotView[];
   /**
    * Continues a raw prompt (capability `completion`): a text, or token ids taken verbatim (no
    * BOS added, as OpenAI and llama-server take them), or ids and texts mixed (llama-server's

@@ -101,7 +101,7 @@ export const RouterPropsSchema = Type.Object({
   model_alias: Type.String(),
   model_path: Type.String(),
   modalities: Type.Optional(Type.Object({ vision: Type.Boolean(), audio: Type.Boolean() })),
-  endpoint_slots: Type.Optional(Type.Boolean({ description: 'False: /slots is not served.' })),
+  endpoint_slots: Type.Optional(Type.Boolean({ description: 'True: GET /slots lists the model\'s sequences.' })),
   endpoint_props: Type.Optional(Type.Boolean({ description: 'False: POST /props is not served.' })),
   endpoint_metrics: Type.Optional(Type.Boolean()),
   chat_template: Type.Optional(Type.String({ description: 'The GGUF\'s own Jinja chat template; empty when it has none.' })),
@@ -110,3 +110,16 @@ export const RouterPropsSchema = Type.Object({
   build_info: Type.String(),
   is_sleeping: Type.Optional(Type.Boolean()),
 });
+
+export const SlotsQuerySchema = Type.Object({
+  model: Type.Optional(Type.String({ description: 'The model whose slots to list; may be left out while exactly one model runs.' })),
+});
+export type SlotsQuery = Static<typeof SlotsQuerySchema>;
+
+export const SlotListSchema = Type.Array(Type.Object({
+  id: Type.Integer(),
+  n_ctx: Type.Integer({ description: 'Tokens the sequence holds at most.' }),
+  speculative: Type.Boolean({ description: 'Always false: no draft model.' }),
+  is_processing: Type.Boolean({ description: 'A request holds the sequence now.' }),
+  n_ctx_used: Type.Integer({ description: 'Tokens whose KV state the sequence keeps, for the next request sharing that prefix.' }),
+}));

@@ -49,7 +49,7 @@ t.test('/props: the router without a model, the model\'s properties with one', a
   t.match(props, {
     default_generation_settings: { n_ctx: 384, params: { temperature: 0.5, top_k: 7, n_predict: -1 } },
     total_slots: 2, model_alias: 'chat/model', model_path: chatFile,
-    chat_template: CHATML_TEMPLATE, bos_token: '<s>', eos_token: '</s>', endpoint_slots: false,
+    chat_template: CHATML_TEMPLATE, bos_token: '<s>', eos_token: '</s>', endpoint_slots: true,
   });
   t.equal(props.role, undefined);
   t.equal((await get('/props?model=plain&autoload=true')).json().chat_template, '', 'a GGUF without a template');
@@ -114,4 +114,24 @@ t.test('without on-demand loading (MODELD_JIT=false), /props loads only when ask
   const asked = await strict.inject({ method: 'GET', url: '/props?model=plain&autoload=1' });
   t.equal(asked.statusCode, 200, asked.body);
   t.equal(asked.json().default_generation_settings.n_ctx, 256);
+});
+
+t.test('/slots lists a running model\'s sequences as llama-server\'s slots, with what each keeps cached', async (t) => {
+  await post('/models/unload', { model: 'plain' }).catch(() => undefined);
+  const idle = await get('/slots?model=chat');
+  t.equal(idle.statusCode, 409, 'a model that does not run has no slots');
+  t.match(idle.json().error, { code: 'model_not_running' });
+  await post('/models/load', { model: 'chat' });
+  t.same((await get('/slots?model=chat')).json(), [
+    { id: 0, n_ctx: 384, speculative: false, is_processing: false, n_ctx_used: 0 },
+    { id: 1, n_ctx: 384, speculative: false, is_processing: false, n_ctx_used: 0 },
+  ]);
+  const answer = await post('/completion', { model: 'chat', prompt: 'hello there', n_predict: 3, ignore_eos: true });
+  const used = answer.json().tokens_cached as number;
+  t.ok(used > 3);
+  const slots = (await get('/slots')).json() as Array<{ n_ctx_used: number; is_processing: boolean }>;
+  // The last answer token was sampled, never fed back, so its KV state is not there.
+  t.same(slots.map((s) => s.n_ctx_used).sort((a, b) => b - a), [used - 1, 0], 'the answered sequence keeps prompt and answer; `model` left out while one model runs');
+  t.ok(slots.every((s) => !s.is_processing));
+  await post('/models/unload', { model: 'chat' });
 });

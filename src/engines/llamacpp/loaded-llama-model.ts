@@ -8,7 +8,7 @@ import { ApiError } from '../../errors.ts';
 import { resolveParams } from '../descriptors.ts';
 import { unitLength } from '../unit-length.ts';
 import type {
-  Capability, ChatMessage, ChatResult, EmbeddingResult, GenerateOptions, GenerationResult, InfillOptions, LoadedModel, PromptPiece, RankResult, ResponseFormat,
+  Capability, ChatMessage, ChatResult, EmbeddingResult, GenerateOptions, GenerationResult, InfillOptions, LoadedModel, PromptPiece, RankResult, ResponseFormat, SlotView,
   TokenLogprob, ToolFunction, ToolOptions,
 } from '../engine.ts';
 import { DecodeLoop, type KvSequence } from './decode-loop.ts';
@@ -164,6 +164,11 @@ export class LoadedLlamaModel implements LoadedModel {
     if (parts.embeddingContext) caps.add(parts.reranker ? 'rerank' : 'embedding');
     this.capabilities = caps;
     this.concurrency = parts.context?.totalSequences ?? 1;
+  }
+
+  slots(): SlotView[] {
+    const nCtx = this.#p.context?.contextSize ?? 0;
+    return (this.#pool?.sequences ?? []).map(({ sequence, busy }) => ({ id: sequence.id, nCtx, processing: busy, cachedTokens: sequence.contextTokens.length }));
   }
 
   get chatTemplate(): string | undefined {

@@ -91,6 +91,11 @@ export class SequencePool<S extends CachedSequence> {
   }
 
   /** Sequences handed out now. */
+  /** Each sequence and whether a request holds it, in sequence order. */
+  get sequences(): Array<{ sequence: S; busy: boolean }> {
+    return this.#slots.map(({ sequence, busy }) => ({ sequence, busy }));
+  }
+
   get busy(): number {
     return this.#slots.filter((s) => s.busy).length;
   }

@@ -7,9 +7,11 @@ import type { ModelStateView } from '../../runtime/model-manager.ts';
 import { routerStatus, stateOf } from '../../runtime/model-view.ts';
 import { errorResponses } from '../../schemas/common.ts';
 import {
-  PropsQuerySchema, RouterModelBodySchema, RouterPropsSchema, RouterSuccessSchema, type PropsQuery, type RouterModelBody,
+  PropsQuerySchema, RouterModelBodySchema, RouterPropsSchema, RouterSuccessSchema, SlotListSchema, SlotsQuerySchema,
+  type PropsQuery, type RouterModelBody, type SlotsQuery,
 } from '../../schemas/llama-server.ts';
 import { openEventStream } from '../event-stream.ts';
+import { targetModel } from './target-model.ts';
 
 const tags = ['llama-server'];
 
@@ -78,6 +80,19 @@ export default async function llamaServerRouterRoutes(app: FastifyInstance) {
     return modelProps(app, entry);
   });
 
+  app.get('/slots', {
+    schema: {
+      tags, summary: 'Slots of a model (llama-server)',
+      description: 'The running model\'s parallel sequences as llama-server\'s slots: `id`, `n_ctx`, `is_processing`, and `n_ctx_used`, the tokens its KV cache keeps for the next request to reuse. `model` may be left out while exactly one model runs. A model that does not run is a 409 model_not_running; one without sequences (not a GGUF chat model) lists none.',
+      querystring: SlotsQuerySchema, response: { 200: SlotListSchema, ...errorResponses },
+    },
+  }, async (request) => {
+    const entry = targetModel(app, (request.query as SlotsQuery).model);
+    const loaded = app.manager.loaded(entry.id);
+    if (!loaded) throw notRunning(entry);
+    return (loaded.slots?.() ?? []).map((s) => ({ id: s.id, n_ctx: s.nCtx, speculative: false, is_processing: s.processing, n_ctx_used: s.cachedTokens }));
+  });
+
   // One listener per source for every open event stream: a stream only joins the set.
   const streams = new Set<ServerResponse>();
   const broadcast = (data: unknown) => {
@@ -140,7 +155,7 @@ function modelProps(app: FastifyInstance, entry: ModelEntry) {
     model_alias: entry.id,
     model_path: entry.binaries[0]?.path ?? entry.file,
     modalities: { vision: false, audio: false },
-    endpoint_slots: false,
+    endpoint_slots: true,
     endpoint_props: false,
     endpoint_metrics: true,
     chat_template: loaded?.chatTemplate ?? '',
