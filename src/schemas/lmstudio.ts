@@ -24,8 +24,8 @@ export const LmStudioModelListSchema = Type.Object({
 
 export const LmStudioStatsSchema = Type.Object({
   tokens_per_second: Type.Number({ description: 'Answer tokens per second of generation (after the first token).' }),
-  time_to_first_token: Type.Number({ description: 'Seconds from the request to the first answer token.' }),
-  generation_time: Type.Number({ description: 'Seconds from the first answer token to the last.' }),
+  time_to_first_token: Type.Number({ description: 'Seconds from the request to the first piece of answer text or thought (an answer of tool calls alone: to its end).' }),
+  generation_time: Type.Number({ description: 'Seconds from that first piece to the end of the answer.' }),
   stop_reason: Type.Union([Type.Literal('eosFound'), Type.Literal('stopStringFound'), Type.Literal('maxPredictedTokensReached'), Type.Literal('toolCalls')]),
 });
 

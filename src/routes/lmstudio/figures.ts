@@ -6,14 +6,14 @@ import type { ModelEntry } from '../../registry/registry.ts';
 const FORMATS: Record<string, string[]> = { llamacpp: ['gguf'], onnx: ['onnx'], api: [] };
 
 /**
- * Times one answer for LM Studio's `stats`: from the request to its first piece of answer
- * (text, thought or call), then to the end.
+ * Times one answer for LM Studio's `stats`: from the request to its first piece of text or
+ * thought (an answer of tool calls alone has none: its end counts), then to the end.
  */
 export class AnswerClock {
   readonly #start = performance.now();
   #first: number | undefined;
 
-  /** Marks the first piece of the answer (text or thought; an answer of calls alone counts its end); later calls change nothing. */
+  /** Marks the first piece of text or thought; later calls change nothing. */
   readonly piece = (): void => {
     this.#first ??= performance.now();
   };

@@ -22,7 +22,6 @@ function modelType(entry: ModelEntry): LmStudioModel['type'] {
 export function lmStudioModel(app: FastifyInstance, entry: ModelEntry): LmStudioModel {
   const h = entry.header;
   const s = stateOf(app, entry);
-  const ctx = typeof s.info?.ctx_len === 'number' ? s.info.ctx_len : h.context_length;
   return {
     id: entry.id,
     object: 'model',
@@ -32,7 +31,8 @@ export function lmStudioModel(app: FastifyInstance, entry: ModelEntry): LmStudio
     compatibility_type: typeof h.format === 'string' ? h.format : (entry.engine ?? 'unknown'),
     quantization: typeof h.quantization === 'string' ? h.quantization : 'unknown',
     state: s.state === 'running' ? 'loaded' : 'not-loaded',
-    max_context_length: typeof h.context_length === 'number' ? h.context_length : (typeof ctx === 'number' ? ctx : 0),
+    // The header's training context; a model without one (an api model) says what its running context holds.
+    max_context_length: typeof h.context_length === 'number' ? h.context_length : typeof s.info?.ctx_len === 'number' ? s.info.ctx_len : 0,
   };
 }
 

@@ -315,11 +315,11 @@ export default async function ollamaRoutes(app: FastifyInstance) {
     };
   });
 
-  // Ollama's clients find a server by this exact text (and its CLI's heartbeat is HEAD /).
+  // Some clients find an Ollama-compatible server by this exact text; Ollama's Go client sends its heartbeat as HEAD /.
   app.get('/', {
     schema: {
       tags, summary: 'Ollama\'s heartbeat', security: [],
-      description: '`Ollama is running` as text/plain, as Ollama answers: clients detect an Ollama-compatible server by that exact text, and the ollama CLI\'s heartbeat is HEAD /. Needs no API key.',
+      description: '`Ollama is running` as text/plain, as Ollama answers: some clients detect an Ollama-compatible server by that exact text, and Ollama\'s Go client (its CLI) sends its heartbeat as HEAD /. Needs no API key.',
       response: { 200: Type.String() },
     },
   }, async (_request, reply) => reply.type('text/plain; charset=utf-8').send('Ollama is running'));

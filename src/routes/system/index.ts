@@ -8,8 +8,9 @@ const tags = ['system'];
 
 const systemRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const health = { tags, summary: 'Liveness', description: 'Answers once the server listens; needs no API key. Also on /v1/health, as llama-server answers it.', security: [], response: { 200: HealthSchema } };
-  app.get('/health', { schema: health }, async () => ({ status: 'ok' as const }));
-  app.get('/v1/health', { schema: { ...health, hide: true } }, async () => ({ status: 'ok' as const }));
+  const ok = async () => ({ status: 'ok' as const });
+  app.get('/health', { schema: health }, ok);
+  app.get('/v1/health', { schema: { ...health, hide: true } }, ok);
 
   const status = () => ({
     status: app.manager.activeRequests > 0 ? ('active' as const) : ('sleeping' as const),
