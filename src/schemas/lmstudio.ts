@@ -26,7 +26,9 @@ export const LmStudioStatsSchema = Type.Object({
   tokens_per_second: Type.Number({ description: 'Answer tokens per second of generation (after the first token).' }),
   time_to_first_token: Type.Number({ description: 'Seconds from the request to the first piece of answer text or thought (an answer of tool calls alone: to its end).' }),
   generation_time: Type.Number({ description: 'Seconds from that first piece to the end of the answer.' }),
-  stop_reason: Type.Union([Type.Literal('eosFound'), Type.Literal('stopStringFound'), Type.Literal('maxPredictedTokensReached'), Type.Literal('toolCalls')]),
+  stop_reason: Type.Union([Type.Literal('eosFound'), Type.Literal('stopStringFound'), Type.Literal('maxPredictedTokensReached'), Type.Literal('contextLengthReached'), Type.Literal('toolCalls')], {
+    description: 'Why the answer ended: the model\'s end token, a stop string, max_tokens, the sequence\'s context full (prompt and answer fill ctx_len), or tool calls.',
+  }),
 });
 
 export const LmStudioModelInfoSchema = Type.Object({

@@ -57,6 +57,9 @@ t.test('/api/v0/chat/completions and /completions answer as OpenAI\'s with LM St
 
   const stopped = (await post('/api/v0/completions', { model: 'chat', prompt: 'hello', max_tokens: 8, logit_bias: { 2: 100 } })).json();
   t.match(stopped, { object: 'text_completion', stats: { stop_reason: 'eosFound' }, model_info: { format: 'gguf' } });
+  const full = (await post('/api/v0/completions', { model: 'chat', prompt: 'hello', ignore_eos: true })).json();
+  t.match(full, { choices: [{ finish_reason: 'length' }], stats: { stop_reason: 'contextLengthReached' } }, 'no max_tokens: the context ends it');
+  t.equal(full.usage.total_tokens, 384, 'prompt and answer fill the sequence');
   const plain = (await post('/v1/chat/completions', { model: 'chat', messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 })).json();
   t.equal(plain.stats, undefined, 'OpenAI\'s own route stays OpenAI\'s');
   const streamed = await post('/api/v0/chat/completions', { model: 'chat', messages: [{ role: 'user', content: 'hi' }], max_tokens: 2, stream: true });

@@ -28,11 +28,14 @@ export class AnswerClock {
     const generation = (end - first) / 1000;
     const tokens = results.reduce((n, r) => n + r.usage.completionTokens, 0);
     const r = results[0]!;
-    const stop = r.finishReason === 'length' ? 'maxPredictedTokensReached' as const
-      : r.finishReason === 'tool_calls' ? 'toolCalls' as const
-        : r.stopSequence !== undefined ? 'stopStringFound' as const : 'eosFound' as const;
     const h = entry.header;
     const info = app.manager.state(entry).info ?? {};
+    const ctxLen = typeof info.ctx_len === 'number' ? info.ctx_len : undefined;
+    // A `length` end with the sequence full is the context's doing, not max_tokens' (LM Studio tells them apart).
+    const full = ctxLen !== undefined && r.usage.promptTokens + r.usage.completionTokens >= ctxLen;
+    const stop = r.finishReason === 'length' ? (full ? 'contextLengthReached' as const : 'maxPredictedTokensReached' as const)
+      : r.finishReason === 'tool_calls' ? 'toolCalls' as const
+        : r.stopSequence !== undefined ? 'stopStringFound' as const : 'eosFound' as const;
     const engine = entry.engine ?? 'llamacpp';
     return {
       stats: {
@@ -45,7 +48,7 @@ export class AnswerClock {
         arch: typeof h.architecture === 'string' ? h.architecture : engine,
         quant: typeof h.quantization === 'string' ? h.quantization : 'unknown',
         format: typeof h.format === 'string' ? h.format : engine,
-        context_length: typeof info.ctx_len === 'number' ? info.ctx_len : typeof h.context_length === 'number' ? h.context_length : 0,
+        context_length: ctxLen ?? (typeof h.context_length === 'number' ? h.context_length : 0),
       },
       runtime: { name: `modeld-${engine}`, version: OPENAPI_INFO.version, supported_formats: FORMATS[engine] ?? [] },
     };
