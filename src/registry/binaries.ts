@@ -98,7 +98,10 @@ export async function resolveBinaries(
     const chosen = pickBinary(objectFile, inDir);
     return chosen ? [await make({ path: chosen }, 'source_url')] : [];
   }
-  const chosen = pickBinary(objectFile, folderBinaries);
+  // LoRA adapters the `lora` run parameter names lie beside the model; they are not its binary.
+  const lora = obj.parameters?.lora;
+  const adapters = new Set((Array.isArray(lora) ? lora : [lora]).filter((n): n is string => typeof n === 'string').map((n) => localPath(folder, n)));
+  const chosen = pickBinary(objectFile, folderBinaries.filter((f) => !adapters.has(path.resolve(folder, f))));
   return chosen ? [await make({ path: chosen }, 'source_url')] : [];
 }
 

@@ -960,6 +960,51 @@ export function writeTinyLlamaGguf(path: string, opts: TinyLlamaOptions = {}): W
   return { ...written, vocabSize, embeddingLength: nEmbd, layers: nLayer, contextLength: nCtx, quant };
 }
 
+export interface TinyLoraOptions {
+  /** The model it adapts, as written by writeTinyLlamaGguf: its architecture, width and layers. */
+  base: Pick<WrittenTinyLlama, 'embeddingLength' | 'layers'> & { architecture?: string };
+  /** Rank of each low-rank pair; default 4. */
+  rank?: number;
+  /** `adapter.lora.alpha`: llama.cpp scales the update by alpha / rank; default = rank (scale 1). */
+  alpha?: number;
+  seed?: number;
+  /** Standard deviation of the pairs' random values; default 0.5 (a change greedy decoding shows). */
+  std?: number;
+  /** `general.type`; default "adapter" (anything else writes a file llama.cpp refuses as an adapter). */
+  generalType?: string;
+}
+
+/**
+ * Writes a LoRA adapter GGUF for a tiny llama as llama.cpp's convert_lora_to_gguf.py lays one
+ * out: `general.type` adapter, `adapter.type` lora, `adapter.lora.alpha`, and for every layer's
+ * attention query projection an F32 pair `….lora_a` (ggml shape [n_embd, rank]) and `….lora_b`
+ * ([rank, n_embd]), which llama.cpp adds to the base weight as scale · alpha/rank · B·A.
+ */
+export function writeTinyLoraGguf(path: string, opts: TinyLoraOptions): WrittenGguf {
+  const rank = opts.rank ?? 4;
+  const nEmbd = opts.base.embeddingLength;
+  const seed = opts.seed ?? 7;
+  const std = opts.std ?? 0.5;
+  let stream = 0;
+  const tensors: GgufTensor[] = [];
+  for (let i = 0; i < opts.base.layers; i++) {
+    tensors.push(
+      { name: `blk.${i}.attn_q.weight.lora_a`, shape: [nEmbd, rank], type: 'F32', data: randomTensor([nEmbd, rank], deriveSeed(seed, stream++), std) },
+      { name: `blk.${i}.attn_q.weight.lora_b`, shape: [rank, nEmbd], type: 'F32', data: randomTensor([rank, nEmbd], deriveSeed(seed, stream++), std) },
+    );
+  }
+  return writeGguf(path, {
+    metadata: [
+      ['general.architecture', gv.str(opts.base.architecture ?? 'llama')],
+      ['general.type', gv.str(opts.generalType ?? 'adapter')],
+      ['general.name', gv.str('tiny-lora')],
+      ['adapter.type', gv.str('lora')],
+      ['adapter.lora.alpha', gv.f32(opts.alpha ?? rank)],
+    ],
+    tensors,
+  });
+}
+
 /**
  * Writes a tiny BERT-architecture cross-encoder (`<arch>.pooling_type` rank) as llama.cpp runs
  * bge-reranker and jina-reranker GGUFs: bidirectional attention, learned positions, token

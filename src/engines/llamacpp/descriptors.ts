@@ -59,6 +59,14 @@ export const LLAMACPP_DESCRIPTORS: readonly ParamDescriptor[] = [
     name: 'prompt_template', type: 'string', default: null, scope: 'load',
     description: 'Jan\'s one-line template, e.g. "{system_message}\\n### Instruction: {prompt}\\n### Response:"; when set, it defines system_prompt, user_prompt and ai_prompt for models without a chat template.',
   },
+  {
+    name: 'lora', type: 'string_array', default: null, special_type: 'path', scope: 'load',
+    description: 'LoRA adapter GGUFs laid over the model for chat and completions (llama-server\'s --lora, Ollama\'s ADAPTER): file names in the model folder, or absolute paths; each must be an adapter for the model\'s architecture. Embeddings use the model alone (node-llama-cpp applies adapters to its generation context only).',
+  },
+  {
+    name: 'lora_scale', type: 'number', default: 1, min_value: -10, max_value: 10, increment: 0.05, scope: 'load',
+    description: 'How strongly the lora adapters apply: 1 as trained, 0 not at all (llama-server\'s --lora-scaled).',
+  },
   // request
   {
     name: 'max_tokens', type: 'integer', default: null, min_value: 1, max_value: 1_048_576, increment: 1, scope: 'request',

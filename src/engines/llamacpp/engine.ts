@@ -6,6 +6,7 @@ import { JanChatWrapper, parsePromptTemplate } from './jan-chat-wrapper.ts';
 import { describeRuntime, getLlamaRuntime, runtimeHint, singleThreadPool, type LlamaGpuOption, type LlamaRuntimeInfo } from './llama-runtime.ts';
 import { beginningToken, LoadedLlamaModel } from './loaded-llama-model.ts';
 import { RerankPrompt } from './rerank-prompt.ts';
+import { loraAdapters, type LoraAdapter } from './lora-adapters.ts';
 import { GGUF_POOLING_RANK } from '../../registry/headers/gguf-header.ts';
 
 export interface LlamaCppEngineOptions {
@@ -87,6 +88,7 @@ export class LlamaCppEngine implements Engine {
       let context: LlamaContext | undefined;
       let chatWrapper: ChatWrapper | undefined;
       let chatTemplateSetAside: string | undefined;
+      let lora: LoraAdapter[] = [];
       if (!embeddingModel) {
         // Tried in a worker while the context is made; awaited before node-llama-cpp renders the template.
         const template = (model.fileInfo.metadata.tokenizer as { chat_template?: unknown } | undefined)?.chat_template;
@@ -94,7 +96,9 @@ export class LlamaCppEngine implements Engine {
         const trial = typeof template === 'string' && template.trim() !== ''
           ? chatTemplateProblem(template, { bos: model.tokens.bosString ?? '', eos: model.tokens.eosString ?? '' }).catch(() => undefined)
           : undefined;
+        lora = await loraAdapters(spec.folder, p.lora as string[] | null | undefined, p.lora_scale as number, arch);
         context = await model.createContext({
+          ...(lora.length > 0 ? { lora: { adapters: lora } } : {}),
           sequences: p.n_parallel as number,
           contextSize: ctxLen,
           batchSize: nBatch,
@@ -131,6 +135,7 @@ export class LlamaCppEngine implements Engine {
           ...(model.tokens.bosString != null ? { bos_token: model.tokens.bosString } : {}),
           ...(model.tokens.eosString != null ? { eos_token: model.tokens.eosString } : {}),
           ...(reranker ? { reranker: true } : {}),
+          ...(lora.length > 0 ? { lora: lora.map((a) => ({ file: a.filePath, scale: a.scale })) } : {}),
           ...(chatWrapper ? { chat_template: chatWrapper.wrapperName } : {}),
           ...(chatTemplateSetAside ? { chat_template_set_aside: `the GGUF's tokenizer.chat_template: ${chatTemplateSetAside}` } : {}),
           backend: info,

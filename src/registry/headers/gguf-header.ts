@@ -49,6 +49,26 @@ export async function readGgufHeaderFrom(handle: FileHandle, size: number): Prom
   return summarize(parsed);
 }
 
+/** What a LoRA adapter GGUF says about itself: llama.cpp applies one only to a model of its architecture. */
+export interface GgufAdapterHeader {
+  architecture?: string;
+  /** `general.type`: "adapter" for an adapter ("model" or absent for a model). */
+  type?: string;
+  /** `adapter.type`: "lora" for a LoRA adapter. */
+  adapterType?: string;
+}
+
+/** Reads an adapter GGUF's header (never its weights), refusing a file cut off before its tensor data ends. */
+export async function readGgufAdapterHeader(file: string): Promise<GgufAdapterHeader> {
+  return withRegularFile(file, async (handle, stats) => {
+    const parsed = await gguf(HANDLE_URL, { fetch: rangesOf(handle, stats.size) });
+    checkExtent(parsed, stats.size);
+    const m = parsed.metadata as Record<string, unknown>;
+    const text = (k: string) => (typeof m[k] === 'string' ? (m[k] as string) : undefined);
+    return { architecture: text('general.architecture'), type: text('general.type'), adapterType: text('adapter.type') };
+  });
+}
+
 /** Never fetched: only rangesOf() answers for it. */
 const HANDLE_URL = 'http://open-file-handle.invalid/model.gguf';
 
