@@ -6,7 +6,7 @@
  * ratio to llama-server is taken within a repetition, then averaged: a 1–2% effect needs
  * 8 or more repetitions here (single runs spread ±3%).
  *
- *   npx tsx benchmarks/paired-variants.ts --variants '{"base":{},"passive":{"env":{"OMP_WAIT_POLICY":"passive"}},"stgc":{"nodeArgs":["--single-threaded-gc"]}}' [--shape smollm-135m] [--streams 4] [--reps 8] [--tokens 128]
+ *   npx tsx benchmarks/paired-variants.ts --variants '{"base":{},"passive":{"env":{"OMP_WAIT_POLICY":"passive"}},"stgc":{"nodeArgs":["--single-threaded-gc"]},"b2048":{"params":{"n_batch":2048}}}' [--shape smollm-135m] [--streams 4] [--reps 8] [--tokens 128]
  */
 import { parseArgs } from 'node:util';
 import { physicalCoreCount } from '../src/engines/llamacpp/llama-runtime.ts';
@@ -25,7 +25,8 @@ const { values: args } = parseArgs({
     tokens: { type: 'string', default: '128' },
   },
 });
-type Variant = { env?: Record<string, string>; nodeArgs?: string[] };
+/** `params`: run parameters of the variant's model object and start (e.g. `{"n_batch": 2048}`). */
+type Variant = { env?: Record<string, string>; nodeArgs?: string[]; params?: Record<string, unknown> };
 const variants = JSON.parse(args.variants) as Record<string, Variant>;
 const n = Number(args.streams);
 const threads = physicalCoreCount();
@@ -40,10 +41,10 @@ const server = await startLlamaServer(bins.server, { model: model.path, threads,
 const targets: Target[] = [{ name: 'llama-server', baseUrl: server.baseUrl, extra: { ignore_eos: true, cache_prompt: false }, stop: () => server.stop() }];
 try {
   for (const [name, v] of Object.entries(variants)) {
-    const dir = await writeModelsDir([{ id, object: llamaModelObject(model.path, { ctx_len: ctx, threads }) }]);
+    const dir = await writeModelsDir([{ id, object: llamaModelObject(model.path, { ctx_len: ctx, threads, ...v.params }) }]);
     const m = await startModeld({ modelsDir: dir, threads, env: v.env, nodeArgs: v.nodeArgs });
     targets.push({ name, baseUrl: m.baseUrl, extra: { ignore_eos: true }, stop: () => m.stopAndClean() });
-    await m.startModel(id, { n_parallel: n, ctx_len: ctx, threads });
+    await m.startModel(id, { n_parallel: n, ctx_len: ctx, threads, ...v.params });
   }
   let req = 0;
   const run = (t: Target, tokens: number) =>

@@ -1,4 +1,5 @@
 import { readLogprobs, type LogprobReaders, type NativeContext, type NativeSampler } from './native-context.ts';
+import { cachedToKeep, promptChunks } from './prompt-chunks.ts';
 import { commonPrefixLength } from './sequence-pool.ts';
 
 /**
@@ -84,6 +85,12 @@ export interface DecodeLoopOptions {
    * and reads only the rest. Unset: every job reads its own prompt.
    */
   sharePromptsFrom?: number;
+  /**
+   * The shortest prompt chunk worth a batch (see `promptChunks`): ggml-cpu's flash attention
+   * reads a sequence's rows through its tiled kernel only from `CPU_ATTENTION_TILE` rows in one
+   * micro-batch. Unset or 0: prompts share each batch's room equally, however thin.
+   */
+  minPromptChunk?: number;
 }
 
 interface Sampling {
@@ -235,7 +242,7 @@ export class DecodeLoop {
       }
       const cached = sequence.contextTokens;
       // The prompt's last token is always decoded again: its logits pick the first answer token.
-      const keep = Math.min(commonPrefixLength(cached, prompt), prompt.length - 1);
+      const keep = this.#keepFor(Math.min(commonPrefixLength(cached, prompt), prompt.length - 1), prompt.length);
       if (cached.length > keep) {
         this.#native.removeTokenCellsFromSequence(sequence.id, keep, -1);
         cached.length = keep;
@@ -246,6 +253,11 @@ export class DecodeLoop {
       r.leader = this.#leaderFor(r);
       this.#running.push(r);
     }
+  }
+
+  /** Of `usable` cached (or copyable) prompt tokens, how many to keep: `cachedToKeep`. */
+  #keepFor(usable: number, promptLength: number): number {
+    return cachedToKeep(usable, promptLength, this.#options.minPromptChunk ? this.#options.minPromptChunk + 1 : 0);
   }
 
   /**
@@ -262,7 +274,7 @@ export class DecodeLoop {
     let best: { r: Running; tokens: number } | undefined;
     for (const o of this.#running) {
       if (o === r || o.ending || o.leader) continue;
-      const tokens = Math.min(commonPrefixLength(o.job.prompt, prompt), prompt.length - 1);
+      const tokens = this.#keepFor(Math.min(commonPrefixLength(o.job.prompt, prompt), prompt.length - 1), prompt.length);
       const gain = tokens - r.position;
       const wait = tokens - o.job.sequence.contextTokens.length;
       if (gain >= gainFrom && wait <= 2 * gain && tokens > (best?.tokens ?? 0)) best = { r: o, tokens };
@@ -331,7 +343,8 @@ export class DecodeLoop {
 
   /**
    * One batch: the next token of every generating sequence first (one each), then prompt
-   * chunks sharing the room left equally (the rest to the longer prompts). Only a chunk that
+   * chunks sharing the room left (`promptChunks`: equally, none thinner than `minPromptChunk`
+   * where the prompts allow). Only a chunk that
    * ends a job's pending tokens asks for logits. Rows go in by sequence id: with one KV stream
    * per sequence (node-llama-cpp's non-unified cache) llama.cpp splits a batch into
    * micro-batches of consecutive sequence ids taking the same number of tokens from each
@@ -349,16 +362,14 @@ export class DecodeLoop {
       }
     }
     const prompts = this.#running.filter((r) => !r.ending && !r.leader && r.pending.length > 1);
-    while (room > 0) {
-      const open = prompts.filter((r) => (counts.get(r) ?? 0) < r.pending.length);
-      if (open.length === 0) break;
-      const share = Math.max(1, Math.floor(room / open.length));
-      for (const r of open) {
-        const add = Math.min(r.pending.length - (counts.get(r) ?? 0), share, room);
-        counts.set(r, (counts.get(r) ?? 0) + add);
-        room -= add;
-        if (room === 0) break;
-      }
+    // A generating sequence's one token splits one token off every sequence beside it in
+    // llama.cpp's micro-batches (equal tokens each), so a chunk needs one more to keep the rest whole.
+    const min = this.#options.minPromptChunk ? this.#options.minPromptChunk + (counts.size > 0 ? 1 : 0) : 0;
+    const chunks = promptChunks(prompts.map((r) => r.pending.length), room, min);
+    for (const [i, r] of prompts.entries()) {
+      if (chunks[i]! === 0) continue;
+      counts.set(r, chunks[i]!);
+      room -= chunks[i]!;
     }
     const picked = [...counts].map(([r, count]) => ({ r, count })).sort((a, b) => a.r.job.sequence.id - b.r.job.sequence.id);
     if (picked.length === 0) return [];

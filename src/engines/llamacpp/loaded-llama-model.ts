@@ -12,6 +12,7 @@ import type {
   TokenLogprob, ToolFunction, ToolOptions,
 } from '../engine.ts';
 import { DecodeLoop, type KvSequence } from './decode-loop.ts';
+import { CPU_ATTENTION_TILE } from './prompt-chunks.ts';
 import { LLAMACPP_DESCRIPTORS } from './descriptors.ts';
 import { Generation, type RepeatPenalty, type TokenPiece } from './generation.ts';
 import { rawTokenBytes } from './token-bytes.ts';
@@ -152,6 +153,8 @@ export class LoadedLlamaModel implements LoadedModel {
         batchSize: parts.context.batchSize,
         pipelineSampling: parts.pipelineSampling,
         sharePromptsFrom: SHARE_PROMPTS_FROM,
+        // Only flash attention has the tiled kernel; without it attention is a matrix product at any width.
+        minPromptChunk: parts.context.flashAttention ? CPU_ATTENTION_TILE : 0,
         onBatch: (sequences, tokens) => {
           const b = this.#batches;
           b.batches++;

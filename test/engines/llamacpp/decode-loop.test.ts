@@ -147,6 +147,26 @@ t.test('a cached prefix is kept, the differing suffix erased, and the prompt\'s 
   t.same(s.contextTokens, native.cells.get(0));
 });
 
+t.test('minPromptChunk: a few new tokens after a long cached prefix are read with the last of that prefix, one token alone is not', async (t) => {
+  const native = new FakeNative();
+  // Long enough that 2 new tokens × the cache reach THIN_READ_WORK.
+  const history = Array.from({ length: 5000 }, (_, i) => 1 + (i % 30));
+  native.cells.set(0, history.slice());
+  const s = seq(0, history.slice());
+  const loop = new DecodeLoop(native, { batchSize: 64, minPromptChunk: 4 });
+  t.same(await loop.run(job(s, [...history, 31, 32], { max: 1 })), { cachedTokens: 4997, evaluatedTokens: 5 }, 'two new tokens: the last 4 + 1 read again');
+  t.same(native.batches[0]!.map(([, pos]) => pos), [4997, 4998, 4999, 5000, 5001]);
+  const short = seq(1, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+  native.cells.set(1, short.contextTokens.slice());
+  t.same(await loop.run(job(short, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], { max: 1 })), { cachedTokens: 10, evaluatedTokens: 2 }, 'after a short cache the new tokens alone');
+  native.batches.length = 0;
+  const prompt = s.contextTokens.slice();
+  t.same(await loop.run(job(s, prompt, { max: 1 })), { cachedTokens: prompt.length - 1, evaluatedTokens: 1 }, 'the same prompt again: its last token alone');
+  const longer = [...prompt, 40, 41, 42, 43, 44, 45];
+  t.same(await loop.run(job(s, longer, { max: 1 })), { cachedTokens: prompt.length, evaluatedTokens: 6 }, 'enough new tokens: the cache kept whole');
+  t.same(s.contextTokens, native.cells.get(0));
+});
+
 t.test('prompts longer than n_batch go in chunks; generating sequences keep their place in every batch', async (t) => {
   const native = new FakeNative();
   const loop = new DecodeLoop(native, { batchSize: 4 });
@@ -170,6 +190,22 @@ t.test('rows go in by sequence id and prompts share the room equally (llama.cpp 
   await Promise.all([loop.run(late), loop.run(early)]);
   t.same(native.batches[0]!.map(([s]) => s), [0, 0, 0, 0, 2, 2, 2, 2], 'sequence 0 first, 4 tokens each');
   t.same(native.batches[1]!.map(([s]) => s), [0, 0, 2, 2, 2, 2, 2, 2], 'the shorter prompt ends; the longer takes the rest of the room');
+});
+
+t.test('minPromptChunk: a chunk leaves its prompt at least that much (one more beside a generating row) for the next batch', async (t) => {
+  const native = new FakeNative();
+  const loop = new DecodeLoop(native, { batchSize: 16, minPromptChunk: 4 });
+  const a = job(seq(0), [1], { max: 8 });
+  const first = loop.run(a);
+  while (native.batches.length < 1) await new Promise((r) => setImmediate(r));
+  const b = job(seq(1), [40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51], { max: 1 });
+  const c = job(seq(2), [60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71], { max: 1 });
+  await Promise.all([first, loop.run(b), loop.run(c)]);
+  const shared = native.batches.find((batch) => batch.some(([s]) => s === 1))!;
+  const rows = (s: number) => shared.filter(([q]) => q === s).length;
+  t.same([rows(0), rows(1), rows(2)], [1, 7, 7], 'equal shares would be 8 and 7, leaving 4: below the floor of 4 + 1');
+  t.same(b.tokens.length, 1);
+  t.same(native.cells.get(2)!.slice(0, 12), c.prompt);
 });
 
 t.test('a stop found while the next batch decodes ends the job: its token in flight is decoded, nothing more sampled', async (t) => {
