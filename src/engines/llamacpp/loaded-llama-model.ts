@@ -153,8 +153,9 @@ export class LoadedLlamaModel implements LoadedModel {
         batchSize: parts.context.batchSize,
         pipelineSampling: parts.pipelineSampling,
         sharePromptsFrom: SHARE_PROMPTS_FROM,
-        // Only flash attention has the tiled kernel; without it attention is a matrix product at any width.
-        minPromptChunk: parts.context.flashAttention ? CPU_ATTENTION_TILE : 0,
+        // ggml-cpu's flash attention tiles from 64 rows; without flash attention, attention is a matrix
+        // product at any width, and offloaded layers attend on the GPU, whose kernels were not measured.
+        minPromptChunk: parts.context.flashAttention && parts.model.gpuLayers === 0 ? CPU_ATTENTION_TILE : 0,
         onBatch: (sequences, tokens) => {
           const b = this.#batches;
           b.batches++;
