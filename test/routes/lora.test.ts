@@ -71,6 +71,7 @@ t.test('the adapter changes the answers as node-llama-cpp applies it, at its sca
   const state = (await app.inject({ method: 'GET', url: '/v1/models/tuned/model/state' })).json();
   t.same(state.info.lora, [{ file: adapter, scale: 1 }], 'the state names the adapter and its scale');
   t.equal((await app.inject({ method: 'GET', url: '/v1/models' })).json().data.filter((m: { id: string }) => m.id.startsWith('tuned')).length, 1, 'the adapter is not listed as a model');
+  t.match((await post('/api/show', { model: 'tuned' })).json().modelfile, /^ADAPTER adapter\.gguf$/m, 'Ollama\'s show names it as its Modelfile would');
 });
 
 t.test('a start override lays an adapter over a model, and scale 0 is the model alone', async (t) => {
