@@ -107,3 +107,10 @@ t.test('an adapter that cannot apply is a 422 naming the file, and breaks only i
   t.match(shape.json().error, { code: 'model_load_failed', message: /wide\.gguf/ });
   t.equal((await post('/v1/completions', { model: 'tuned', prompt: 'hi', max_tokens: 1 })).statusCode, 200, 'other models still answer');
 });
+
+t.test('a copy takes the model\'s binaries, not its adapters: it names what is missing', async (t) => {
+  t.equal((await post('/api/copy', { source: 'tuned', destination: 'copied' })).statusCode, 200);
+  const res = await post('/v1/completions', { model: 'copied', prompt: 'hi', max_tokens: 1 });
+  t.equal(res.statusCode, 422, res.body);
+  t.match(res.json().error, { code: 'model_invalid', param: 'lora', message: /copied\/adapter\.gguf, which cannot be read as a GGUF: no such file/ });
+});
