@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import t from 'tap';
@@ -113,4 +114,11 @@ t.test('a copy takes the model\'s binaries, not its adapters: it names what is m
   const res = await post('/v1/completions', { model: 'copied', prompt: 'hi', max_tokens: 1 });
   t.equal(res.statusCode, 422, res.body);
   t.match(res.json().error, { code: 'model_invalid', param: 'lora', message: /copied\/adapter\.gguf, which cannot be read as a GGUF: no such file/ });
+});
+
+t.test('deleting a model removes its binary and object, and leaves its adapter files', async (t) => {
+  const res = await app.inject({ method: 'DELETE', url: '/v1/models/tuned/model' });
+  t.equal(res.statusCode, 200, res.body);
+  t.notOk(existsSync(base), 'the model binary is gone');
+  t.ok(existsSync(adapter), 'the adapter, which modeld did not make, stays');
 });
