@@ -12,7 +12,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { LLAMA_SHAPES, readGgufMetadata, writeTinyLlamaGguf, type LlamaShapeName } from '../../test/helpers/gguf-writer.ts';
+import { CHATML_TEMPLATE, LLAMA_SHAPES, readGgufMetadata, writeTinyLlamaGguf, type LlamaShapeName } from '../../test/helpers/gguf-writer.ts';
 import { llamaCppBundleCommit, llamaCppBundlePath } from '../../scripts/lib/llama-source.ts';
 import { benchCacheDir, SHARED_MODELS_DIR } from './paths.ts';
 
@@ -70,9 +70,13 @@ export async function ensureVocab(name: string): Promise<string> {
 }
 
 /** Returns the cached synthetic model of `shape`, writing it first if needed (≈10 s for 135M, ≈1 min for 0.5B). */
-export async function ensureBenchModel(shape: BenchShape): Promise<BenchModel> {
+/**
+ * `chatTemplate: 'chatml'` writes ChatML as the GGUF's own chat template, so a chat benchmark
+ * gives every server the same prompt tokens (llama-server `--chat-template chatml` renders the same).
+ */
+export async function ensureBenchModel(shape: BenchShape, opts: { chatTemplate?: 'chatml' } = {}): Promise<BenchModel> {
   const vocabName = SHAPE_VOCAB[shape];
-  const file = path.join(benchCacheDir(), 'models', `${shape}-q8_0-${vocabName}-v${SYNTH_VERSION}.gguf`);
+  const file = path.join(benchCacheDir(), 'models', `${shape}-q8_0-${vocabName}${opts.chatTemplate ? `-${opts.chatTemplate}` : ''}-v${SYNTH_VERSION}.gguf`);
   const vocab = await ensureVocab(vocabName);
   if (!existsSync(file)) {
     await mkdir(path.dirname(file), { recursive: true });
@@ -80,7 +84,7 @@ export async function ensureBenchModel(shape: BenchShape): Promise<BenchModel> {
     console.error(`[models] synthesising ${shape} (Q8_0, ${vocabName} vocab) -> ${file}`);
     const tmp = `${file}.${process.pid}.tmp`;
     try {
-      writeTinyLlamaGguf(tmp, { shape, quant: 'Q8_0', vocabFrom: vocab, seed: 1, name: `${shape}-bench` });
+      writeTinyLlamaGguf(tmp, { shape, quant: 'Q8_0', vocabFrom: vocab, seed: 1, name: `${shape}-bench`, ...(opts.chatTemplate ? { chatTemplate: CHATML_TEMPLATE } : {}) });
       await rename(tmp, file);
     } catch (err) {
       await rm(tmp, { force: true });

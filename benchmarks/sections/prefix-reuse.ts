@@ -30,7 +30,7 @@ const ctx = 2048;
 const shape: BenchShape = 'smollm-135m';
 
 rec.setup(`${SHAPE_LABEL[shape]}, ${args.threads} threads, one sequence of ${ctx} tokens; ${turns} turns, system prompt ≈${systemWords} words, user turns ≈${userWords} words, ${replyTokens}-token replies (greedy), ${reps} conversations each`);
-rec.setup('llama-server: `--chat-template chatml`, `cache_prompt: true` (its default); modeld: its defaults (GGUF chat template, else Jan prompts)');
+rec.setup('one ChatML prompt for both: the bench GGUF carries ChatML as its chat template (modeld renders it) and llama-server runs `--chat-template chatml`, `cache_prompt: true` (its default)');
 
 type Msg = { role: string; content: string };
 
@@ -53,7 +53,7 @@ function record(server: string, key: string, ttfts: number[]): void {
   rec.add({ id: `prefix.${key}.turn2_over_turn1`, group: `${server}: TTFT per turn`, label: 'turn 2 ÷ turn 1', unit: '×', better: 'lower', runs: [ttfts[1]! / ttfts[0]!] });
 }
 
-const model = await ensureBenchModel(shape);
+const model = await ensureBenchModel(shape, { chatTemplate: 'chatml' });
 const bins = findLlamaBinaries();
 if ('missing' in bins) rec.note(`llama-server: ${bins.missing}`);
 else {
