@@ -99,10 +99,18 @@ export async function resolveBinaries(
     return chosen ? [await make({ path: chosen }, 'source_url')] : [];
   }
   // LoRA adapters the `lora` run parameter names lie beside the model; they are not its binary.
-  const lora = obj.parameters?.lora;
-  const adapters = new Set((Array.isArray(lora) ? lora : [lora]).filter((n): n is string => typeof n === 'string').map((n) => localPath(folder, n)));
+  const adapters = new Set(loraFiles(obj.parameters).map((n) => localPath(folder, n)));
   const chosen = pickBinary(objectFile, folderBinaries.filter((f) => !adapters.has(path.resolve(folder, f))));
   return chosen ? [await make({ path: chosen }, 'source_url')] : [];
+}
+
+/**
+ * The adapter files a model object's `lora` run parameter names, as written (one name or a
+ * list, as the descriptor's string_array takes them); not yet checked against the descriptors.
+ */
+export function loraFiles(parameters: Record<string, unknown> | undefined): string[] {
+  const lora = parameters?.lora;
+  return (Array.isArray(lora) ? lora : [lora]).filter((n): n is string => typeof n === 'string');
 }
 
 export function isBinaryName(name: string): boolean {

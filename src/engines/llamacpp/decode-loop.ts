@@ -362,14 +362,17 @@ export class DecodeLoop {
       }
     }
     const prompts = this.#running.filter((r) => !r.ending && !r.leader && r.pending.length > 1);
-    // A generating sequence's one token splits one token off every sequence beside it in
-    // llama.cpp's micro-batches (equal tokens each), so a chunk needs one more to keep the rest whole.
-    const min = this.#options.minPromptChunk ? this.#options.minPromptChunk + (counts.size > 0 ? 1 : 0) : 0;
-    const chunks = promptChunks(prompts.map((r) => r.pending.length), room, min);
-    for (const [i, r] of prompts.entries()) {
-      if (chunks[i]! === 0) continue;
-      counts.set(r, chunks[i]!);
-      room -= chunks[i]!;
+    // Most steps of a generation read no prompt: nothing to share out then.
+    if (prompts.length > 0) {
+      // A generating sequence's one token splits one token off every sequence beside it in
+      // llama.cpp's micro-batches (equal tokens each), so a chunk needs one more to keep the rest whole.
+      const min = this.#options.minPromptChunk ? this.#options.minPromptChunk + (counts.size > 0 ? 1 : 0) : 0;
+      const chunks = promptChunks(prompts.map((r) => r.pending.length), room, min);
+      for (const [i, r] of prompts.entries()) {
+        if (chunks[i]! === 0) continue;
+        counts.set(r, chunks[i]!);
+        room -= chunks[i]!;
+      }
     }
     const picked = [...counts].map(([r, count]) => ({ r, count })).sort((a, b) => a.r.job.sequence.id - b.r.job.sequence.id);
     if (picked.length === 0) return [];

@@ -4,7 +4,7 @@ import { LLAMACPP_DESCRIPTORS } from './descriptors.ts';
 import { chatTemplateProblem } from './chat-template-check.ts';
 import { JanChatWrapper, parsePromptTemplate } from './jan-chat-wrapper.ts';
 import { describeRuntime, getLlamaRuntime, runtimeHint, singleThreadPool, type LlamaGpuOption, type LlamaRuntimeInfo } from './llama-runtime.ts';
-import { beginningToken, LoadedLlamaModel } from './loaded-llama-model.ts';
+import { beginningToken, ggufChatTemplate, LoadedLlamaModel } from './loaded-llama-model.ts';
 import { RerankPrompt } from './rerank-prompt.ts';
 import { loraAdapters, type LoraAdapter } from './lora-adapters.ts';
 import { GGUF_POOLING_RANK } from '../../registry/headers/gguf-header.ts';
@@ -91,9 +91,9 @@ export class LlamaCppEngine implements Engine {
       let lora: LoraAdapter[] = [];
       if (!embeddingModel) {
         // Tried in a worker while the context is made; awaited before node-llama-cpp renders the template.
-        const template = (model.fileInfo.metadata.tokenizer as { chat_template?: unknown } | undefined)?.chat_template;
+        const template = ggufChatTemplate(model);
         // A trial that cannot run at all (no worker, no renderer) says nothing about the template.
-        const trial = typeof template === 'string' && template.trim() !== ''
+        const trial = template !== undefined && template.trim() !== ''
           ? chatTemplateProblem(template, { bos: model.tokens.bosString ?? '', eos: model.tokens.eosString ?? '' }).catch(() => undefined)
           : undefined;
         lora = await loraAdapters(spec.folder, p.lora as string[] | null | undefined, p.lora_scale as number, arch);
@@ -155,12 +155,12 @@ export class LlamaCppEngine implements Engine {
    * template that fails.
    */
   #chatWrapper(model: LlamaModel, p: Record<string, unknown>, setAside: boolean): ChatWrapper {
-    const tokenizer = model.fileInfo.metadata.tokenizer as { chat_template?: unknown } | undefined;
-    if (typeof tokenizer?.chat_template === 'string' && setAside) {
+    const template = ggufChatTemplate(model);
+    if (template !== undefined && setAside) {
       const fileInfo: GgufFileInfo = { ...model.fileInfo, metadata: { ...model.fileInfo.metadata, tokenizer: { ...model.fileInfo.metadata.tokenizer, chat_template: undefined } } };
       return resolveChatWrapper({ bosString: model.tokens.bosString, filename: model.filename, fileInfo, tokenizer: model.tokenizer, warningLogs: false }) ?? new GeneralChatWrapper();
     }
-    if (typeof tokenizer?.chat_template === 'string') return resolveChatWrapper(model);
+    if (template !== undefined) return resolveChatWrapper(model);
     const fromTemplate = typeof p.prompt_template === 'string' ? parsePromptTemplate(p.prompt_template) : undefined;
     const pieces = {
       systemPrompt: fromTemplate?.systemPrompt ?? (p.system_prompt as string),

@@ -176,8 +176,7 @@ export class LoadedLlamaModel implements LoadedModel {
   }
 
   get chatTemplate(): string | undefined {
-    const template = (this.#p.model.fileInfo.metadata.tokenizer as { chat_template?: unknown } | undefined)?.chat_template;
-    return typeof template === 'string' ? template : undefined;
+    return ggufChatTemplate(this.#p.model);
   }
 
   get info(): Record<string, unknown> {
@@ -756,6 +755,12 @@ function batchingState(stats: BatchStats) {
     max_sequences: sizes.length > 0 ? Math.max(...sizes) : 0,
     sequences_per_batch: Object.fromEntries(sizes.sort((a, b) => a - b).map((n) => [String(n), stats.histogram[n]!])),
   };
+}
+
+/** The GGUF's own chat template (`tokenizer.chat_template`), when it has one. */
+export function ggufChatTemplate(model: LlamaModel): string | undefined {
+  const template = (model.fileInfo.metadata.tokenizer as { chat_template?: unknown } | undefined)?.chat_template;
+  return typeof template === 'string' ? template : undefined;
 }
 
 /**

@@ -90,12 +90,12 @@ export class SequencePool<S extends CachedSequence> {
     return this.#slots.length;
   }
 
-  /** Sequences handed out now. */
   /** Each sequence and whether a request holds it, in sequence order. */
   get sequences(): Array<{ sequence: S; busy: boolean }> {
     return this.#slots.map(({ sequence, busy }) => ({ sequence, busy }));
   }
 
+  /** Sequences handed out now. */
   get busy(): number {
     return this.#slots.filter((s) => s.busy).length;
   }

@@ -2,6 +2,9 @@ import type { FileHandle } from 'node:fs/promises';
 import { gguf, GGMLFileQuantizationType, GGMLQuantizationType, type GGUFParseOutput } from '@huggingface/gguf';
 import { withRegularFile } from '../regular-file.ts';
 
+/** GGUF `<arch>.pooling_type` of a reranker: llama.cpp runs the model's relevance head on a query–document pair. */
+export const GGUF_POOLING_RANK = 4;
+
 /**
  * Reads what the model table shows from a GGUF header: architecture, parameter count,
  * quantization, context/embedding length, layers, chat template presence, tokenizer.
@@ -13,9 +16,6 @@ import { withRegularFile } from '../regular-file.ts';
  * still "parses" into garbage: the header must end within the file, and every tensor the
  * header describes must fit in it (llama.cpp refuses the file otherwise), or this throws.
  */
-/** GGUF `<arch>.pooling_type` of a reranker: llama.cpp runs the model's relevance head on a query–document pair. */
-export const GGUF_POOLING_RANK = 4;
-
 export async function readGgufHeader(file: string, headers?: Record<string, string>): Promise<Record<string, unknown>> {
   if (!/^https?:\/\//i.test(file)) return withRegularFile(file, (handle, stats) => readGgufHeaderFrom(handle, stats.size));
   let remoteSize: number | undefined;
